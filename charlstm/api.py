@@ -1,0 +1,125 @@
+"""The notebook-facing API: a Model that samples, evaluates and saves itself, and load/train.
+
+Everything here is a thin layer over the pure functions below it (model.py, sample.py,
+evaluate.py, checkpoint.py, train.py); the CLI is a thin layer over this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from . import train as _train
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import read_text
+from .errors import CharlstmError
+from .evaluate import evaluate_ids, nats_to_bits
+from .model import ModelConfig, init_params
+from .sample import generate, sample_texts
+from .vocab import Vocab
+
+
+class Model:
+    """A network together with its vocabulary.
+
+    >>> model = charlstm.load("run/best.npz")
+    >>> print(model.sample(200, temperature=0.8, prime="def ", seed=1))
+    """
+
+    def __init__(self, params: dict, config: ModelConfig, vocab: Vocab):
+        self.params = params
+        self.config = config
+        self.vocab = vocab
+        self.history: list = []       # evaluations of the training run that produced it, if any
+        self.out_dir: Path | None = None
+        self.interrupted = False
+
+    @classmethod
+    def create(cls, vocab: Vocab, hidden_size: int | None = None, num_layers: int | None = None,
+               dropout: float | None = None, seed: int = 0, dtype=np.float32) -> "Model":
+        """A fresh, untrained model for a vocabulary (unset sizes take ModelConfig's defaults)."""
+        given = {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout}
+        config = replace(ModelConfig(vocab_size=len(vocab)), **{k: v for k, v in given.items() if v is not None})
+        return cls(init_params(config, np.random.default_rng(seed), dtype), config, vocab)
+
+    def __repr__(self) -> str:
+        c = self.config
+        n = sum(p.size for p in self.params.values())
+        return (f"Model({c.num_layers} x {c.hidden_size} LSTM, {c.vocab_size} symbols "
+                f"({self.vocab.unit}), {n:,} parameters)")
+
+    def generate(self, length: int = 500, temperature: float = 1.0, prime: str = "", top_k: int | None = None,
+                 top_p: float | None = None, num_samples: int = 1, stop: str | None = None,
+                 seed: int | None = None) -> Iterator[tuple[list[str], np.ndarray]]:
+        """Stream generated text: yields (new text of each sample, which samples are finished)."""
+        return generate(self.params, self.config, self.vocab, np.random.default_rng(seed), length=length,
+                        temperature=temperature, prime=prime, top_k=top_k, top_p=top_p,
+                        num_samples=num_samples, stop=stop)
+
+    def sample(self, length: int = 500, temperature: float = 1.0, prime: str = "", top_k: int | None = None,
+               top_p: float | None = None, num_samples: int = 1, stop: str | None = None,
+               seed: int | None = None):
+        """Generate text. Returns a string, or a list of num_samples strings when num_samples > 1.
+
+        temperature 0 always takes the most likely symbol; top_k / top_p restrict the choice to the
+        k most likely symbols / the smallest set holding probability top_p; stop ends a sample at
+        that text (not included); the prime is read first and starts the returned text.
+        """
+        texts = sample_texts(self.params, self.config, self.vocab, np.random.default_rng(seed),
+                             length=length, temperature=temperature, prime=prime, top_k=top_k,
+                             top_p=top_p, num_samples=num_samples, stop=stop)
+        return texts[0] if num_samples == 1 else texts
+
+    def evaluate(self, text: str) -> dict:
+        """Mean cross-entropy of predicting each symbol of text from all the symbols before it,
+        from a zero state: {"nats_per_char", "bits_per_char", "symbols"}."""
+        ids = self.vocab.encode(text, unknown="unk")
+        nats, n = evaluate_ids(self.params, self.config, ids, streams=1)
+        return {"nats_per_char": nats, "bits_per_char": nats_to_bits(nats), "symbols": n}
+
+    def save(self, path) -> None:
+        """Write the model (weights, config, vocabulary) as a charlstm .npz checkpoint."""
+        save_checkpoint(path, self.params, self.config, self.vocab)
+
+
+def load(path) -> Model:
+    """Load a checkpoint written by training or by Model.save."""
+    ckpt = load_checkpoint(path)
+    return Model(ckpt.params, ckpt.config, ckpt.vocab)
+
+
+def evaluate(model: Model | str | Path, text: str | None = None, path=None) -> dict:
+    """Evaluate a model (or a checkpoint path) on text or on a text file (see Model.evaluate)."""
+    if not isinstance(model, Model):
+        model = load(model)
+    if (text is None) == (path is None):
+        raise CharlstmError("give exactly one of text or path")
+    if text is None:
+        text = read_text(path)
+    return model.evaluate(text)
+
+
+def train(corpus=None, out_dir="run", config: "_train.TrainConfig | None" = None, text: str | None = None,
+          resume=None, progress: bool = True, on_eval=None, hidden_size: int | None = None,
+          num_layers: int | None = None, dropout: float | None = None, **train_options) -> Model:
+    """Train on a corpus file (or text=...) and return the trained Model.
+
+    Training options are TrainConfig's fields (batch_size=, seq_length=, lr=, max_steps=,
+    max_time=, epochs=, eval_every=, ...), given as keywords or as a TrainConfig. on_eval is
+    called with each Evaluation. The returned model's .history holds the evaluations.
+    """
+    if config is None:
+        config = _train.TrainConfig(**train_options)
+    elif train_options:
+        config = replace(config, **train_options)
+    given = {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout}
+    result = _train.train(corpus, out_dir, config, model={k: v for k, v in given.items() if v is not None},
+                          text=text, resume=resume, progress=progress, on_eval=on_eval)
+    model = Model(result.params, result.config, result.vocab)
+    model.history = result.evaluations
+    model.out_dir = result.out_dir
+    model.interrupted = result.interrupted
+    return model

@@ -1,0 +1,294 @@
+"""The `charlstm` command: click commands over the Python API.
+
+This is the only module that prints or exits. Every CharlstmError (and every OS error the library
+did not anticipate) becomes one line on stderr and exit status 1; no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from . import api, corpora
+from .data import read_text
+from .errors import CharlstmError
+from .train import DEFAULT_EPOCHS, TrainConfig
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+class _Group(click.Group):
+    """Turns library errors into one line and a non-zero exit."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CharlstmError as e:
+            _fail(str(e))
+        except (OSError, MemoryError) as e:
+            if isinstance(e, BrokenPipeError):     # `charlstm sample ... | head`
+                sys.stderr.close()
+                sys.exit(0)
+            _fail(_describe_os_error(e))
+
+
+def _fail(message: str):
+    click.echo(f"charlstm: error: {message}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def _describe_os_error(e: BaseException) -> str:
+    if isinstance(e, MemoryError):
+        return "out of memory; try a smaller --hidden, --batch-size or --seq-length"
+    name = getattr(e, "filename", None)
+    reason = getattr(e, "strerror", None) or str(e)
+    return f"{name}: {reason}" if name else reason
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="charlstm")
+def main():
+    """Character-level text generation with a multi-layer LSTM written in NumPy."""
+
+
+# --- train -------------------------------------------------------------------------------------
+
+_DEFAULTS = TrainConfig()
+
+
+@main.command()
+@click.argument("corpus", required=False, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", default="run", show_default=True, type=click.Path(path_type=Path),
+              help="Run directory: latest.npz, best.npz, metrics.jsonl.")
+@click.option("--layers", "num_layers", type=int, default=None, help="LSTM layers [3].")
+@click.option("--hidden", "hidden_size", type=int, default=None, help="Units per layer [256].")
+@click.option("--dropout", type=float, default=None, help="Dropout between layers [0].")
+@click.option("--batch-size", type=int, default=_DEFAULTS.batch_size, show_default=True)
+@click.option("--seq-length", type=int, default=_DEFAULTS.seq_length, show_default=True,
+              help="Symbols per truncated-BPTT chunk.")
+@click.option("--lr", type=float, default=_DEFAULTS.lr, show_default=True, help="Adam learning rate.")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine", "step"]),
+              default=_DEFAULTS.lr_schedule, show_default=True)
+@click.option("--lr-decay", type=float, default=_DEFAULTS.lr_decay, show_default=True,
+              help="Factor of the step schedule.")
+@click.option("--lr-decay-every", type=int, default=_DEFAULTS.lr_decay_every, show_default=True)
+@click.option("--warmup-steps", type=int, default=_DEFAULTS.warmup_steps, show_default=True)
+@click.option("--grad-clip", type=float, default=_DEFAULTS.grad_clip, show_default=True,
+              help="Clip gradients to this global norm (0: off).")
+@click.option("--seed", type=int, default=_DEFAULTS.seed, show_default=True)
+@click.option("--max-steps", type=int, default=None, help="Stop after this many steps in all.")
+@click.option("--max-time", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--epochs", type=float, default=None,
+              help=f"Stop after this many passes over the data [{DEFAULT_EPOCHS} if no bound is given].")
+@click.option("--eval-every", type=int, default=_DEFAULTS.eval_every, show_default=True,
+              help="Steps between evaluations and checkpoints.")
+@click.option("--val-fraction", type=float, default=_DEFAULTS.val_fraction, show_default=True,
+              help="Share of the corpus held out (its end).")
+@click.option("--unit", type=click.Choice(["grapheme", "codepoint"]), default=_DEFAULTS.unit, show_default=True)
+@click.option("--min-count", type=int, default=_DEFAULTS.min_count, show_default=True,
+              help="Rarer symbols map to the unknown symbol.")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default=_DEFAULTS.dtype, show_default=True)
+@click.option("--on-nonfinite", type=click.Choice(["stop", "skip"]), default=_DEFAULTS.on_nonfinite,
+              show_default=True, help="On a NaN/inf loss: stop, or skip the batch and halve the lr.")
+@click.option("--encoding-errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True)
+@click.option("--newline", type=click.Choice(["keep", "normalize"]), default="keep", show_default=True,
+              help="normalize turns CRLF and CR into LF.")
+@click.option("--resume", type=click.Path(path_type=Path), default=None,
+              help="Continue from a checkpoint (its settings are used, except the bounds).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(corpus, out_dir, num_layers, hidden_size, dropout, quiet, resume, encoding_errors, newline, **options):
+    """Train a model on CORPUS (default: the Python standard library's own sources)."""
+    if corpus is None:
+        corpus = out_dir / "corpus.txt"
+        text, summary = corpora.build_stdlib_corpus()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        corpus.write_text(text, encoding="utf-8")
+        click.echo(f"No corpus given: training on the Python standard library ({summary['files_read']} files, "
+                   f"{summary['bytes'] / 1e6:.1f} MB, written to {corpus}).", err=True)
+    config = TrainConfig(**options)
+    model_options = {k: v for k, v in
+                     {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout}.items()
+                     if v is not None}
+    if resume is not None and model_options:
+        raise CharlstmError("--layers, --hidden and --dropout come from the checkpoint when resuming")
+    from .train import train as run_training
+    result = run_training(corpus, out_dir, config, model=model_options, resume=resume, progress=not quiet,
+                          encoding_errors=encoding_errors, newline=newline)
+    last = result.evaluations[-1] if result.evaluations else None
+    if last is not None and last.val_nats is not None:
+        click.echo(f"step {last.step}: validation {last.val_nats:.4f} nats/char ({last.val_bpc:.3f} bits/char); "
+                   f"checkpoints in {out_dir}", err=True)
+    if result.interrupted:
+        cmd = f"charlstm train {corpus} --out {out_dir} --resume {out_dir / 'latest.npz'}"
+        click.echo(f"Interrupted at step {result.step}; saved {out_dir / 'latest.npz'}. Resume with: {cmd}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+# --- sample ------------------------------------------------------------------------------------
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--length", type=int, default=500, show_default=True, help="Symbols to generate per sample.")
+@click.option("--temperature", type=float, default=0.8, show_default=True, help="0 means always the most likely.")
+@click.option("--prime", default="", help="Text the model reads first (printed too).")
+@click.option("--seed", type=int, default=None, help="Makes the sample reproducible.")
+@click.option("--top-k", type=int, default=None, help="Draw only among the k most likely symbols.")
+@click.option("--top-p", type=float, default=None, help="Draw only among the most likely symbols holding p.")
+@click.option("--num-samples", type=int, default=1, show_default=True, help="Samples, generated as one batch.")
+@click.option("--stop", default=None, help='End a sample at this text, e.g. "\\n" for one line.')
+def sample(checkpoint, length, temperature, prime, seed, top_k, top_p, num_samples, stop):
+    """Generate text from a checkpoint, streamed to stdout."""
+    if stop is not None:
+        stop = stop.encode("utf-8").decode("unicode_escape") if "\\" in stop else stop
+    model = api.load(checkpoint)
+    stream = model.generate(length=length, temperature=temperature, prime=prime, top_k=top_k, top_p=top_p,
+                            num_samples=num_samples, stop=stop, seed=seed)
+    out = sys.stdout
+    if num_samples == 1:
+        for pieces, _ in stream:
+            out.write(pieces[0])
+            out.flush()
+        out.write("\n")
+        return
+    # Several samples grow together; each is printed, in order, as soon as it and those before it end.
+    texts = [[] for _ in range(num_samples)]
+    printed = 0
+    for pieces, done in stream:
+        for k, piece in enumerate(pieces):
+            texts[k].append(piece)
+        while printed < num_samples and done[printed]:
+            out.write("".join(texts[printed]) + "\n")
+            out.flush()
+            printed += 1
+    for k in range(printed, num_samples):
+        out.write("".join(texts[k]) + "\n")
+
+
+# --- eval --------------------------------------------------------------------------------------
+
+@main.command(name="eval")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def eval_command(checkpoint, file, as_json):
+    """Mean cross-entropy of FILE under the model: each symbol predicted from all before it."""
+    model = api.load(checkpoint)
+    result = model.evaluate(read_text(file))
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"{result['nats_per_char']:.4f} nats/char  {result['bits_per_char']:.4f} bits/char  "
+                   f"({result['symbols']} symbols)")
+
+
+# --- corpus ------------------------------------------------------------------------------------
+
+@main.group(cls=_Group)
+def corpus():
+    """Build corpora: code trees, tweet archives, synthetic languages."""
+
+
+def _write_text(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise CharlstmError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+@corpus.command()
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+@click.option("--python-stdlib", is_flag=True, help="The default corpus: the Python standard library's sources.")
+@click.option("--ext", default=".py", show_default=True, help="Comma-separated file endings, e.g. .py,.java")
+@click.option("--max-bytes", type=int, default=5_000_000, show_default=True, help="Size cap of the corpus.")
+@click.option("--max-file-bytes", type=int, default=1_000_000, show_default=True, help="Skip larger files.")
+@click.option("--exclude", multiple=True, help="Glob of paths to leave out (repeatable).")
+@click.option("--no-headers", is_flag=True, help="No '### FILE: path' line before each file.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path))
+def code(directory, python_stdlib, ext, max_bytes, max_file_bytes, exclude, no_headers, output):
+    """Concatenate a source tree into one corpus file."""
+    if python_stdlib == (directory is not None):
+        raise CharlstmError("give a DIRECTORY or --python-stdlib (one of them)")
+    if python_stdlib:
+        text, summary = corpora.build_stdlib_corpus(max_bytes=max_bytes)
+    else:
+        exts = tuple(e.strip() for e in ext.split(",") if e.strip())
+        text, summary = corpora.build_code_corpus(directory, exts=exts, max_bytes=max_bytes,
+                                                  max_file_bytes=max_file_bytes, exclude=exclude,
+                                                  headers=not no_headers)
+    _write_text(output, text)
+    skipped = ", ".join(f"{k} {v}" for k, v in summary.items() if k not in ("files_read", "bytes") and v)
+    click.echo(f"{output}: {summary['files_read']} files, {summary['bytes']:,} bytes"
+               + (f"; skipped: {skipped}" if skipped else ""), err=True)
+
+
+def _date(value):
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise CharlstmError(f"not a date (use YYYY-MM-DD): {value}") from None
+
+
+@corpus.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path))
+@click.option("--text-field", default=None, help="Name of the text column or key.")
+@click.option("--keep-retweets", is_flag=True)
+@click.option("--urls", type=click.Choice(["keep", "drop", "placeholder"]), default="keep", show_default=True)
+@click.option("--since", default=None, help="Keep tweets on or after YYYY-MM-DD.")
+@click.option("--until", default=None, help="Keep tweets on or before YYYY-MM-DD.")
+def tweets(files, output, text_field, keep_retweets, urls, since, until):
+    """Turn tweet archives (tweets.js, JSON, JSON Lines, CSV; gzip too) into one tweet per line."""
+    lines, summary = corpora.read_tweets(list(files), text_field=text_field, keep_retweets=keep_retweets,
+                                         urls=urls, since=_date(since), until=_date(until))
+    _write_text(output, "".join(line + "\n" for line in lines))
+    dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items() if v) or "none"
+    click.echo(f"{output}: read {summary['read']} tweets, kept {summary['kept']}; dropped: {dropped}; "
+               f"{summary['distinct_symbols']} distinct symbols", err=True)
+
+
+@corpus.command()
+@click.argument("task", type=click.Choice(corpora.SYNTH_TASKS))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path))
+@click.option("--n-lines", type=int, default=10_000, show_default=True)
+@click.option("--max-n", type=int, default=10, show_default=True, help="Largest example size.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth(task, output, n_lines, max_n, seed):
+    """A synthetic language, one example a line: counting, selective, remember, copy."""
+    lines = corpora.synth_lines(task, n_lines, max_n=max_n, rng=np.random.default_rng(seed))
+    _write_text(output, "".join(line + "\n" for line in lines))
+    click.echo(f"{output}: {len(lines)} lines of {task}", err=True)
+
+
+# --- check -------------------------------------------------------------------------------------
+
+@main.command()
+@click.argument("task", type=click.Choice(corpora.SYNTH_TASKS))
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--n", "n_lines", type=int, default=1000, show_default=True, help="Lines to sample.")
+@click.option("--temperature", type=float, default=0.0, show_default=True)
+@click.option("--max-length", type=int, default=200, show_default=True, help="Longest line sampled.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def check(task, checkpoint, n_lines, temperature, max_length, seed, as_json):
+    """Share of sampled lines that belong to a synthetic language, overall and by size."""
+    if n_lines < 1:
+        raise CharlstmError("--n must be at least 1")
+    model = api.load(checkpoint)
+    lines = model.sample(length=max_length, temperature=temperature, num_samples=n_lines, stop="\n", seed=seed)
+    lines = [lines] if isinstance(lines, str) else lines
+    report = corpora.check_lines(task, lines)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    click.echo(f"{task}: {report['valid']}/{report['n']} valid ({100 * report['valid_share']:.1f} %)")
+    for n, row in report["by_n"].items():
+        click.echo(f"  n={n:>3}: {row['valid']:>5}/{row['lines']:<5} {100 * row['valid_share']:6.1f} %")

@@ -1,0 +1,193 @@
+"""The network: a stack of LSTM layers and a softmax head, as pure functions over a dict of arrays.
+
+Parameter keys are the checkpoint's keys:
+    lstm.{l}.Wx (D, 4H)  (D = vocabulary size for l = 0, else H)
+    lstm.{l}.Wh (H, 4H)
+    lstm.{l}.b  (4H,)     gate blocks in the order i, f, g, o
+    head.W      (H, V)
+    head.b      (V,)
+
+The recurrent state of the whole stack is a pair of arrays (h, c), each (num_layers, B, H). It is
+passed in and returned, never kept in an object, so that truncated BPTT can carry it from one
+chunk to the next and sampling can carry it from one symbol to the next.
+
+Dropout (inverted: kept units are scaled by 1/(1-p) while training, nothing at evaluation) is
+applied to the output of every LSTM layer, that is between layers and before the head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from .errors import CharlstmError
+from .lstm import LSTMCache, lstm_backward, lstm_forward
+from .softmax import cross_entropy_backward, cross_entropy_forward
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The shape of a network. Serialised into every checkpoint."""
+
+    vocab_size: int
+    hidden_size: int = 256
+    num_layers: int = 3
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        if self.vocab_size < 1:
+            raise CharlstmError("vocab_size must be at least 1")
+        if self.hidden_size < 1:
+            raise CharlstmError("hidden size must be at least 1")
+        if self.num_layers < 1:
+            raise CharlstmError("the number of layers must be at least 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise CharlstmError("dropout must be in [0, 1)")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        try:
+            return cls(**{k: d[k] for k in ("vocab_size", "hidden_size", "num_layers")},
+                       dropout=d.get("dropout", 0.0))
+        except (KeyError, TypeError) as e:
+            raise CharlstmError(f"model config is missing {e}") from None
+
+
+class State(NamedTuple):
+    h: np.ndarray  # (num_layers, B, H)
+    c: np.ndarray  # (num_layers, B, H)
+
+
+class ModelCache(NamedTuple):
+    layers: list[LSTMCache]
+    masks: list[np.ndarray] | None
+    top: np.ndarray          # (T*B, H) input of the head
+
+
+def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Every parameter's key and shape, in a stable order."""
+    V, H = config.vocab_size, config.hidden_size
+    shapes = {}
+    for layer in range(config.num_layers):
+        D = V if layer == 0 else H
+        shapes[f"lstm.{layer}.Wx"] = (D, 4 * H)
+        shapes[f"lstm.{layer}.Wh"] = (H, 4 * H)
+        shapes[f"lstm.{layer}.b"] = (4 * H,)
+    shapes["head.W"] = (H, V)
+    shapes["head.b"] = (V,)
+    return shapes
+
+
+def init_params(config: ModelConfig, rng: np.random.Generator, dtype=np.float32) -> dict[str, np.ndarray]:
+    """Fresh parameters.
+
+    LSTM weights are uniform in +-1/sqrt(H), which keeps every gate's pre-activation of order one
+    whatever the layer's width (each input row of the first layer is an embedding of a symbol, so
+    it gets the same scale). Biases start at zero except the forget gate's, which starts at 1 so
+    that the cell remembers by default early in training and gradients flow through long spans.
+    The head is uniform in +-1/sqrt(H) with zero bias.
+    """
+    H = config.hidden_size
+    bound = 1.0 / np.sqrt(H)
+    params = {}
+    for key, shape in param_shapes(config).items():
+        if key.endswith(".b"):
+            p = np.zeros(shape)
+            if key.startswith("lstm."):
+                p[H:2 * H] = 1.0      # forget gate
+        else:
+            p = rng.uniform(-bound, bound, size=shape)
+        params[key] = p.astype(dtype)
+    return params
+
+
+def zero_state(config: ModelConfig, batch_size: int, dtype=np.float32) -> State:
+    shape = (config.num_layers, batch_size, config.hidden_size)
+    return State(np.zeros(shape, dtype=dtype), np.zeros(shape, dtype=dtype))
+
+
+def dropout_masks(config: ModelConfig, T: int, B: int, rng: np.random.Generator, dtype=np.float32):
+    """One inverted-dropout mask (T, B, H) per layer, or None when dropout is off."""
+    p = config.dropout
+    if p <= 0:
+        return None
+    keep = np.dtype(dtype).type(1.0 / (1.0 - p))
+    shape = (T, B, config.hidden_size)
+    return [(rng.random(shape, dtype=np.float32) >= p).astype(dtype) * keep
+            for _ in range(config.num_layers)]
+
+
+def forward(params, config: ModelConfig, inputs: np.ndarray, state: State, masks=None):
+    """Scores for the next symbol at every position.
+
+    inputs (T, B) ids; state (h, c) each (L, B, H); masks: per-layer dropout masks or None.
+    Returns (logits (T*B, V), new_state, cache).
+    """
+    T, B = inputs.shape
+    x = inputs
+    caches, h_final, c_final = [], [], []
+    for layer in range(config.num_layers):
+        out, (hT, cT), cache = lstm_forward(
+            x, state.h[layer], state.c[layer],
+            params[f"lstm.{layer}.Wx"], params[f"lstm.{layer}.Wh"], params[f"lstm.{layer}.b"])
+        if masks is not None:
+            out = out * masks[layer]
+        caches.append(cache)
+        h_final.append(hT)
+        c_final.append(cT)
+        x = out
+    top = x.reshape(T * B, config.hidden_size)
+    logits = top @ params["head.W"]
+    logits += params["head.b"]
+    return logits, State(np.stack(h_final), np.stack(c_final)), ModelCache(caches, masks, top)
+
+
+def backward(dlogits: np.ndarray, params, config: ModelConfig, cache: ModelCache):
+    """Gradients of the loss for every parameter and for the initial state.
+
+    dlogits (T*B, V). Returns (grads dict with the parameters' keys, State of initial-state grads).
+    """
+    grads = {"head.W": cache.top.T @ dlogits, "head.b": dlogits.sum(axis=0)}
+    T, B, H = cache.layers[0].tanh_c.shape
+    dx = (dlogits @ params["head.W"].T).reshape(T, B, H)
+    dh0, dc0 = [None] * config.num_layers, [None] * config.num_layers
+    for layer in range(config.num_layers - 1, -1, -1):
+        if cache.masks is not None:
+            dx *= cache.masks[layer]
+        g = lstm_backward(dx, cache.layers[layer])
+        grads[f"lstm.{layer}.Wx"] = g.dWx
+        grads[f"lstm.{layer}.Wh"] = g.dWh
+        grads[f"lstm.{layer}.b"] = g.db
+        dh0[layer], dc0[layer] = g.dh0, g.dc0
+        dx = g.dx
+    return grads, State(np.stack(dh0), np.stack(dc0))
+
+
+def loss_and_grads(params, config: ModelConfig, inputs, targets, state: State, masks=None, weights=None):
+    """One truncated-BPTT step's math: mean cross-entropy, its gradients, and the final state.
+
+    targets (T, B) ids; weights (T, B) or None (see softmax.py). The gradient stops at the chunk
+    boundary: the returned state is plain data, and its gradient is never carried back.
+    Returns (loss in nats, grads, new_state, initial-state grads).
+    """
+    logits, new_state, cache = forward(params, config, inputs, state, masks)
+    w = None if weights is None else weights.reshape(-1)
+    loss, ce = cross_entropy_forward(logits, targets.reshape(-1), w)
+    grads, dstate = backward(cross_entropy_backward(ce), params, config, cache)
+    return loss, grads, new_state, dstate
+
+
+def loss_only(params, config: ModelConfig, inputs, targets, state: State):
+    """Summed cross-entropy (nats) of a chunk without dropout, and the final state."""
+    logits, new_state, _ = forward(params, config, inputs, state)
+    loss, ce = cross_entropy_forward(logits, targets.reshape(-1))
+    return loss * targets.size, new_state
+
+
+__all__ = ["ModelConfig", "State", "param_shapes", "init_params", "zero_state",
+           "dropout_masks", "forward", "backward", "loss_and_grads", "loss_only"]

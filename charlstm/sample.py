@@ -1,0 +1,208 @@
+"""Generating text: one symbol at a time, for one sample or a batch of them in parallel.
+
+Decoding: scores are divided by the temperature (0 means always take the most likely symbol),
+optionally cut to the top_k most likely symbols and/or the smallest set whose probability reaches
+top_p, then a symbol is drawn from the softmax. The unknown symbol is never drawn.
+
+Sampling spends its time in Python overhead, not arithmetic (one symbol is a handful of small
+products), so the step below precomputes what does not change (the first layer's gathered input
+rows with their bias, the fused weights), keeps the state in preallocated arrays, and draws the
+uniform numbers in blocks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+from .errors import CharlstmError
+from .lstm import gate_scale
+from .model import ModelConfig, State, forward, zero_state
+from .vocab import Vocab
+
+
+def check_decoding(temperature: float, top_k: int | None, top_p: float | None, vocab_size: int) -> None:
+    """Reject decoding settings that make no sense, with a message a user can act on."""
+    if temperature is None or not math.isfinite(temperature) or temperature < 0:
+        raise CharlstmError(f"temperature must be a number >= 0, got {temperature}")
+    if top_k is not None and not 1 <= top_k <= vocab_size:
+        raise CharlstmError(f"top-k must be between 1 and the vocabulary size ({vocab_size}), got {top_k}")
+    if top_p is not None and not (0 < top_p <= 1):
+        raise CharlstmError(f"top-p must be in (0, 1], got {top_p}")
+
+
+def filter_probs(logits: np.ndarray, temperature: float, top_k=None, top_p=None, banned=None) -> np.ndarray:
+    """Scores (B, V) -> the probabilities to draw from (B, V), after temperature, top-k, top-p.
+
+    With temperature 0 all the mass goes to the most likely symbol.
+    """
+    logits = np.array(logits, dtype=np.float64)
+    if banned is not None:
+        logits[:, banned] = -np.inf
+    if temperature == 0:
+        probs = np.zeros_like(logits)
+        probs[np.arange(len(logits)), logits.argmax(axis=1)] = 1.0
+        return probs
+    logits /= temperature
+    if top_k is not None and top_k < logits.shape[1]:
+        kth = np.partition(logits, -top_k, axis=1)[:, -top_k][:, None]
+        logits[logits < kth] = -np.inf
+    logits -= logits.max(axis=1, keepdims=True)
+    probs = np.exp(logits)
+    probs /= probs.sum(axis=1, keepdims=True)
+    if top_p is not None and top_p < 1:
+        order = np.argsort(-probs, axis=1, kind="stable")
+        sorted_p = np.take_along_axis(probs, order, axis=1)
+        before = np.cumsum(sorted_p, axis=1) - sorted_p   # mass of the more likely symbols
+        drop_sorted = before >= top_p                      # keeps the smallest set reaching top_p
+        drop = np.zeros_like(drop_sorted)
+        np.put_along_axis(drop, order, drop_sorted, axis=1)
+        probs[drop] = 0.0
+        probs /= probs.sum(axis=1, keepdims=True)
+    return probs
+
+
+def draw(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draw of one symbol per row from probs (B, V) with uniforms (B,) in [0, 1)."""
+    cdf = np.cumsum(probs, axis=1)
+    ids = (cdf < (uniforms * cdf[:, -1])[:, None]).sum(axis=1)
+    return np.minimum(ids, probs.shape[1] - 1)
+
+
+class Stepper:
+    """Advances the network by one symbol per call, for B streams, with preallocated buffers."""
+
+    def __init__(self, params, config: ModelConfig, batch_size: int):
+        dtype = params["head.W"].dtype
+        H, L = config.hidden_size, config.num_layers
+        self.H, self.L = H, L
+        self.scale, self.offset = gate_scale(H, dtype)
+        # Every gate pre-activation is scaled once here, so a step is tanh(...) * scale + offset.
+        self.first_rows = (params["lstm.0.Wx"] + params["lstm.0.b"]) * self.scale   # (V, 4H)
+        self.Wx = [None] + [params[f"lstm.{l}.Wx"] * self.scale for l in range(1, L)]
+        self.Wh = [params[f"lstm.{l}.Wh"] * self.scale for l in range(L)]
+        self.b = [None] + [params[f"lstm.{l}.b"] * self.scale for l in range(1, L)]
+        self.head_W, self.head_b = params["head.W"], params["head.b"]
+        self.h = np.zeros((L, batch_size, H), dtype=dtype)
+        self.c = np.zeros((L, batch_size, H), dtype=dtype)
+        self.z = np.empty((batch_size, 4 * H), dtype=dtype)
+        self.tmp = np.empty((batch_size, 4 * H), dtype=dtype)
+        self.ig = np.empty((batch_size, H), dtype=dtype)
+        self.logits = np.empty((batch_size, config.vocab_size), dtype=dtype)
+
+    def set_state(self, state: State) -> None:
+        self.h[...] = state.h
+        self.c[...] = state.c
+
+    def step(self, ids: np.ndarray) -> np.ndarray:
+        """Feed one symbol per stream (B,); return the scores for the next one (B, V)."""
+        H, z, tmp = self.H, self.z, self.tmp
+        for l in range(self.L):
+            h, c = self.h[l], self.c[l]
+            if l == 0:
+                np.take(self.first_rows, ids, axis=0, out=z)
+            else:
+                np.matmul(self.h[l - 1], self.Wx[l], out=z)
+                z += self.b[l]
+            np.matmul(h, self.Wh[l], out=tmp)
+            z += tmp
+            np.tanh(z, out=z)
+            z *= self.scale
+            z += self.offset
+            c *= z[:, H:2 * H]
+            np.multiply(z[:, :H], z[:, 2 * H:3 * H], out=self.ig)
+            c += self.ig
+            np.tanh(c, out=h)
+            h *= z[:, 3 * H:]
+        np.matmul(self.h[-1], self.head_W, out=self.logits)
+        self.logits += self.head_b
+        return self.logits
+
+
+def generate(params, config: ModelConfig, vocab: Vocab, rng: np.random.Generator, length: int = 500,
+             temperature: float = 1.0, prime: str = "", top_k: int | None = None,
+             top_p: float | None = None, num_samples: int = 1, stop: str | None = None
+             ) -> Iterator[tuple[list[str], np.ndarray]]:
+    """Yield, step by step, (new text of each sample, which samples are finished).
+
+    The first item holds the prime (the model reads it first); then each item holds the text each
+    sample added in that step ("" once a sample has reached `stop`; the stop text itself is not
+    emitted). Ends after `length` new symbols or when every sample has stopped.
+    """
+    if length < 0:
+        raise CharlstmError(f"length must be >= 0, got {length}")
+    if num_samples < 1:
+        raise CharlstmError(f"the number of samples must be at least 1, got {num_samples}")
+    check_decoding(temperature, top_k, top_p, len(vocab))
+    if stop == "":
+        stop = None
+    prime_ids = vocab.encode(prime) if prime else np.zeros(0, dtype=np.int64)
+    B = num_samples
+    stepper = Stepper(params, config, B)
+    if len(prime_ids) > 0:
+        first, last = prime_ids[:-1], int(prime_ids[-1])
+    else:
+        # No prime: start as if after a line break (or, without one, after symbol 0), unprinted.
+        first, last = prime_ids, vocab.symbols.index("\n") if "\n" in vocab.symbols else 0
+    if len(first) > 0:   # read the prime in one chunk, the fast way
+        dtype = params["head.W"].dtype
+        inputs = np.repeat(first.astype(np.int64)[:, None], B, axis=1)
+        _, state, _ = forward(params, config, inputs, zero_state(config, B, dtype))
+        stepper.set_state(state)
+    done = np.zeros(B, dtype=bool)
+    yield [prime] * B, done.copy()
+
+    banned = vocab.unk
+    ids = np.full(B, last, dtype=np.int64)
+    held = [""] * B          # generated text that might still turn out to be the stop text
+    block = 256
+    for n in range(length):
+        if n % block == 0:
+            uniforms = rng.random((block, B))
+        logits = stepper.step(ids)
+        probs = filter_probs(logits, temperature, top_k, top_p, banned)
+        ids = draw(probs, uniforms[n % block])
+        out = []
+        for k in range(B):
+            if done[k]:
+                out.append("")
+                continue
+            piece = vocab.symbols[ids[k]]
+            if stop is None:
+                out.append(piece)
+                continue
+            text = held[k] + piece
+            if text.endswith(stop):             # the stop text ends the sample, unprinted
+                done[k] = True
+                out.append(text[:-len(stop)])
+                held[k] = ""
+                continue
+            keep = _stop_prefix_len(text, stop)
+            out.append(text[:len(text) - keep])
+            held[k] = text[len(text) - keep:]
+        yield out, done.copy()
+        if done.all():
+            return
+    yield held, np.ones(B, dtype=bool)
+
+
+def _stop_prefix_len(text: str, stop: str) -> int:
+    """Length of the longest end of text that is a proper beginning of stop (0 if none)."""
+    for n in range(min(len(text), len(stop) - 1), 0, -1):
+        if stop.startswith(text[-n:]):
+            return n
+    return 0
+
+
+def sample_texts(params, config, vocab, rng, **kwargs) -> list[str]:
+    """The whole samples as strings (prime included), for the notebook API."""
+    pieces_by_sample: list[list[str]] = []
+    for pieces, _ in generate(params, config, vocab, rng, **kwargs):
+        if not pieces_by_sample:
+            pieces_by_sample = [[p] for p in pieces]
+        else:
+            for k, p in enumerate(pieces):
+                pieces_by_sample[k].append(p)
+    return ["".join(p) for p in pieces_by_sample]

@@ -1,0 +1,163 @@
+"""Symbols, ids and one-hot vectors.
+
+The unit of text is the user-perceived character, a Unicode extended grapheme cluster (`\\X` of the
+`regex` module): an emoji with a skin tone, a flag, or a letter written with a combining accent is
+one symbol, so the model can never emit half of one. `unit="codepoint"` splits into code points.
+
+Pure-ASCII text takes a fast path through bytes and a 256-entry lookup table; the only ASCII
+grapheme cluster longer than one code point is CR LF, so ASCII text holding a CR takes the general
+path in grapheme mode.
+
+Rare symbols (fewer than `min_count` occurrences) map to one unknown symbol, written as U+FFFD
+REPLACEMENT CHARACTER, which is also what an undecodable byte becomes when files are read with
+replacement; the sampler never emits it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import regex
+
+from .errors import CharlstmError
+
+UNITS = ("grapheme", "codepoint")
+UNK = "\ufffd"
+_GRAPHEME = regex.compile(r"\X")
+
+
+def split_symbols(text: str, unit: str = "grapheme") -> list[str]:
+    """Split text into symbols: grapheme clusters or code points."""
+    if unit == "codepoint":
+        return list(text)
+    if unit == "grapheme":
+        return _GRAPHEME.findall(text)
+    raise CharlstmError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
+
+
+def _ascii_fast_path(text: str, unit: str) -> bool:
+    return text.isascii() and (unit == "codepoint" or "\r" not in text)
+
+
+def ids_dtype(size: int):
+    """The smallest unsigned integer type that holds ids below `size`."""
+    return np.uint8 if size <= 256 else np.uint16 if size <= 65536 else np.uint32
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """A fixed, ordered set of symbols; a symbol's id is its position.
+
+    symbols: the symbols in id order; unit: "grapheme" or "codepoint"; unk: the id of the unknown
+    symbol (U+FFFD), or None when the vocabulary has none.
+    """
+
+    symbols: tuple[str, ...]
+    unit: str = "grapheme"
+    unk: int | None = None
+    _index: dict = field(default=None, init=False, repr=False, compare=False)
+    _table: np.ndarray = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.unit not in UNITS:
+            raise CharlstmError(f"unknown unit {self.unit!r}: use one of {', '.join(UNITS)}")
+        if len(set(self.symbols)) != len(self.symbols):
+            raise CharlstmError("vocabulary holds a symbol twice")
+        if self.unk is not None and not (0 <= self.unk < len(self.symbols) and self.symbols[self.unk] == UNK):
+            raise CharlstmError("vocabulary's unknown-symbol id does not point at U+FFFD")
+        index = {s: k for k, s in enumerate(self.symbols)}
+        # byte -> id table for the ASCII fast path; -1 where the byte is not a symbol
+        table = np.full(256, -1, dtype=np.int64)
+        for s, k in index.items():
+            if len(s) == 1 and ord(s) < 128:
+                table[ord(s)] = k
+        object.__setattr__(self, "_index", index)
+        object.__setattr__(self, "_table", table)
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    @property
+    def dtype(self):
+        return ids_dtype(len(self.symbols))
+
+    def encode(self, text: str, unknown: str = "error") -> np.ndarray:
+        """Text -> 1-d array of ids (uint8 or uint16).
+
+        unknown="error" raises CharlstmError naming the first symbol not in the vocabulary;
+        unknown="unk" maps it to the unknown symbol (an error if the vocabulary has none).
+        """
+        use_unk = unknown == "unk" and self.unk is not None
+        if _ascii_fast_path(text, self.unit):
+            raw = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+            ids = self._table[raw]
+            missing = ids < 0
+            if missing.any():
+                if not use_unk:
+                    self._unknown_symbol(chr(raw[np.argmax(missing)]))
+                ids[missing] = self.unk
+            return ids.astype(self.dtype)
+        symbols = split_symbols(text, self.unit)
+        get = self._index.get
+        fallback = self.unk if use_unk else -1
+        ids = np.fromiter((get(s, fallback) for s in symbols), dtype=np.int64, count=len(symbols))
+        if (ids < 0).any():
+            self._unknown_symbol(symbols[int(np.argmax(ids < 0))])
+        return ids.astype(self.dtype)
+
+    def _unknown_symbol(self, symbol: str):
+        shown = symbol.encode("unicode_escape").decode("ascii") if not symbol.isprintable() else symbol
+        raise CharlstmError(f"symbol {shown!r} (U+{ord(symbol[0]):04X}) is not in the model's vocabulary")
+
+    def decode(self, ids) -> str:
+        """ids -> text. decode(encode(s)) == s for any s made of the vocabulary's symbols."""
+        symbols = self.symbols
+        return "".join(symbols[int(k)] for k in np.asarray(ids).reshape(-1))
+
+    def one_hot(self, ids, dtype=np.float32) -> np.ndarray:
+        """ids of any shape -> one-hot vectors of shape ids.shape + (len(self),).
+
+        Training never builds these (the first layer gathers rows instead); they are here for
+        teaching, inspection and tests.
+        """
+        ids = np.asarray(ids)
+        out = np.zeros(ids.shape + (len(self),), dtype=dtype)
+        np.put_along_axis(out, ids[..., None].astype(np.intp), 1, axis=-1)
+        return out
+
+    def to_dict(self) -> dict:
+        return {"unit": self.unit, "symbols": list(self.symbols), "unk": self.unk}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Vocab":
+        try:
+            return cls(symbols=tuple(d["symbols"]), unit=d["unit"], unk=d.get("unk"))
+        except (KeyError, TypeError) as e:
+            raise CharlstmError(f"vocabulary description is missing {e}") from None
+
+
+def count_symbols(text: str, unit: str = "grapheme") -> Counter:
+    """How often each symbol occurs in text."""
+    if _ascii_fast_path(text, unit):
+        counts = np.bincount(np.frombuffer(text.encode("ascii"), dtype=np.uint8), minlength=128)
+        return Counter({chr(k): int(n) for k, n in enumerate(counts) if n})
+    return Counter(split_symbols(text, unit))
+
+
+def build_vocab(text: str, unit: str = "grapheme", min_count: int = 1) -> Vocab:
+    """The vocabulary of a corpus, symbols sorted by code points so the order is stable.
+
+    Symbols seen fewer than min_count times map to the unknown symbol U+FFFD (as does U+FFFD
+    itself, which already means "unknown").
+    """
+    if unit not in UNITS:
+        raise CharlstmError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
+    counts = count_symbols(text, unit)
+    if not counts:
+        raise CharlstmError("the corpus is empty")
+    kept = sorted(s for s, n in counts.items() if n >= max(1, min_count) and s != UNK)
+    if len(kept) < len(counts):  # something was rare, or the text holds U+FFFD itself
+        return Vocab(tuple(kept) + (UNK,), unit=unit, unk=len(kept))
+    return Vocab(tuple(kept), unit=unit, unk=None)
