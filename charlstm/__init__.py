@@ -13,11 +13,12 @@ charlstm.model as pure functions.
 
 from .api import Model, evaluate, load, train
 from .errors import CharlstmError
+from .inspect import Trace, trace
 from .model import ModelConfig
 from .train import TrainConfig
 from .vocab import Vocab, build_vocab
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "load", "train", "evaluate", "TrainConfig", "ModelConfig", "Vocab", "build_vocab",
+__all__ = ["Model", "load", "train", "evaluate", "trace", "Trace", "TrainConfig", "ModelConfig", "Vocab", "build_vocab",
            "CharlstmError", "__version__"]

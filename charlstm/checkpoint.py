@@ -109,8 +109,12 @@ def load_checkpoint(path) -> Checkpoint:
         raise CharlstmError(f"{name}: damaged checkpoint ({type(e).__name__}: {e})") from None
 
     meta = _read_meta(arrays.pop("meta", None), name)
-    config = ModelConfig.from_dict(_field(meta, "config", dict, name))
-    vocab = Vocab.from_dict(_field(meta, "vocab", dict, name))
+    try:
+        config = ModelConfig.from_dict(_field(meta, "config", dict, name))
+        vocab = Vocab.from_dict(_field(meta, "vocab", dict, name))
+    except CharlstmError as e:
+        message = str(e)
+        raise CharlstmError(message if message.startswith(name) else f"{name}: {message}") from None
     if len(vocab) != config.vocab_size:
         raise CharlstmError(f"{name}: the vocabulary holds {len(vocab)} symbols but the model "
                             f"expects {config.vocab_size}")

@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from . import api, corpora
-from .data import read_text
+from . import api, corpora, synth_check
+from .data import MAX_TEXT_BYTES, read_text
 from .errors import CharlstmError
 from .train import DEFAULT_EPOCHS, TrainConfig
 
@@ -31,6 +31,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except CharlstmError as e:
             _fail(str(e))
+        except KeyboardInterrupt:      # Ctrl-C outside the training loop (which saves and says so itself)
+            click.echo("charlstm: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         except (OSError, MemoryError) as e:
             if isinstance(e, BrokenPipeError):     # `charlstm sample ... | head`
                 sys.stderr.close()
@@ -99,10 +102,13 @@ _DEFAULTS = TrainConfig()
 @click.option("--encoding-errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True)
 @click.option("--newline", type=click.Choice(["keep", "normalize"]), default="keep", show_default=True,
               help="normalize turns CRLF and CR into LF.")
+@click.option("--max-corpus-bytes", type=int, default=MAX_TEXT_BYTES, show_default=True,
+              help="Refuse a larger corpus file (before reading it).")
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
               help="Continue from a checkpoint (its settings are used, except the bounds).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(corpus, out_dir, num_layers, hidden_size, dropout, quiet, resume, encoding_errors, newline, **options):
+def train(corpus, out_dir, num_layers, hidden_size, dropout, quiet, resume, encoding_errors, newline,
+          max_corpus_bytes, **options):
     """Train a model on CORPUS (default: the Python standard library's own sources)."""
     if corpus is None:
         corpus = out_dir / "corpus.txt"
@@ -119,7 +125,7 @@ def train(corpus, out_dir, num_layers, hidden_size, dropout, quiet, resume, enco
         raise CharlstmError("--layers, --hidden and --dropout come from the checkpoint when resuming")
     from .train import train as run_training
     result = run_training(corpus, out_dir, config, model=model_options, resume=resume, progress=not quiet,
-                          encoding_errors=encoding_errors, newline=newline)
+                          encoding_errors=encoding_errors, newline=newline, max_corpus_bytes=max_corpus_bytes)
     last = result.evaluations[-1] if result.evaluations else None
     if last is not None and last.val_nats is not None:
         click.echo(f"step {last.step}: validation {last.val_nats:.4f} nats/char ({last.val_bpc:.3f} bits/char); "
@@ -144,8 +150,13 @@ def train(corpus, out_dir, num_layers, hidden_size, dropout, quiet, resume, enco
 @click.option("--stop", default=None, help='End a sample at this text, e.g. "\\n" for one line.')
 def sample(checkpoint, length, temperature, prime, seed, top_k, top_p, num_samples, stop):
     """Generate text from a checkpoint, streamed to stdout."""
-    if stop is not None:
-        stop = stop.encode("utf-8").decode("unicode_escape") if "\\" in stop else stop
+    if stop is not None and "\\" in stop:
+        # unicode_escape reads bytes as Latin-1: non-Latin-1 text goes in as \U escapes, so "é\n"
+        # or an emoji before "\n" survive (UTF-8 bytes would come back as mojibake)
+        try:
+            stop = stop.encode("latin-1", "backslashreplace").decode("unicode_escape")
+        except UnicodeDecodeError as e:
+            raise CharlstmError(f"--stop {stop!r}: bad escape sequence ({e.reason})") from None
     model = api.load(checkpoint)
     stream = model.generate(length=length, temperature=temperature, prime=prime, top_k=top_k, top_p=top_p,
                             num_samples=num_samples, stop=stop, seed=seed)
@@ -176,10 +187,12 @@ def sample(checkpoint, length, temperature, prime, seed, top_k, top_p, num_sampl
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def eval_command(checkpoint, file, as_json):
+@click.option("--max-corpus-bytes", type=int, default=MAX_TEXT_BYTES, show_default=True,
+              help="Refuse a larger FILE (before reading it).")
+def eval_command(checkpoint, file, as_json, max_corpus_bytes):
     """Mean cross-entropy of FILE under the model: each symbol predicted from all before it."""
     model = api.load(checkpoint)
-    result = model.evaluate(read_text(file))
+    result = model.evaluate(read_text(file, max_bytes=max_corpus_bytes))
     if as_json:
         click.echo(json.dumps(result))
     else:
@@ -274,21 +287,160 @@ def synth(task, output, n_lines, max_n, seed):
 @click.argument("task", type=click.Choice(corpora.SYNTH_TASKS))
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--n", "n_lines", type=int, default=1000, show_default=True, help="Lines to sample.")
-@click.option("--temperature", type=float, default=0.0, show_default=True)
+@click.option("--temperature", type=float, default=1.0, show_default=True,
+              help="Of the free samples (the probes always use 0).")
+@click.option("--max-n", type=int, default=10, show_default=True,
+              help="The largest N trained on; probes go up to twice it.")
+@click.option("--context", type=int, default=3, show_default=True,
+              help="Valid lines the model reads before each prompt (0: a bare newline).")
 @click.option("--max-length", type=int, default=200, show_default=True, help="Longest line sampled.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def check(task, checkpoint, n_lines, temperature, max_length, seed, as_json):
-    """Share of sampled lines that belong to a synthetic language, overall and by size."""
-    if n_lines < 1:
-        raise CharlstmError("--n must be at least 1")
+def check(task, checkpoint, n_lines, temperature, max_n, context, max_length, seed, as_json):
+    """Share of valid lines of a synthetic language: free samples by N, and prompts for N up to 2 * max-n."""
+    report = synth_check.check_model(api.load(checkpoint), task, n=n_lines, temperature=temperature,
+                                     max_n=max_n, context=context, max_length=max_length, seed=seed)
+    click.echo(json.dumps(report) if as_json else synth_check.format_report(report))
+
+
+# --- inspection --------------------------------------------------------------------------------
+# Looking inside a model: traces, neuron finding, explorable pages, and copying versus generating.
+
+from . import features as _features  # noqa: E402
+from . import inspect as _inspect  # noqa: E402
+from . import novelty as _novelty  # noqa: E402
+from . import report as _report  # noqa: E402
+from . import viz as _viz  # noqa: E402
+
+def _load_trace(checkpoint: Path, file: Path, max_symbols: int) -> "_inspect.Trace":
+    if file.suffix == ".npz":
+        return _inspect.Trace.load(file)
     model = api.load(checkpoint)
-    lines = model.sample(length=max_length, temperature=temperature, num_samples=n_lines, stop="\n", seed=seed)
-    lines = [lines] if isinstance(lines, str) else lines
-    report = corpora.check_lines(task, lines)
+    return _inspect.trace(model, read_text(file), max_symbols=max_symbols)
+
+
+def _write_page(path: Path, page: str) -> None:
+    _write_text(path, page)
+    click.echo(f"{path}: {len(page.encode('utf-8')) / 1e6:.1f} MB; open it in a browser", err=True)
+
+
+@main.command(name="trace")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The trace .npz to write.")
+@click.option("--max-symbols", type=int, default=20_000, show_default=True, help="Keep the first this many symbols.")
+@click.option("--chunk", type=int, default=256, show_default=True, help="Symbols read at once (the state carries).")
+@click.option("--top", type=int, default=5, show_default=True, help="Next-symbol candidates kept per symbol.")
+def trace_command(checkpoint, file, output, max_symbols, chunk, top):
+    """Record h, c and the gates of every unit at every symbol of FILE."""
+    t = _inspect.trace(api.load(checkpoint), read_text(file), max_symbols=max_symbols, chunk=chunk, top=top)
+    t.save(output)
+    mean = float(np.nanmean(t.loss)) if len(t) > 1 else float("nan")
+    click.echo(f"{output}: {len(t):,} symbols, {t.num_layers} x {t.hidden_size} units, "
+               f"{mean / np.log(2):.3f} bits/char", err=True)
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--feature", required=True,
+              help=f"{', '.join(_features.FEATURES)}, or regex:PATTERN (inside a match).")
+@click.option("--top", type=int, default=10, show_default=True, help="Units to list.")
+@click.option("--quantity", type=click.Choice(("all",) + _inspect.QUANTITIES), default="all", show_default=True,
+              help="h, c, a gate (i, f, g, o), or all of them.")
+@click.option("--layer", type=int, default=None, help="Only this layer [all].")
+@click.option("--max-symbols", type=int, default=20_000, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def neurons(checkpoint, file, feature, top, quantity, layer, max_symbols, as_json):
+    """Rank units by how well they follow a feature of FILE.
+
+    FILE is a text file, or a trace .npz written by `charlstm trace` (CHECKPOINT is then not read).
+    """
+    t = _load_trace(checkpoint, file, max_symbols)
+    ranked = _features.rank_units(t, feature, quantity=quantity, top=top, layer=layer)
     if as_json:
-        click.echo(json.dumps(report))
+        click.echo(json.dumps({"feature": feature, "symbols": len(t),
+                               "units": [r.to_dict() for r in ranked]}, ensure_ascii=False))
         return
-    click.echo(f"{task}: {report['valid']}/{report['n']} valid ({100 * report['valid_share']:.1f} %)")
-    for n, row in report["by_n"].items():
-        click.echo(f"  n={n:>3}: {row['valid']:>5}/{row['lines']:<5} {100 * row['valid_share']:6.1f} %")
+    click.echo(f"{feature} over {len(t):,} symbols: the {len(ranked)} units that follow it best")
+    click.echo(f"{'layer':>5} {'unit':>5} {'q':>2} {'r':>7}  example (the unit peaks at ⟦⟧)")
+    for r in ranked:
+        click.echo(f"{r.layer:>5} {r.unit:>5} {r.quantity:>2} {r.correlation:>+7.3f}  {r.example}")
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The HTML page to write.")
+@click.option("--layer", type=int, default=None, help="Layer shown first [0, or the best ranked unit's].")
+@click.option("--unit", type=int, default=None, help="Unit shown first [0, or the best ranked unit].")
+@click.option("--quantity", type=click.Choice(_inspect.QUANTITIES), default=None, help="h, c, i, f, g or o [h].")
+@click.option("--feature", "feature_names", multiple=True,
+              help="Offer the units ranked by this feature in a list (repeatable; see `neurons`).")
+@click.option("--top", type=int, default=10, show_default=True, help="Ranked units per feature.")
+@click.option("--max-symbols", type=int, default=20_000, show_default=True)
+@click.option("--max-values", type=int, default=_viz.MAX_VALUES, show_default=True,
+              help="At most this many stored unit values (symbols x series) keep the page small.")
+@click.option("--title", default=None, help="The page's title [the file's name].")
+def viz(checkpoint, file, output, layer, unit, quantity, feature_names, top, max_symbols, max_values, title):
+    """Write a self-contained HTML page that colours FILE by any unit's value.
+
+    FILE is a text file, or a trace .npz written by `charlstm trace` (CHECKPOINT is then not read).
+    """
+    t = _load_trace(checkpoint, file, max_symbols)
+    ranked = {name: _features.rank_units(t, name, top=top) for name in feature_names}
+    first = next((units[0] for units in ranked.values() if units), None)
+    if first is not None and layer is None and unit is None and quantity is None:
+        layer, unit, quantity = first.layer, first.unit, first.quantity
+    page = _viz.render_page(t, layer=layer or 0, unit=unit or 0, quantity=quantity or "h", ranked=ranked,
+                            title=title or f"charlstm · {file.name}", max_values=max_values)
+    _write_page(output, page)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The HTML page to write.")
+@click.option("--corpus", type=click.Path(path_type=Path), default=None,
+              help="The training corpus, to check the samples for copying [RUN_DIR/corpus.txt if there].")
+@click.option("--title", default=None)
+def report(run_dir, output, corpus, title):
+    """Write a training run's curves, learning rate and samples as one HTML page."""
+    _write_page(output, _report.render_report(run_dir, corpus=corpus, title=title))
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("corpus", type=click.Path(path_type=Path))
+@click.option("--n-samples", type=int, default=20, show_default=True)
+@click.option("--length", type=int, default=500, show_default=True, help="Symbols per sample.")
+@click.option("--temperature", type=float, default=1.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def novelty(checkpoint, corpus, n_samples, length, temperature, seed, as_json):
+    """How much of what the model writes occurs verbatim in CORPUS (n-grams of 10 to 50 characters)."""
+    if n_samples < 1 or length < 1:
+        raise CharlstmError("--n-samples and --length must be at least 1")
+    model = api.load(checkpoint)
+    samples = model.sample(length, temperature=temperature, num_samples=n_samples, seed=seed)
+    samples = [samples] if isinstance(samples, str) else samples
+    index = _novelty.CorpusIndex.from_text(read_text(corpus))
+    result = _novelty.novelty(index, samples)
+    if as_json:
+        click.echo(json.dumps({"samples": n_samples, "length": length, "temperature": temperature,
+                               "corpus_characters": len(index), **result.to_dict()}, ensure_ascii=False))
+        return
+    click.echo(f"{n_samples} samples of {length} symbols (temperature {temperature:g}) against {corpus} "
+               f"({len(index):,} characters):")
+    for n in result.ns:
+        share = result.share(n)
+        copied, total = int(result.copied[:, result.ns.index(n)].sum()), int(result.total[:, result.ns.index(n)].sum())
+        shown = "   –  " if share is None else f"{100 * share:5.1f} %"
+        click.echo(f"  {n:>3}-grams found in the corpus: {shown}  ({copied:,} of {total:,})")
+    span = result.longest
+    if span is None:
+        click.echo("  no symbol of the samples occurs in the corpus")
+    else:
+        shown = span.text.replace("\n", "↵").replace("\t", "→")
+        click.echo(f"  longest copied span: {span.length} characters, sample {span.sample + 1} at {span.offset}, "
+                   f"corpus line {span.corpus_line} (character {span.corpus_offset:,}):")
+        click.echo(f"    {shown}")

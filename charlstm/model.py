@@ -51,6 +51,11 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
+        for key in ("vocab_size", "hidden_size", "num_layers"):   # a checkpoint's JSON is untrusted
+            if key in d and (not isinstance(d[key], int) or isinstance(d[key], bool)):
+                raise CharlstmError(f"model config: {key} must be an integer, got {d[key]!r}")
+        if not isinstance(d.get("dropout", 0.0), (int, float)) or isinstance(d.get("dropout"), bool):
+            raise CharlstmError(f"model config: dropout must be a number, got {d.get('dropout')!r}")
         try:
             return cls(**{k: d[k] for k in ("vocab_size", "hidden_size", "num_layers")},
                        dropout=d.get("dropout", 0.0))

@@ -28,7 +28,9 @@ def global_norm(grads: dict[str, np.ndarray]) -> float:
     """sqrt of the sum of squares of every gradient, accumulated in float64."""
     total = 0.0
     for g in grads.values():
-        flat = g.reshape(-1)
+        # float64 before squaring: a float32 dot product accumulates in float32, where squares
+        # of gradients above ~1.8e19 overflow (an exploding gradient would read as non-finite)
+        flat = g.reshape(-1).astype(np.float64, copy=False)
         total += float(np.dot(flat, flat))
     return math.sqrt(total)
 

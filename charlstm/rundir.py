@@ -4,6 +4,10 @@
     best.npz       the checkpoint with the lowest validation loss (a copy of latest, made atomically)
     metrics.jsonl  one JSON object per line, appended and flushed
     .lock          held while a run writes here, so two runs never interleave their files
+
+A run killed outright (SIGKILL, power loss) can leave a temporary `.latest.npz.tmp-PID` behind, or
+half a line at the end of metrics.jsonl; the next run to take the lock removes both. A temporary
+file is never read as a checkpoint: only the names above are.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class RunDir:
             raise CharlstmError(f"cannot create the output directory {self.path}: {e.strerror or e}") from None
         self._check_writable()
         self._lock()
+        self._clean_after_crash()
         return self
 
     def __exit__(self, *exc):
@@ -69,6 +74,25 @@ class RunDir:
             raise CharlstmError(f"another charlstm run is writing to {self.path}; "
                                 "wait for it or choose another --out directory") from None
         self._lock_file = f
+
+    def _clean_after_crash(self) -> None:
+        """Remove what a killed run left half-written (safe: we hold the lock, so no one is writing)."""
+        for pattern in (".latest.npz.tmp-*", ".best.npz.tmp-*", ".write-test-*"):
+            for leftover in self.path.glob(pattern):
+                try:
+                    leftover.unlink()
+                except OSError:
+                    pass
+        try:
+            with open(self.metrics, "rb+") as f:
+                size = f.seek(0, os.SEEK_END)
+                if size and (f.seek(size - 1), f.read(1))[1] != b"\n":   # the last write was cut short
+                    f.seek(0)
+                    f.truncate(f.read().rfind(b"\n") + 1)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise CharlstmError(f"cannot repair {self.metrics}: {e.strerror or e}") from None
 
     def promote_best(self) -> None:
         """best.npz becomes a copy of latest.npz, atomically (copy to a temporary, then rename)."""

@@ -67,8 +67,11 @@ def filter_probs(logits: np.ndarray, temperature: float, top_k=None, top_p=None,
 def draw(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
     """Inverse-CDF draw of one symbol per row from probs (B, V) with uniforms (B,) in [0, 1)."""
     cdf = np.cumsum(probs, axis=1)
-    ids = (cdf < (uniforms * cdf[:, -1])[:, None]).sum(axis=1)
-    return np.minimum(ids, probs.shape[1] - 1)
+    # The first symbol whose cdf exceeds u * total: a symbol of probability 0 is never drawn, not
+    # even for u == 0, and rounding at u close to 1 falls back to the last possible symbol.
+    ids = (cdf <= (uniforms * cdf[:, -1])[:, None]).sum(axis=1)
+    last_possible = probs.shape[1] - 1 - np.argmax(probs[:, ::-1] > 0, axis=1)
+    return np.minimum(ids, last_possible)
 
 
 class Stepper:
@@ -131,8 +134,8 @@ def generate(params, config: ModelConfig, vocab: Vocab, rng: np.random.Generator
     sample added in that step ("" once a sample has reached `stop`; the stop text itself is not
     emitted). Ends after `length` new symbols or when every sample has stopped.
     """
-    if length < 0:
-        raise CharlstmError(f"length must be >= 0, got {length}")
+    if length < 1:
+        raise CharlstmError(f"the length must be at least 1 symbol, got {length}")
     if num_samples < 1:
         raise CharlstmError(f"the number of samples must be at least 1, got {num_samples}")
     check_decoding(temperature, top_k, top_p, len(vocab))

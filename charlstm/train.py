@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import make_streams, read_text, split_ids
+from .data import MAX_TEXT_BYTES, make_streams, read_text, split_ids
 from .errors import CharlstmError
 from .evaluate import evaluate_ids, nats_to_bits
 from .model import ModelConfig, State, dropout_masks, init_params, loss_and_grads, zero_state
@@ -31,6 +31,7 @@ from .sample import sample_texts
 from .vocab import Vocab, build_vocab
 
 DEFAULT_EPOCHS = 10   # how long a run lasts when no bound at all is given
+MAX_SKIPS_IN_A_ROW = 10   # with on_nonfinite="skip": the lr has been halved this often, give up
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class TrainConfig:
             (self.eval_every >= 1, "--eval-every must be at least 1"),
             (0.0 <= self.val_fraction < 1.0, "--val-fraction must be in [0, 1)"),
             (self.min_count >= 1, "--min-count must be at least 1"),
+            (self.sample_length >= 0, "sample_length must be >= 0 (0: no sample at evaluations)"),
             (self.dtype in ("float32", "float64"), "dtype must be float32 or float64"),
             (self.on_nonfinite in ("stop", "skip"), "on_nonfinite must be stop or skip"),
         ]
@@ -119,6 +121,7 @@ class _Progress:
     elapsed_s: float = 0.0      # training time of all invocations
     best_val: float | None = None
     lr_scale: float = 1.0       # lowered when a non-finite batch is skipped
+    best_step: int | None = None   # the step best.npz holds
 
 
 class _StopSignal:
@@ -143,8 +146,9 @@ class _StopSignal:
             signal.signal(sig, handler)
 
 
-def load_corpus(path, encoding_errors: str = "strict", newline: str = "keep") -> str:
-    text = read_text(path, errors=encoding_errors, newline=newline)
+def load_corpus(path, encoding_errors: str = "strict", newline: str = "keep",
+                max_bytes: int | None = MAX_TEXT_BYTES) -> str:
+    text = read_text(path, errors=encoding_errors, newline=newline, max_bytes=max_bytes)
     if not text.strip():
         raise CharlstmError(f"{path}: the corpus is empty (or only whitespace)")
     return text
@@ -153,49 +157,60 @@ def load_corpus(path, encoding_errors: str = "strict", newline: str = "keep") ->
 def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model: dict | None = None,
           text: str | None = None, resume=None, progress: bool = True,
           on_eval: Callable[[Evaluation], None] | None = None,
-          encoding_errors: str = "strict", newline: str = "keep") -> TrainResult:
+          encoding_errors: str = "strict", newline: str = "keep",
+          max_corpus_bytes: int | None = MAX_TEXT_BYTES) -> TrainResult:
     """Train a model on a corpus file (or on `text`), writing checkpoints and metrics to out_dir.
 
     model: overrides of ModelConfig's fields (hidden_size, num_layers, dropout).
     resume: a checkpoint to continue from; its model, vocabulary and training configuration are
     used, except the run's bounds (max_steps, max_time, epochs), which come from `config`.
     on_eval: called with each Evaluation.
+    max_corpus_bytes: a larger corpus file is refused before it is read (None: no cap).
     """
     # --- configuration and data -------------------------------------------------------------
     if text is None:
         if corpus is None:
             raise CharlstmError("give a corpus file (or text=...)")
-        text = load_corpus(corpus, encoding_errors, newline)
+        text = load_corpus(corpus, encoding_errors, newline, max_corpus_bytes)
     elif not text.strip():
         raise CharlstmError("the corpus is empty (or only whitespace)")
 
-    run = RunDir(out_dir)
-    with run:
-        saved = load_checkpoint(resume) if resume is not None else None
-        if saved is not None:
-            if not saved.train:
-                raise CharlstmError(f"{resume}: holds no training state; it cannot be resumed")
-            bounds = {k: getattr(config, k) for k in ("max_steps", "max_time", "epochs")}
+    # Every problem with the inputs is found before the output directory is touched.
+    saved = load_checkpoint(resume) if resume is not None else None
+    if saved is not None:
+        if not saved.train:
+            raise CharlstmError(f"{resume}: holds no training state; it cannot be resumed")
+        bounds = {k: getattr(config, k) for k in ("max_steps", "max_time", "epochs")}
+        try:
             config = replace(TrainConfig.from_dict(saved.train["config"]), **bounds)
-            vocab, model_config = saved.vocab, saved.config
-        else:
-            vocab = build_vocab(text, config.unit, config.min_count)
-            model_config = replace(ModelConfig(vocab_size=len(vocab)), **(model or {}))
-        ids = vocab.encode(text, unknown="unk")
-        train_ids, val_ids = split_ids(ids, config.val_fraction)
-        streams = make_streams(train_ids, config.batch_size, config.seq_length)
+        except (KeyError, TypeError, AttributeError) as e:
+            raise CharlstmError(f"{resume}: its training configuration is damaged ({e!r}); "
+                                "it cannot be resumed") from None
+        vocab, model_config = saved.vocab, saved.config
+    else:
+        vocab = build_vocab(text, config.unit, config.min_count)
+        model_config = replace(ModelConfig(vocab_size=len(vocab)), **(model or {}))
+    ids = vocab.encode(text, unknown="unk")
+    train_ids, val_ids = split_ids(ids, config.val_fraction)
+    streams = make_streams(train_ids, config.batch_size, config.seq_length)
 
-        # --- model, optimiser, state --------------------------------------------------------------
-        dtype = np.dtype(config.dtype).type
-        rng = np.random.default_rng(config.seed)
-        if saved is not None:
-            params = {k: v.astype(dtype) for k, v in saved.params.items()}
-            adam, state, prog = _restore(saved, params, rng, model_config, config, dtype)
-        else:
-            params = init_params(model_config, rng, dtype)
-            adam = adam_init(params)
-            state = zero_state(model_config, config.batch_size, dtype)
-            prog = _Progress()
+    # --- model, optimiser, state --------------------------------------------------------------
+    dtype = np.dtype(config.dtype).type
+    rng = np.random.default_rng(config.seed)
+    if saved is not None:
+        params = {k: v.astype(dtype) for k, v in saved.params.items()}
+        adam, state, prog = _restore(saved, params, rng, model_config, config, dtype)
+    else:
+        params = init_params(model_config, rng, dtype)
+        adam = adam_init(params)
+        state = zero_state(model_config, config.batch_size, dtype)
+        prog = _Progress()
+
+    # --- the run directory: created, checked writable and locked before the first step ----------
+    with RunDir(out_dir) as run:
+        resumed_here = saved is not None and Path(resume).resolve() == run.latest.resolve()
+        if resumed_here and prog.best_step == prog.step:
+            run.promote_best()   # a kill between writing latest.npz and copying it to best.npz
         return _loop(run, params, model_config, vocab, config, streams, val_ids, adam, state, prog,
                      rng, progress, on_eval)
 
@@ -218,6 +233,7 @@ def _loop(run, params, model_config, vocab, config, streams, val_ids, adam, stat
     window_loss, window_steps, window_chars, window_start = 0.0, 0, 0, started
     last_eval_step = prog.step
     interrupted = False
+    skipped_in_a_row = 0
 
     def fraction_done() -> float:
         parts = []
@@ -238,8 +254,10 @@ def _loop(run, params, model_config, vocab, config, streams, val_ids, adam, stat
         improved = ev.val_nats is not None and (prog.best_val is None or ev.val_nats < prog.best_val)
         if improved:
             prog.best_val = ev.val_nats
-        _save(run.latest, params, model_config, vocab, config, adam, state, prog, rng)
         if improved or config.val_fraction == 0:
+            prog.best_step = prog.step
+        _save(run.latest, params, model_config, vocab, config, adam, state, prog, rng)
+        if prog.best_step == prog.step:
             run.promote_best()
         run.append_metrics(asdict(ev))
         if on_eval is not None:
@@ -267,16 +285,27 @@ def _loop(run, params, model_config, vocab, config, streams, val_ids, adam, stat
             loss, grads, new_state, _ = loss_and_grads(params, model_config, inputs.astype(np.intp),
                                                        targets.astype(np.intp), state, masks, weights)
             norm = clip_by_global_norm(grads, config.grad_clip)
+            # Checked before the update, so a NaN or inf never reaches the weights or Adam's moments.
             if not (math.isfinite(loss) and math.isfinite(norm)):
-                if config.on_nonfinite == "stop":
-                    raise CharlstmError(
-                        f"training diverged at step {prog.step + 1} (loss {loss}, gradient norm {norm}); "
-                        f"the last good checkpoint is {run.latest}; try a lower --lr")
+                what = f"step {prog.step + 1} (loss {loss}, gradient norm {norm})"
+                skipped_in_a_row += 1
+                if config.on_nonfinite == "stop" or skipped_in_a_row > MAX_SKIPS_IN_A_ROW:
+                    kept = (f"the last good checkpoint {run.latest} is kept" if run.latest.exists()
+                            else "no checkpoint had been written yet")
+                    why, advice = "", "restart with a lower --lr, or with --on-nonfinite skip"
+                    if config.on_nonfinite == "skip":
+                        why = f", {skipped_in_a_row} non-finite batches in a row"
+                        advice = "restart with a lower --lr"
+                    raise CharlstmError(f"training diverged at {what}{why}; the update was not applied and "
+                                        f"{kept}; {advice}")
                 prog.lr_scale *= 0.5
                 run.append_metrics({"event": "skipped_nonfinite_batch", "step": prog.step + 1,
-                                    "lr_scale": prog.lr_scale})
+                                    "loss": str(loss), "grad_norm": str(norm), "lr_scale": prog.lr_scale})
+                if bar is not None:
+                    bar.write(f"skipped the batch of {what}; learning rate now x{prog.lr_scale:g}")
                 prog.chunk += 1
                 continue
+            skipped_in_a_row = 0
             adam_update(params, grads, adam, _lr(config, prog, fraction_done()))
             state = new_state
             prog.step += 1
@@ -315,8 +344,8 @@ def _evaluate(params, model_config, vocab, config, val_ids, prog, steps_per_epoc
     # The sample has its own generator, derived from the seed and step, so showing it never
     # changes the training run's random numbers.
     sample_rng = np.random.default_rng([config.seed, prog.step])
-    sample = sample_texts(params, model_config, vocab, sample_rng, length=config.sample_length,
-                          temperature=0.8)[0]
+    sample = "" if config.sample_length == 0 else sample_texts(
+        params, model_config, vocab, sample_rng, length=config.sample_length, temperature=0.8)[0]
     return Evaluation(step=prog.step, epoch=round(prog.epoch + prog.chunk / max(1, steps_per_epoch), 4),
                       elapsed_s=round(prog.elapsed_s, 3), train_loss=train_loss,
                       val_nats=val_nats, val_bpc=None if val_nats is None else nats_to_bits(val_nats),

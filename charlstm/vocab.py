@@ -132,6 +132,11 @@ class Vocab:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Vocab":
+        symbols, unk = d.get("symbols", []), d.get("unk")   # a checkpoint's JSON is untrusted
+        if not isinstance(symbols, list) or not all(isinstance(s, str) and s for s in symbols):
+            raise CharlstmError("vocabulary description: symbols must be a list of non-empty strings")
+        if unk is not None and (not isinstance(unk, int) or isinstance(unk, bool)):
+            raise CharlstmError(f"vocabulary description: unk must be an integer or null, got {unk!r}")
         try:
             return cls(symbols=tuple(d["symbols"]), unit=d["unit"], unk=d.get("unk"))
         except (KeyError, TypeError) as e:

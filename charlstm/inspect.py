@@ -1,0 +1,187 @@
+"""Traces: what every unit of every layer did at every symbol of a text.
+
+`trace(model, text)` reads the text through the network (no dropout, batch 1, from a zero state)
+and keeps, for each symbol n, the values *after reading symbol n*:
+
+    h, c        (L, N, H)  hidden and cell state of every layer
+    i, f, g, o  (L, N, H)  the activated gates that produced them
+    top_ids     (N, k)     the k most likely next symbols, most likely first
+    top_probs   (N, k)     ... and their probabilities
+    loss        (N,)       nats of the symbol that actually comes next (NaN after the last one)
+
+Arrays are layer-major, so `trace.h[layer][:, unit]` is one unit's activation over the text.
+
+The text is read in chunks of `chunk` symbols with the state carried from one to the next, through
+the same `lstm_forward` that training uses (its cache already holds the gates, h and c), so the
+values are exactly the model's; memory holds one chunk's caches plus the kept values, and only
+the first `max_symbols` symbols are kept.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CharlstmError
+from .lstm import lstm_forward
+from .softmax import log_softmax
+from .vocab import split_symbols
+
+QUANTITIES = ("h", "c", "i", "f", "g", "o")
+TRACE_VERSION = 1
+
+
+@dataclass
+class Trace:
+    """Per-symbol values of a model reading a text (see the module docstring for the shapes)."""
+
+    symbols: list[str]         # the N symbols read
+    ids: np.ndarray            # (N,) their ids in the model's vocabulary
+    vocab: list[str]           # the model's symbols, to name top_ids
+    h: np.ndarray              # (L, N, H) float32
+    c: np.ndarray
+    i: np.ndarray
+    f: np.ndarray
+    g: np.ndarray
+    o: np.ndarray
+    top_ids: np.ndarray        # (N, k)
+    top_probs: np.ndarray      # (N, k) float32
+    loss: np.ndarray           # (N,) float32, nats of the next symbol; NaN where there is none
+
+    @property
+    def num_layers(self) -> int:
+        return self.h.shape[0]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.h.shape[2]
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.symbols)
+
+    def values(self, quantity: str) -> np.ndarray:
+        """The (L, N, H) array of one quantity: h, c, i, f, g or o."""
+        if quantity not in QUANTITIES:
+            raise CharlstmError(f"unknown quantity {quantity!r}: use one of {', '.join(QUANTITIES)}")
+        return getattr(self, quantity)
+
+    def surprise(self) -> np.ndarray:
+        """(N,) nats of predicting each symbol from the ones before it (NaN for the first)."""
+        out = np.full(len(self.loss), np.nan, dtype=np.float32)
+        out[1:] = self.loss[:-1]
+        return out
+
+    def __repr__(self) -> str:
+        return (f"Trace({len(self)} symbols, {self.num_layers} x {self.hidden_size} units, "
+                f"top {self.top_ids.shape[1]} candidates)")
+
+    def _repr_html_(self) -> str:
+        """In a notebook, the trace shows as the page of `charlstm viz`, in a frame of its own."""
+        from .viz import render_frame
+        return render_frame(self)
+
+    def save(self, path) -> None:
+        """Write the trace as one .npz file (no pickled objects)."""
+        meta = {"format": "charlstm-trace", "version": TRACE_VERSION, "symbols": self.symbols,
+                "vocab": self.vocab}
+        arrays = {"meta": np.array(json.dumps(meta, ensure_ascii=False)), "ids": self.ids,
+                  "top_ids": self.top_ids, "top_probs": self.top_probs, "loss": self.loss}
+        arrays.update({q: getattr(self, q) for q in QUANTITIES})
+        try:
+            with open(path, "wb") as f:
+                np.savez_compressed(f, **arrays)
+        except OSError as e:
+            raise CharlstmError(f"cannot write {path}: {e.strerror or e}") from None
+
+    @classmethod
+    def load(cls, path) -> "Trace":
+        """Read a trace written by `save` (or `charlstm trace`)."""
+        path = Path(path)
+        if not path.exists():
+            raise CharlstmError(f"{path}: no such file")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                arrays = {k: z[k] for k in ("ids", "top_ids", "top_probs", "loss") + QUANTITIES}
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
+            raise CharlstmError(f"{path}: not a charlstm trace ({e})") from None
+        if meta.get("format") != "charlstm-trace" or meta.get("version") != TRACE_VERSION:
+            raise CharlstmError(f"{path}: not a charlstm trace (format {meta.get('format')!r})")
+        return cls(symbols=list(meta["symbols"]), vocab=list(meta["vocab"]), **arrays)
+
+
+def _leading_symbols(text: str, unit: str, count: int) -> list[str]:
+    """The first `count` symbols of text, splitting only as much of it as needed."""
+    span = max(1, count)
+    while True:
+        piece = text[:span]
+        symbols = split_symbols(piece, unit)
+        if span >= len(text):
+            return symbols[:count]
+        if len(symbols) > count:          # the last symbol of a cut piece may itself be cut
+            return symbols[:count]
+        span *= 2
+
+
+def trace(model, text: str, max_symbols: int = 20_000, chunk: int = 256, top: int = 5) -> Trace:
+    """Read text through the model and keep every unit's h, c and gates at every symbol.
+
+    model: a charlstm Model (or anything with .params, .config and .vocab). Symbols outside the
+    model's vocabulary read as its unknown symbol (an error if it has none). Only the first
+    max_symbols symbols are read (and one more, to score the last prediction). top: how many
+    next-symbol candidates to keep (at most the vocabulary's size).
+    """
+    if max_symbols < 1:
+        raise CharlstmError(f"max-symbols must be at least 1, got {max_symbols}")
+    if chunk < 1:
+        raise CharlstmError(f"chunk must be at least 1, got {chunk}")
+    params, config, vocab = model.params, model.config, model.vocab
+    if top < 1:
+        raise CharlstmError(f"top must be at least 1, got {top}")
+    top = min(top, len(vocab))
+    symbols = _leading_symbols(text, vocab.unit, max_symbols + 1)
+    if not symbols:
+        raise CharlstmError("the text is empty")
+    ids = vocab.encode("".join(symbols), unknown="unk").astype(np.intp)
+    if len(ids) != len(symbols):          # a cut grapheme re-split differently: trust the ids
+        symbols = split_symbols("".join(symbols), vocab.unit)
+    N = min(len(ids), max_symbols)
+    L, H = config.num_layers, config.hidden_size
+    dtype = params["head.W"].dtype
+
+    out = {q: np.empty((L, N, H), dtype=np.float32) for q in QUANTITIES}
+    top_ids = np.empty((N, top), dtype=np.min_scalar_type(max(0, len(vocab) - 1)))
+    top_probs = np.empty((N, top), dtype=np.float32)
+    loss = np.full(N, np.nan, dtype=np.float32)
+    h = np.zeros((L, 1, H), dtype=dtype)
+    c = np.zeros((L, 1, H), dtype=dtype)
+    for start in range(0, N, chunk):
+        end = min(N, start + chunk)
+        x = ids[start:end, None]                             # (T, 1)
+        for layer in range(L):
+            x, (h[layer], c[layer]), cache = lstm_forward(   # the state carries to the next chunk
+                x, h[layer], c[layer],
+                params[f"lstm.{layer}.Wx"], params[f"lstm.{layer}.Wh"], params[f"lstm.{layer}.b"])
+            gates = cache.gates[:, 0, :]                     # (T, 4H) activated i, f, g, o
+            for k, q in enumerate("ifgo"):
+                out[q][layer, start:end] = gates[:, k * H:(k + 1) * H]
+            out["h"][layer, start:end] = cache.h[1:, 0]
+            out["c"][layer, start:end] = cache.c[1:, 0]
+        logp = log_softmax(x[:, 0, :] @ params["head.W"] + params["head.b"])   # (T, V)
+        best = np.argsort(-logp, axis=1, kind="stable")[:, :top]
+        top_ids[start:end] = best
+        top_probs[start:end] = np.exp(np.take_along_axis(logp, best, axis=1))
+        nxt = ids[start + 1:end + 1]                          # the next symbols that exist
+        loss[start:start + len(nxt)] = -logp[np.arange(len(nxt)), nxt]
+    return Trace(symbols=symbols[:N], ids=ids[:N].astype(vocab.dtype), vocab=list(vocab.symbols),
+                 top_ids=top_ids, top_probs=top_probs, loss=loss, **out)
+
+
+__all__ = ["Trace", "trace", "QUANTITIES"]

@@ -1,0 +1,217 @@
+"""charlstm.lstm: one LSTM layer, forward against a plain reference, backward against central
+differences in float64, the one-hot (ids) input, and float32 runs that stay float32."""
+
+import numpy as np
+import pytest
+
+from charlstm.lstm import LSTMCache, lstm_backward, lstm_forward
+from charlstm.vocab import Vocab
+from gradcheck import numerical_gradient, rel_error
+
+TOL = 1e-6
+
+
+def sigmoid(z):
+    return np.exp(-np.logaddexp(0.0, -z))   # 1 / (1 + exp(-z)) without overflow
+
+
+def reference_forward(x, h0, c0, Wx, Wh, b):
+    """The equations of the module docstring, one step and one gate at a time."""
+    H = Wh.shape[0]
+    h, c, outs = h0, c0, []
+    for t in range(x.shape[0]):
+        z = x[t] @ Wx + h @ Wh + b
+        i, f = sigmoid(z[:, :H]), sigmoid(z[:, H:2 * H])
+        g, o = np.tanh(z[:, 2 * H:3 * H]), sigmoid(z[:, 3 * H:])
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        outs.append(h)
+    return np.stack(outs), h, c
+
+
+def make_layer(rng, T, B, D, H, dtype=np.float64, scale=0.5):
+    x = rng.standard_normal((T, B, D))
+    h0 = rng.standard_normal((B, H)) * 0.5
+    c0 = rng.standard_normal((B, H)) * 0.5
+    Wx = rng.standard_normal((D, 4 * H)) * scale
+    Wh = rng.standard_normal((H, 4 * H)) * scale
+    b = rng.standard_normal(4 * H) * scale
+    return [a.astype(dtype) for a in (x, h0, c0, Wx, Wh, b)]
+
+
+def scalar_loss(x, h0, c0, Wx, Wh, b, dout, dhT, dcT):
+    """A scalar whose gradients are exactly what lstm_backward computes for (dout, dhT, dcT)."""
+    out, (hT, cT), _ = lstm_forward(x, h0, c0, Wx, Wh, b)
+    return float(np.sum(out * dout) + np.sum(hT * dhT) + np.sum(cT * dcT))
+
+
+def check_all_grads(x, h0, c0, Wx, Wh, b, dout, dhT, dcT):
+    _, _, cache = lstm_forward(x, h0, c0, Wx, Wh, b)
+    grads = lstm_backward(dout, cache, dhT, dcT)
+    f = lambda: scalar_loss(x, h0, c0, Wx, Wh, b, dout, dhT, dcT)  # noqa: E731
+    named = {"dWx": Wx, "dWh": Wh, "db": b, "dh0": h0, "dc0": c0}
+    if np.issubdtype(x.dtype, np.floating):
+        named["dx"] = x
+    for name, array in named.items():
+        analytic = getattr(grads, name)
+        assert analytic.shape == array.shape, name
+        err = rel_error(analytic, numerical_gradient(f, array))
+        assert err < TOL, f"{name}: relative error {err:.2e}"
+    return grads
+
+
+def test_forward_matches_the_equations():
+    rng = np.random.default_rng(0)
+    x, h0, c0, Wx, Wh, b = make_layer(rng, T=6, B=3, D=5, H=4)
+    out, (hT, cT), cache = lstm_forward(x, h0, c0, Wx, Wh, b)
+    ref_out, ref_h, ref_c = reference_forward(x, h0, c0, Wx, Wh, b)
+    np.testing.assert_allclose(out, ref_out, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(hT, ref_h, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(cT, ref_c, rtol=1e-12, atol=1e-14)
+    assert isinstance(cache, LSTMCache)
+    np.testing.assert_array_equal(cache.h[0], h0)
+    np.testing.assert_array_equal(cache.c[0], c0)
+    np.testing.assert_array_equal(cache.h[1:], out)
+
+
+def test_forward_saturated_gates_stay_finite():
+    rng = np.random.default_rng(1)
+    x, h0, c0, Wx, Wh, b = make_layer(rng, T=5, B=2, D=3, H=3, scale=300.0)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        out, (hT, cT), _ = lstm_forward(x, h0, c0, Wx, Wh, b)
+    assert np.isfinite(out).all() and np.isfinite(cT).all()
+    assert np.all(np.abs(out) <= 1.0)
+    ref_out, _, _ = reference_forward(x, h0, c0, Wx, Wh, b)
+    np.testing.assert_allclose(out, ref_out, rtol=1e-9, atol=1e-12)
+
+
+def test_forward_and_backward_leave_their_inputs_alone():
+    rng = np.random.default_rng(2)
+    arrays = make_layer(rng, T=4, B=2, D=3, H=3)
+    copies = [a.copy() for a in arrays]
+    out, _, cache = lstm_forward(*arrays)
+    for a, c in zip(arrays, copies):
+        np.testing.assert_array_equal(a, c)
+    dout = rng.standard_normal(out.shape)
+    dhT, dcT = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    saved = [dout.copy(), dhT.copy(), dcT.copy()]
+    g1 = lstm_backward(dout, cache, dhT, dcT)
+    for a, c in zip((dout, dhT, dcT), saved):
+        np.testing.assert_array_equal(a, c)
+    # a second backward pass from the same cache gives the same gradients (the cache is not consumed)
+    g2 = lstm_backward(dout, cache, dhT, dcT)
+    for a, c in zip(g1, g2):
+        np.testing.assert_array_equal(a, c)
+
+
+def test_gradients_one_step():
+    rng = np.random.default_rng(3)
+    x, h0, c0, Wx, Wh, b = make_layer(rng, T=1, B=3, D=4, H=5)
+    dout = rng.standard_normal((1, 3, 5))
+    dhT, dcT = rng.standard_normal((3, 5)), rng.standard_normal((3, 5))
+    check_all_grads(x, h0, c0, Wx, Wh, b, dout, dhT, dcT)
+
+
+def test_gradients_whole_sequence():
+    rng = np.random.default_rng(4)
+    x, h0, c0, Wx, Wh, b = make_layer(rng, T=7, B=2, D=3, H=4)
+    dout = rng.standard_normal((7, 2, 4))
+    dhT, dcT = rng.standard_normal((2, 4)), rng.standard_normal((2, 4))
+    grads = check_all_grads(x, h0, c0, Wx, Wh, b, dout, dhT, dcT)
+    assert np.abs(grads.dh0).max() > 1e-3 and np.abs(grads.dc0).max() > 1e-3
+
+
+def test_gradients_with_only_final_state_upstream():
+    """dh_out = 0: everything flows from dhT/dcT back through all the steps."""
+    rng = np.random.default_rng(5)
+    x, h0, c0, Wx, Wh, b = make_layer(rng, T=5, B=2, D=3, H=3)
+    dhT, dcT = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    check_all_grads(x, h0, c0, Wx, Wh, b, np.zeros((5, 2, 3)), dhT, dcT)
+
+
+def test_none_final_gradients_mean_zero():
+    rng = np.random.default_rng(6)
+    x, h0, c0, Wx, Wh, b = make_layer(rng, T=4, B=2, D=3, H=3)
+    out, _, cache = lstm_forward(x, h0, c0, Wx, Wh, b)
+    dout = rng.standard_normal(out.shape)
+    a = lstm_backward(dout, cache)
+    z = lstm_backward(dout, cache, np.zeros((2, 3)), np.zeros((2, 3)))
+    for ga, gz in zip(a, z):
+        np.testing.assert_array_equal(ga, gz)
+
+
+def test_ids_input_is_one_hot_times_Wx():
+    rng = np.random.default_rng(7)
+    V, T, B, H = 6, 5, 3, 4
+    vocab = Vocab(tuple("abcdef"))
+    ids = rng.integers(0, V, size=(T, B))
+    ids[1, :] = ids[0, :]           # repeated ids: the scatter of dWx must add, not overwrite
+    ids[:, 2] = 1
+    _, h0, c0, Wx, Wh, b = make_layer(rng, T=T, B=B, D=V, H=H)
+    one_hot = vocab.one_hot(ids, dtype=np.float64)
+    out_ids, (h_ids, c_ids), cache_ids = lstm_forward(ids, h0, c0, Wx, Wh, b)
+    out_vec, (h_vec, c_vec), cache_vec = lstm_forward(one_hot, h0, c0, Wx, Wh, b)
+    np.testing.assert_allclose(out_ids, out_vec, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(h_ids, h_vec, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(c_ids, c_vec, rtol=1e-13, atol=1e-15)
+    ref_out, _, _ = reference_forward(one_hot, h0, c0, Wx, Wh, b)
+    np.testing.assert_allclose(out_ids, ref_out, rtol=1e-12, atol=1e-14)
+
+    dout = rng.standard_normal(out_ids.shape)
+    dhT, dcT = rng.standard_normal((B, H)), rng.standard_normal((B, H))
+    g_ids = lstm_backward(dout, cache_ids, dhT, dcT)
+    g_vec = lstm_backward(dout, cache_vec, dhT, dcT)
+    assert g_ids.dx is None
+    for name in ("dWx", "dWh", "db", "dh0", "dc0"):
+        np.testing.assert_allclose(getattr(g_ids, name), getattr(g_vec, name), rtol=1e-12, atol=1e-14)
+    # symbols never seen get no gradient
+    unseen = sorted(set(range(V)) - set(ids.reshape(-1).tolist()))
+    assert np.all(g_ids.dWx[unseen] == 0)
+
+
+@pytest.mark.parametrize("id_dtype", [np.uint8, np.uint16, np.intp])
+def test_gradients_ids_input(id_dtype):
+    rng = np.random.default_rng(8)
+    V, T, B, H = 5, 4, 3, 3
+    ids = rng.integers(0, V, size=(T, B)).astype(id_dtype)
+    _, h0, c0, Wx, Wh, b = make_layer(rng, T=T, B=B, D=V, H=H)
+    dout = rng.standard_normal((T, B, H))
+    dhT, dcT = rng.standard_normal((B, H)), rng.standard_normal((B, H))
+    check_all_grads(ids, h0, c0, Wx, Wh, b, dout, dhT, dcT)
+
+
+@pytest.mark.parametrize("ids_input", [False, True])
+def test_float32_stays_float32(ids_input):
+    rng = np.random.default_rng(9)
+    T, B, D, H = 6, 3, 5, 4
+    x64, h0, c0, Wx, Wh, b = make_layer(rng, T=T, B=B, D=D, H=H)
+    if ids_input:
+        x64 = rng.integers(0, D, size=(T, B))
+    x32 = x64 if ids_input else x64.astype(np.float32)
+    args32 = [x32] + [a.astype(np.float32) for a in (h0, c0, Wx, Wh, b)]
+    out, (hT, cT), cache = lstm_forward(*args32)
+    for name, a in [("out", out), ("hT", hT), ("cT", cT), ("gates", cache.gates), ("c", cache.c),
+                    ("h", cache.h), ("tanh_c", cache.tanh_c)]:
+        assert a.dtype == np.float32, name
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    dhT, dcT = (rng.standard_normal((B, H)).astype(np.float32) for _ in range(2))
+    grads = lstm_backward(dout, cache, dhT, dcT)
+    for name in ("dh0", "dc0", "dWx", "dWh", "db") + (() if ids_input else ("dx",)):
+        assert getattr(grads, name).dtype == np.float32, name
+
+    # and the float32 numbers are the float64 numbers, to float32 precision
+    out64, (hT64, cT64), cache64 = lstm_forward(x64, h0, c0, Wx, Wh, b)
+    grads64 = lstm_backward(dout.astype(np.float64), cache64, dhT.astype(np.float64), dcT.astype(np.float64))
+    np.testing.assert_allclose(out, out64, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(cT, cT64, rtol=1e-4, atol=1e-5)
+    for name in ("dh0", "dc0", "dWx", "dWh", "db"):
+        assert rel_error(getattr(grads, name), getattr(grads64, name)) < 1e-5, name
+
+
+def test_float32_final_gradients_given_as_float64_do_not_promote():
+    rng = np.random.default_rng(10)
+    args = [a.astype(np.float32) for a in make_layer(rng, T=3, B=2, D=3, H=3)]
+    out, _, cache = lstm_forward(*args)
+    grads = lstm_backward(np.ones_like(out), cache, np.ones((2, 3)), np.ones((2, 3)))  # float64 upstream
+    assert grads.dh0.dtype == np.float32 and grads.dc0.dtype == np.float32
+    assert grads.dWh.dtype == np.float32
