@@ -91,14 +91,16 @@ def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
 def init_params(config: ModelConfig, rng: np.random.Generator, dtype=np.float32) -> dict[str, np.ndarray]:
     """Fresh parameters.
 
-    LSTM weights are uniform in +-1/sqrt(H), which keeps every gate's pre-activation of order one
-    whatever the layer's width (each input row of the first layer is an embedding of a symbol, so
-    it gets the same scale). Biases start at zero except the forget gate's, which starts at 1 so
-    that the cell remembers by default early in training and gradients flow through long spans.
-    The head is uniform in +-1/sqrt(H) with zero bias.
+    Weights that multiply a hidden state (Wh, the upper layers' Wx, the head) are uniform in
+    +-1/sqrt(H): the sum over H inputs of order one then gives pre-activations of order one.
+    The first layer's input is one-hot, so its pre-activation is a single row of Wx, not a sum:
+    those rows are uniform in +-1 (standard deviation 0.58, about what an embedding of standard
+    deviation 1 followed by a +-1/sqrt(H) matrix gives). With +-1/sqrt(H) there too, the first
+    layer would start almost deaf to its input and spend hundreds of steps growing it.
+    Biases start at zero except the forget gate's, which starts at 1 so that the cell remembers by
+    default early in training and gradients flow through long spans.
     """
     H = config.hidden_size
-    bound = 1.0 / np.sqrt(H)
     params = {}
     for key, shape in param_shapes(config).items():
         if key.endswith(".b"):
@@ -106,6 +108,7 @@ def init_params(config: ModelConfig, rng: np.random.Generator, dtype=np.float32)
             if key.startswith("lstm."):
                 p[H:2 * H] = 1.0      # forget gate
         else:
+            bound = 1.0 if key == "lstm.0.Wx" else 1.0 / np.sqrt(H)
             p = rng.uniform(-bound, bound, size=shape)
         params[key] = p.astype(dtype)
     return params

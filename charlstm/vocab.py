@@ -8,6 +8,14 @@ Pure-ASCII text takes a fast path through bytes and a 256-entry lookup table; th
 grapheme cluster longer than one code point is CR LF, so ASCII text holding a CR takes the general
 path in grapheme mode.
 
+Text that is not pure ASCII is segmented without running `\\X` over all of it: two adjacent code
+points can only belong to one grapheme cluster when one of them has a joining break property
+(Extend, ZWJ, SpacingMark, Prepend, Regional_Indicator, a Hangul jamo or syllable, or CR). Between
+two code points of which neither joins, a cluster always ends, so almost every code point is a
+symbol of its own and is handled by NumPy in bulk; only the short segments around joining code
+points go through the regex. The text is processed in chunks cut after line feeds (always a
+cluster boundary), so memory stays bounded by the chunk size.
+
 Rare symbols (fewer than `min_count` occurrences) map to one unknown symbol, written as U+FFFD
 REPLACEMENT CHARACTER, which is also what an undecodable byte becomes when files are read with
 replacement; the sampler never emits it.
@@ -39,6 +47,80 @@ def split_symbols(text: str, unit: str = "grapheme") -> list[str]:
 
 def _ascii_fast_path(text: str, unit: str) -> bool:
     return text.isascii() and (unit == "codepoint" or "\r" not in text)
+
+
+_MAX_CODEPOINT = 0x110000
+_JOINING = regex.compile(
+    r"[\p{Grapheme_Cluster_Break=Extend}\p{Grapheme_Cluster_Break=ZWJ}\p{Grapheme_Cluster_Break=SpacingMark}"
+    r"\p{Grapheme_Cluster_Break=Prepend}\p{Grapheme_Cluster_Break=Regional_Indicator}"
+    r"\p{Grapheme_Cluster_Break=L}\p{Grapheme_Cluster_Break=V}\p{Grapheme_Cluster_Break=T}"
+    r"\p{Grapheme_Cluster_Break=LV}\p{Grapheme_Cluster_Break=LVT}\r]")
+_joining_table: np.ndarray | None = None
+_CHUNK = 1 << 22   # code points per chunk of a long text
+
+
+def _joining_mask() -> np.ndarray:
+    """Boolean table over all code points: True where the code point can join a neighbour."""
+    global _joining_table
+    if _joining_table is None:
+        every = np.arange(_MAX_CODEPOINT, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
+        table = np.zeros(_MAX_CODEPOINT, dtype=bool)
+        table[[m.start() for m in _JOINING.finditer(every)]] = True
+        _joining_table = table
+    return _joining_table
+
+
+def _chunks(text: str):
+    """Pieces of about _CHUNK code points, each cut right after a line feed where there is one."""
+    start, n = 0, len(text)
+    while start < n:
+        end = min(n, start + _CHUNK)
+        if end < n:
+            cut = text.rfind("\n", start, end)
+            if cut < 0:
+                cut = text.find("\n", end)
+            end = n if cut < 0 else cut + 1
+        yield text[start:end]
+        start = end
+
+
+def _symbol_keys(chunk: str, unit: str) -> tuple[np.ndarray, list[str]]:
+    """The chunk's symbols as integer keys: a one-code-point symbol is its code point; a longer
+    grapheme cluster is _MAX_CODEPOINT + its index in the returned list of clusters."""
+    cp = np.frombuffer(chunk.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
+    if unit == "codepoint" or len(cp) == 0:
+        return cp, []
+    joining = _joining_mask()[cp]
+    if not joining.any():
+        return cp, []
+    # A cluster certainly ends between two code points of which neither joins: cut there.
+    starts = np.flatnonzero(np.r_[True, ~(joining[1:] | joining[:-1])])
+    lengths = np.diff(np.r_[starts, len(cp)])
+    single = lengths == 1
+    counts = lengths.copy()           # symbols per segment; single segments hold exactly one
+    clusters: list[str] = []
+    index: dict[str, int] = {}
+    pieces = {}
+    for k in np.flatnonzero(~single):
+        start = int(starts[k])
+        found = _GRAPHEME.findall(chunk, start, start + int(lengths[k]))
+        keys = []
+        for g in found:
+            if len(g) == 1:
+                keys.append(ord(g))
+            else:
+                if g not in index:
+                    index[g] = len(clusters)
+                    clusters.append(g)
+                keys.append(_MAX_CODEPOINT + index[g])
+        pieces[k] = keys
+        counts[k] = len(keys)
+    offsets = np.r_[0, np.cumsum(counts)[:-1]]
+    out = np.empty(int(counts.sum()), dtype=np.int64)
+    out[offsets[single]] = cp[starts[single]]
+    for k, keys in pieces.items():
+        out[offsets[k]:offsets[k] + len(keys)] = keys
+    return out, clusters
 
 
 def ids_dtype(size: int):
@@ -75,6 +157,17 @@ class Vocab:
                 table[ord(s)] = k
         object.__setattr__(self, "_index", index)
         object.__setattr__(self, "_table", table)
+        object.__setattr__(self, "_codepoint_table", None)
+
+    def _codepoint_ids(self) -> np.ndarray:
+        """Dense code point -> id table (-1 where the code point is not a symbol), built once."""
+        if self._codepoint_table is None:
+            table = np.full(_MAX_CODEPOINT, -1, dtype=np.int32)
+            for s, k in self._index.items():
+                if len(s) == 1:
+                    table[ord(s)] = k
+            object.__setattr__(self, "_codepoint_table", table)
+        return self._codepoint_table
 
     def __len__(self) -> int:
         return len(self.symbols)
@@ -99,13 +192,26 @@ class Vocab:
                     self._unknown_symbol(chr(raw[np.argmax(missing)]))
                 ids[missing] = self.unk
             return ids.astype(self.dtype)
-        symbols = split_symbols(text, self.unit)
-        get = self._index.get
-        fallback = self.unk if use_unk else -1
-        ids = np.fromiter((get(s, fallback) for s in symbols), dtype=np.int64, count=len(symbols))
-        if (ids < 0).any():
-            self._unknown_symbol(symbols[int(np.argmax(ids < 0))])
-        return ids.astype(self.dtype)
+        if self.unit not in UNITS:
+            raise CharlstmError(f"unknown unit {self.unit!r}: use one of {', '.join(UNITS)}")
+        table = self._codepoint_ids()
+        parts = []
+        for chunk in _chunks(text):
+            keys, clusters = _symbol_keys(chunk, self.unit)
+            simple = keys < _MAX_CODEPOINT
+            ids = np.empty(len(keys), dtype=np.int64)
+            ids[simple] = table[keys[simple]]
+            if clusters:
+                cluster_ids = np.array([self._index.get(g, -1) for g in clusters], dtype=np.int64)
+                ids[~simple] = cluster_ids[keys[~simple] - _MAX_CODEPOINT]
+            missing = ids < 0
+            if missing.any():
+                if not use_unk:
+                    key = int(keys[np.argmax(missing)])
+                    self._unknown_symbol(chr(key) if key < _MAX_CODEPOINT else clusters[key - _MAX_CODEPOINT])
+                ids[missing] = self.unk
+            parts.append(ids.astype(self.dtype))
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=self.dtype)
 
     def _unknown_symbol(self, symbol: str):
         shown = symbol.encode("unicode_escape").decode("ascii") if not symbol.isprintable() else symbol
@@ -148,7 +254,20 @@ def count_symbols(text: str, unit: str = "grapheme") -> Counter:
     if _ascii_fast_path(text, unit):
         counts = np.bincount(np.frombuffer(text.encode("ascii"), dtype=np.uint8), minlength=128)
         return Counter({chr(k): int(n) for k, n in enumerate(counts) if n})
-    return Counter(split_symbols(text, unit))
+    if unit not in UNITS:
+        raise CharlstmError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
+    per_codepoint = np.zeros(_MAX_CODEPOINT, dtype=np.int64)
+    clusters: Counter = Counter()
+    for chunk in _chunks(text):
+        keys, names = _symbol_keys(chunk, unit)
+        simple = keys < _MAX_CODEPOINT
+        per_codepoint += np.bincount(keys[simple], minlength=_MAX_CODEPOINT)
+        if names:
+            for k, n in enumerate(np.bincount(keys[~simple] - _MAX_CODEPOINT, minlength=len(names))):
+                clusters[names[k]] += int(n)
+    counts = Counter({chr(k): int(per_codepoint[k]) for k in np.flatnonzero(per_codepoint)})
+    counts.update(clusters)
+    return counts
 
 
 def build_vocab(text: str, unit: str = "grapheme", min_count: int = 1) -> Vocab:

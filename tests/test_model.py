@@ -167,8 +167,10 @@ def test_init_forget_bias_one_and_bounds():
         np.testing.assert_array_equal(b[:H], 0.0)
         np.testing.assert_array_equal(b[2 * H:], 0.0)
     np.testing.assert_array_equal(params["head.b"], 0.0)
-    bound = 1 / np.sqrt(H)
+    # one-hot rows (lstm.0.Wx) are uniform in +-1, everything that multiplies a hidden state in
+    # +-1/sqrt(H)
     for key in ("lstm.0.Wx", "lstm.1.Wh", "lstm.2.Wx", "head.W"):
+        bound = 1.0 if key == "lstm.0.Wx" else 1 / np.sqrt(H)
         w = params[key]
         assert np.abs(w).max() <= bound
         assert np.abs(w).max() > 0.8 * bound          # uniform over the whole range
