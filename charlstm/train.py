@@ -28,7 +28,7 @@ from .model import ModelConfig, State, dropout_masks, init_params, loss_and_grad
 from .optim import AdamState, adam_init, adam_update, clip_by_global_norm, learning_rate
 from .rundir import RunDir
 from .sample import sample_texts
-from .vocab import Vocab, build_vocab
+from .vocab import Vocab, build_and_encode
 
 DEFAULT_EPOCHS = 10   # how long a run lasts when no bound at all is given
 MAX_SKIPS_IN_A_ROW = 10   # with on_nonfinite="skip": the lr has been halved this often, give up
@@ -187,10 +187,10 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
             raise CharlstmError(f"{resume}: its training configuration is damaged ({e!r}); "
                                 "it cannot be resumed") from None
         vocab, model_config = saved.vocab, saved.config
+        ids = vocab.encode(text, unknown="unk")
     else:
-        vocab = build_vocab(text, config.unit, config.min_count)
+        vocab, ids = build_and_encode(text, config.unit, config.min_count)
         model_config = replace(ModelConfig(vocab_size=len(vocab)), **(model or {}))
-    ids = vocab.encode(text, unknown="unk")
     train_ids, val_ids = split_ids(ids, config.val_fraction)
     streams = make_streams(train_ids, config.batch_size, config.seq_length)
 

@@ -88,39 +88,30 @@ def _symbol_keys(chunk: str, unit: str) -> tuple[np.ndarray, list[str]]:
     """The chunk's symbols as integer keys: a one-code-point symbol is its code point; a longer
     grapheme cluster is _MAX_CODEPOINT + its index in the returned list of clusters."""
     cp = np.frombuffer(chunk.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
-    if unit == "codepoint" or len(cp) == 0:
+    if unit == "codepoint" or len(cp) < 2:
         return cp, []
     joining = _joining_mask()[cp]
-    if not joining.any():
+    # linked[k]: no certain cluster break between code points k and k+1 (one of them can join).
+    linked = joining[1:] | joining[:-1]
+    if not linked.any():
         return cp, []
-    # A cluster certainly ends between two code points of which neither joins: cut there.
-    starts = np.flatnonzero(np.r_[True, ~(joining[1:] | joining[:-1])])
-    lengths = np.diff(np.r_[starts, len(cp)])
-    single = lengths == 1
-    counts = lengths.copy()           # symbols per segment; single segments hold exactly one
+    # Chains of linked code points are the only places where a cluster can be longer than one
+    # code point; they are few, so only they go through the regex.
+    edges = np.flatnonzero(np.diff(np.r_[False, linked, False].view(np.int8)))
+    keep = np.ones(len(cp), dtype=bool)
     clusters: list[str] = []
     index: dict[str, int] = {}
-    pieces = {}
-    for k in np.flatnonzero(~single):
-        start = int(starts[k])
-        found = _GRAPHEME.findall(chunk, start, start + int(lengths[k]))
-        keys = []
-        for g in found:
-            if len(g) == 1:
-                keys.append(ord(g))
-            else:
+    for first, last in zip(edges[0::2], edges[1::2]):       # chain covers code points first..last
+        pos = int(first)
+        for g in _GRAPHEME.findall(chunk, pos, int(last) + 1):
+            if len(g) > 1:
                 if g not in index:
                     index[g] = len(clusters)
                     clusters.append(g)
-                keys.append(_MAX_CODEPOINT + index[g])
-        pieces[k] = keys
-        counts[k] = len(keys)
-    offsets = np.r_[0, np.cumsum(counts)[:-1]]
-    out = np.empty(int(counts.sum()), dtype=np.int64)
-    out[offsets[single]] = cp[starts[single]]
-    for k, keys in pieces.items():
-        out[offsets[k]:offsets[k] + len(keys)] = keys
-    return out, clusters
+                cp[pos] = _MAX_CODEPOINT + index[g]
+                keep[pos + 1:pos + len(g)] = False
+            pos += len(g)
+    return (cp[keep] if clusters else cp), clusters
 
 
 def ids_dtype(size: int):
@@ -194,24 +185,29 @@ class Vocab:
             return ids.astype(self.dtype)
         if self.unit not in UNITS:
             raise CharlstmError(f"unknown unit {self.unit!r}: use one of {', '.join(UNITS)}")
+        parts = [self._ids_from_keys(keys, clusters, use_unk) for keys, clusters in
+                 (_symbol_keys(chunk, self.unit) for chunk in _chunks(text))]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=self.dtype)
+
+    def _ids_from_keys(self, keys: np.ndarray, clusters: list[str], use_unk: bool) -> np.ndarray:
+        """Symbol keys of one chunk (see _symbol_keys) -> ids."""
         table = self._codepoint_ids()
-        parts = []
-        for chunk in _chunks(text):
-            keys, clusters = _symbol_keys(chunk, self.unit)
-            simple = keys < _MAX_CODEPOINT
+        simple = keys < _MAX_CODEPOINT
+        if clusters:
             ids = np.empty(len(keys), dtype=np.int64)
             ids[simple] = table[keys[simple]]
-            if clusters:
-                cluster_ids = np.array([self._index.get(g, -1) for g in clusters], dtype=np.int64)
-                ids[~simple] = cluster_ids[keys[~simple] - _MAX_CODEPOINT]
-            missing = ids < 0
-            if missing.any():
-                if not use_unk:
-                    key = int(keys[np.argmax(missing)])
-                    self._unknown_symbol(chr(key) if key < _MAX_CODEPOINT else clusters[key - _MAX_CODEPOINT])
-                ids[missing] = self.unk
-            parts.append(ids.astype(self.dtype))
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=self.dtype)
+            cluster_ids = np.array([self._index.get(g, -1) for g in clusters], dtype=np.int64)
+            ids[~simple] = cluster_ids[keys[~simple] - _MAX_CODEPOINT]
+        else:
+            ids = table[keys]
+        missing = ids < 0
+        if missing.any():
+            if not use_unk:
+                key = int(keys[np.argmax(missing)])
+                self._unknown_symbol(chr(key) if key < _MAX_CODEPOINT else clusters[key - _MAX_CODEPOINT])
+            ids = ids.astype(np.int64)
+            ids[missing] = self.unk
+        return ids.astype(self.dtype)
 
     def _unknown_symbol(self, symbol: str):
         shown = symbol.encode("unicode_escape").decode("ascii") if not symbol.isprintable() else symbol
@@ -256,12 +252,15 @@ def count_symbols(text: str, unit: str = "grapheme") -> Counter:
         return Counter({chr(k): int(n) for k, n in enumerate(counts) if n})
     if unit not in UNITS:
         raise CharlstmError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
+    return _count_keys(_symbol_keys(chunk, unit) for chunk in _chunks(text))
+
+
+def _count_keys(keyed_chunks) -> Counter:
     per_codepoint = np.zeros(_MAX_CODEPOINT, dtype=np.int64)
     clusters: Counter = Counter()
-    for chunk in _chunks(text):
-        keys, names = _symbol_keys(chunk, unit)
+    for keys, names in keyed_chunks:
         simple = keys < _MAX_CODEPOINT
-        per_codepoint += np.bincount(keys[simple], minlength=_MAX_CODEPOINT)
+        per_codepoint += np.bincount(keys[simple] if names else keys, minlength=_MAX_CODEPOINT)
         if names:
             for k, n in enumerate(np.bincount(keys[~simple] - _MAX_CODEPOINT, minlength=len(names))):
                 clusters[names[k]] += int(n)
@@ -278,10 +277,30 @@ def build_vocab(text: str, unit: str = "grapheme", min_count: int = 1) -> Vocab:
     """
     if unit not in UNITS:
         raise CharlstmError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
-    counts = count_symbols(text, unit)
+    return _vocab_from_counts(count_symbols(text, unit), unit, min_count)
+
+
+def _vocab_from_counts(counts: Counter, unit: str, min_count: int) -> Vocab:
     if not counts:
         raise CharlstmError("the corpus is empty")
     kept = sorted(s for s, n in counts.items() if n >= max(1, min_count) and s != UNK)
     if len(kept) < len(counts):  # something was rare, or the text holds U+FFFD itself
         return Vocab(tuple(kept) + (UNK,), unit=unit, unk=len(kept))
     return Vocab(tuple(kept), unit=unit, unk=None)
+
+
+def build_and_encode(text: str, unit: str = "grapheme", min_count: int = 1) -> tuple[Vocab, np.ndarray]:
+    """build_vocab(text, ...) and vocab.encode(text, unknown="unk") with one segmentation pass.
+
+    The chunks' symbol keys are kept as int32 between the two steps (4 bytes a code point).
+    """
+    if unit not in UNITS:
+        raise CharlstmError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
+    if _ascii_fast_path(text, unit):
+        vocab = build_vocab(text, unit, min_count)
+        return vocab, vocab.encode(text, unknown="unk")
+    keyed = [(keys.astype(np.int32), clusters) for keys, clusters in
+             (_symbol_keys(chunk, unit) for chunk in _chunks(text))]
+    vocab = _vocab_from_counts(_count_keys(keyed), unit, min_count)
+    parts = [vocab._ids_from_keys(keys, clusters, use_unk=True) for keys, clusters in keyed]
+    return vocab, np.concatenate(parts) if parts else np.zeros(0, dtype=vocab.dtype)

@@ -295,7 +295,7 @@ def bench_memory(H=256, B=32, T=100, steps=5):
 # --- encoding ------------------------------------------------------------------------------------
 
 def bench_encoding(corpus: Path | None, size_mb: int = 100):
-    from charlstm.vocab import build_vocab
+    from charlstm.vocab import build_and_encode
     if corpus is not None and corpus.exists():
         seed_text = corpus.read_text(encoding="utf-8")
     else:
@@ -314,8 +314,7 @@ def bench_encoding(corpus: Path | None, size_mb: int = 100):
         big = text * reps
         mb = len(big.encode("utf-8")) / 1e6
         t = time.perf_counter()
-        vocab = build_vocab(big, "grapheme")
-        ids = vocab.encode(big)
+        vocab, ids = build_and_encode(big, "grapheme")   # what `charlstm train` does
         dt = time.perf_counter() - t
         rows.append({"corpus": name, "mb": mb, "seconds": dt, "mb_per_s": mb / dt, "dtype": str(ids.dtype),
                      "symbols": int(ids.size), "vocab": len(vocab)})
