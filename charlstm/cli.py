@@ -79,7 +79,7 @@ _DEFAULTS = TrainConfig()
               help="Run directory: latest.npz, best.npz, metrics.jsonl.")
 @click.option("--layers", "num_layers", type=int, default=None, help="LSTM layers [3].")
 @click.option("--hidden", "hidden_size", type=int, default=None, help="Units per layer [256].")
-@click.option("--dropout", type=float, default=None, help="Dropout between layers [0].")
+@click.option("--dropout", type=float, default=None, help="Dropout on every layer's output [0.2].")
 @click.option("--batch-size", type=int, default=_DEFAULTS.batch_size, show_default=True)
 @click.option("--seq-length", type=int, default=_DEFAULTS.seq_length, show_default=True,
               help="Symbols per truncated-BPTT chunk.")

@@ -34,7 +34,7 @@ class ModelConfig:
     vocab_size: int
     hidden_size: int = 256
     num_layers: int = 3
-    dropout: float = 0.0
+    dropout: float = 0.2   # measured: closes most of the train/validation gap within minutes
 
     def __post_init__(self):
         if self.vocab_size < 1:
@@ -58,7 +58,7 @@ class ModelConfig:
             raise CharlstmError(f"model config: dropout must be a number, got {d.get('dropout')!r}")
         try:
             return cls(**{k: d[k] for k in ("vocab_size", "hidden_size", "num_layers")},
-                       dropout=d.get("dropout", 0.0))
+                       dropout=d.get("dropout", 0.0))   # checkpoints without it had none
         except (KeyError, TypeError) as e:
             raise CharlstmError(f"model config is missing {e}") from None
 

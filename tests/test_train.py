@@ -40,7 +40,7 @@ def test_training_learns_and_writes_the_run_directory(tmp_path):
     text = sentences(300)                                  # about 8.5 KB
     entropy = unigram_entropy(text)
     assert entropy > 2.5
-    config = TrainConfig(batch_size=8, seq_length=32, lr=1e-2, max_steps=200, eval_every=50,
+    config = TrainConfig(batch_size=8, seq_length=32, lr=1e-2, lr_schedule="constant", max_steps=200, eval_every=50,
                          val_fraction=0.1, sample_length=40, seed=0)
     seen = []
     result = train(text=text, out_dir=tmp_path / "run", config=config, model={"hidden_size": 32, "num_layers": 1},
@@ -87,7 +87,8 @@ def test_epochs_bound_runs_one_pass(tmp_path):
 
 
 def run_config(max_steps, **overrides):
-    base = dict(batch_size=16, seq_length=16, lr=5e-3, max_steps=max_steps, eval_every=4,
+    # a learning rate that does not depend on the bounds: N steps then N more must equal 2N
+    base = dict(batch_size=16, seq_length=16, lr=5e-3, lr_schedule="constant", max_steps=max_steps, eval_every=4,
                 val_fraction=0.1, sample_length=20, seed=3)
     base.update(overrides)
     return TrainConfig(**base)
@@ -139,7 +140,7 @@ def test_state_carries_across_chunks_and_resets_each_pass(tmp_path, steps):
 
     text = sentences(60)
     config = run_config(steps, lr=1e-30, eval_every=100, dtype="float64")
-    model = {"hidden_size": 8, "num_layers": 2}
+    model = {"hidden_size": 8, "num_layers": 2, "dropout": 0.0}
     train(text=text, out_dir=tmp_path, config=config, model=model, progress=False)
     saved = load_checkpoint(tmp_path / "latest.npz")
 
@@ -158,7 +159,7 @@ def test_state_carries_across_chunks_and_resets_each_pass(tmp_path, steps):
 
 def test_saved_checkpoint_samples_the_same_text(tmp_path):
     text = sentences(60)
-    result = train(text=text, out_dir=tmp_path, config=run_config(6), model={"hidden_size": 16, "num_layers": 2},
+    result = train(text=text, out_dir=tmp_path, config=run_config(6), model={"hidden_size": 16, "num_layers": 2, "dropout": 0.0},
                    progress=False)
     model = load(tmp_path / "latest.npz")
     again = load(tmp_path / "latest.npz")
@@ -179,7 +180,7 @@ def test_float32_training_tracks_float64(tmp_path):
     for dtype in ("float32", "float64"):
         config = run_config(6, eval_every=1, dtype=dtype, sample_length=1)
         result = train(text=text, out_dir=tmp_path / dtype, config=config,
-                       model={"hidden_size": 16, "num_layers": 2}, progress=False)
+                       model={"hidden_size": 16, "num_layers": 2, "dropout": 0.0}, progress=False)
         assert result.params["head.W"].dtype == np.dtype(dtype)
         losses[dtype] = [(ev.train_loss, ev.val_nats) for ev in result.evaluations]
         assert load_checkpoint(tmp_path / dtype / "latest.npz").params["head.W"].dtype == np.dtype(dtype)
