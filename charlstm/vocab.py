@@ -297,8 +297,14 @@ def build_and_encode(text: str, unit: str = "grapheme", min_count: int = 1) -> t
     if unit not in UNITS:
         raise CharlstmError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
     if _ascii_fast_path(text, unit):
-        vocab = build_vocab(text, unit, min_count)
-        return vocab, vocab.encode(text, unknown="unk")
+        # One pass over the bytes to count, one gather through a 256-entry table of small ids.
+        raw = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+        counts = np.bincount(raw, minlength=128)
+        vocab = _vocab_from_counts(Counter({chr(k): int(n) for k, n in enumerate(counts) if n}), unit, min_count)
+        lookup = np.zeros(256, dtype=vocab.dtype)
+        for k in np.flatnonzero(counts):
+            lookup[k] = vocab._index.get(chr(k), vocab.unk)
+        return vocab, lookup[raw]
     keyed = [(keys.astype(np.int32), clusters) for keys, clusters in
              (_symbol_keys(chunk, unit) for chunk in _chunks(text))]
     vocab = _vocab_from_counts(_count_keys(keyed), unit, min_count)

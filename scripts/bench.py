@@ -256,11 +256,19 @@ def bench_sampling(have_torch, length):
 # --- memory --------------------------------------------------------------------------------------
 
 _MEMORY_CHILD = r"""
-import resource, sys, numpy as np
+import sys, numpy as np
 from charlstm.model import ModelConfig, init_params, loss_and_grads, zero_state
 from charlstm.optim import adam_init, adam_update, clip_by_global_norm
+
+def high_water_kb():
+    # VmHWM belongs to this address space alone; getrusage's ru_maxrss would also count the
+    # process this one was forked from, as Linux keeps that across exec.
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+
 H, B, T, steps = map(int, sys.argv[1:5])
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = high_water_kb()
 rng = np.random.default_rng(0)
 config = ModelConfig(65, H, 3)
 params = init_params(config, rng); adam = adam_init(params); state = zero_state(config, B)
@@ -268,7 +276,7 @@ x = rng.integers(0, 65, (T, B)); y = rng.integers(0, 65, (T, B))
 for _ in range(steps):
     loss, grads, state, _ = loss_and_grads(params, config, x, y, state)
     clip_by_global_norm(grads, 5.0); adam_update(params, grads, adam, 2e-3)
-print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(base, high_water_kb())
 """
 
 
