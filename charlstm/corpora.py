@@ -308,13 +308,18 @@ def _json_records(path: pathlib.Path, text: str) -> list[dict]:
         raise CharlstmError(f"{path}: expected a JSON array of tweet objects")
     records = []
     for i, item in enumerate(items):
-        # X/Twitter account archives wrap each tweet as {"tweet": {...}}.
-        if isinstance(item, dict) and isinstance(item.get("tweet"), dict):
-            item = item["tweet"]
+        item = _unwrap_tweet(item)
         if not isinstance(item, dict):
             raise CharlstmError(f"{path}: item {i} of the JSON array is not a tweet object")
         records.append(item)
     return records
+
+
+def _unwrap_tweet(item):
+    """X/Twitter account archives wrap each tweet as {"tweet": {...}}."""
+    if isinstance(item, dict) and isinstance(item.get("tweet"), dict):
+        return item["tweet"]
+    return item
 
 
 def _jsonl_records(path: pathlib.Path, text: str) -> list[dict]:
@@ -326,8 +331,7 @@ def _jsonl_records(path: pathlib.Path, text: str) -> list[dict]:
             item = json.loads(line)
         except json.JSONDecodeError as err:
             raise CharlstmError(f"{path}, line {lineno}: not valid JSON ({err.msg})") from None
-        if isinstance(item, dict) and isinstance(item.get("tweet"), dict):
-            item = item["tweet"]
+        item = _unwrap_tweet(item)
         if not isinstance(item, dict):
             raise CharlstmError(f"{path}, line {lineno}: expected a JSON object")
         records.append(item)
