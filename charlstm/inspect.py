@@ -169,12 +169,11 @@ def trace(model, text: str, max_symbols: int = 20_000, chunk: int = 256, top: in
             x, (h[layer], c[layer]), cache = lstm_forward(   # the state carries to the next chunk
                 x, h[layer], c[layer],
                 params[f"lstm.{layer}.Wx"], params[f"lstm.{layer}.Wh"], params[f"lstm.{layer}.b"])
-            gates = cache.gates[:, 0, :]                     # (T, 4H) activated i, f, g, o
-            for k, q in enumerate("ifgo"):
-                out[q][layer, start:end] = gates[:, k * H:(k + 1) * H]
-            out["h"][layer, start:end] = cache.h[1:, 0]
-            out["c"][layer, start:end] = cache.c[1:, 0]
-        logp = log_softmax(x[:, 0, :] @ params["head.W"] + params["head.b"])   # (T, V)
+            for q in "ifgo":
+                out[q][layer, start:end] = cache.gate(q)[:, 0]
+            out["h"][layer, start:end] = cache.hidden()[1:, 0]
+            out["c"][layer, start:end] = cache.cell()[1:, 0]
+        logp = log_softmax(x[:, :, 0] @ params["head.W"] + params["head.b"])   # (T, V)
         best = np.argsort(-logp, axis=1, kind="stable")[:, :top]
         top_ids[start:end] = best
         top_probs[start:end] = np.exp(np.take_along_axis(logp, best, axis=1))

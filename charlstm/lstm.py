@@ -1,23 +1,41 @@
 """One LSTM layer over T time steps, written as a pair of pure functions.
 
-Shapes, time-major so that every step's slice is one contiguous block:
-    x       (T, B, D) floats, or (T, B) integer ids for the first layer
-    h0, c0  (B, H)
-    Wx      (D, 4H)    Wh (H, 4H)    b (4H,)
+The math, for one step, with the parameters as the checkpoint stores them:
+    Wx (D, 4H)    Wh (H, 4H)    b (4H,)     gate blocks in the order i, f, g, o
 
-The four gates are fused in one 4H block, in the order input, forget, candidate, output:
-    z = x Wx + h_prev Wh + b
+    z = Wx^T x + Wh^T h_prev + b
     i = sigmoid(z_i)   f = sigmoid(z_f)   g = tanh(z_g)   o = sigmoid(z_o)
     c = f * c_prev + i * g
     h = o * tanh(c)
 
-For the first layer the input is a one-hot vector, so `x Wx` is just a row of Wx: we gather rows
+For the first layer the input is a one-hot vector, so `Wx^T x` is just a row of Wx: we gather it
 by id instead of building the one-hot matrix. The math is the same; the memory and time are not.
 
 `lstm_forward` returns the outputs of every step, the final (h, c) and a cache; `lstm_backward`
 takes the upstream gradients and the cache and returns the gradients of the inputs, the initial
 state and the parameters. Both run in whatever float dtype the parameters have (float32 for
 training, float64 for the gradient checks).
+
+Layout: feature-major, and why
+------------------------------
+Sequences are stored time-first and *feature-major*: one step of a layer's input is a (D, B)
+block, of its output an (H, B) block, so
+    x      (T, D, B) floats, or (T, B) integer ids for the first layer
+    h_out  (T, H, B)
+while the initial and final states, which belong to the user, are (B, H).
+Only the recurrent products must be computed one step at a time, and this layout is the one in
+which they are fast:
+- the per-step product is (4H, D+H) x (D+H, B), a shape for which the BLAS kernels run about
+  1.5x faster than for (B, D+H) x (D+H, 4H) at the batch sizes of training;
+- each gate of a step is a contiguous block of rows, so every elementwise operation on a gate
+  runs over contiguous memory;
+- one step's input, previous output and a constant 1 (the bias input) sit one above the other
+  in one (D+H+1, B) block, so a step is a single matrix product, and so is its backward.
+Inside the loop the gates are also reordered to o, i, f, g: the three sigmoid gates come first,
+so one pass turns them all from tanh into sigmoid (see `sigmoid_prescale`), and in the backward
+pass the three gates whose gradient is driven by the cell state (i, f, g) are contiguous too. The
+parameters keep the layout and order above; the cache has `gate`, `cell` and `hidden` to read
+its contents in the public order, (T, B, H).
 """
 
 from __future__ import annotations
@@ -26,21 +44,43 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .workspace import Workspace, empty
+
+PUBLIC_GATES = "ifgo"       # the order of the 4H blocks in Wx, Wh and b
+LOOP_GATES = "oifg"         # the order inside the time loop: sigmoid gates first, tanh last
+
 
 class LSTMCache(NamedTuple):
     """What the backward pass needs from the forward pass of one layer."""
 
-    x: np.ndarray        # (T, B, D) inputs, or (T, B) ids for a one-hot first layer
-    Wx: np.ndarray       # (D, 4H)
-    Wh: np.ndarray       # (H, 4H)
-    gates: np.ndarray    # (T, B, 4H) activated gates i, f, g, o
-    c: np.ndarray        # (T+1, B, H) cell states, c[0] = c0
-    h: np.ndarray        # (T+1, B, H) hidden states, h[0] = h0
-    tanh_c: np.ndarray   # (T, B, H) tanh(c[t+1])
+    ids: np.ndarray | None   # (T, B) ids when the input was one-hot, else None
+    Wx: np.ndarray           # (D, 4H)
+    Wh: np.ndarray           # (H, 4H)
+    xh: np.ndarray           # (T+1, D'+H+1, B): step t's [x_t; h_t; 1], with h_T in the last;
+                             # D' = D for vector input, 0 for ids (x is then not stored)
+    gates: np.ndarray        # (T, 4H, B) activated gates, blocks in LOOP_GATES order
+    c: np.ndarray            # (T+1, H, B) cell states, c[0] = c0
+    tanh_c: np.ndarray       # (T, H, B) tanh(c[t+1])
+
+    def gate(self, name: str) -> np.ndarray:
+        """The activations of gate `name` ("i", "f", "g" or "o") at every step, (T, B, H)."""
+        H = self.tanh_c.shape[1]
+        k = LOOP_GATES.index(name)
+        return self.gates[:, k * H:(k + 1) * H, :].transpose(0, 2, 1)
+
+    def cell(self) -> np.ndarray:
+        """The cell states c[0] .. c[T], (T+1, B, H)."""
+        return self.c.transpose(0, 2, 1)
+
+    def hidden(self) -> np.ndarray:
+        """The hidden states h[0] .. h[T], (T+1, B, H); h[1:] are the layer's outputs."""
+        H = self.tanh_c.shape[1]
+        D = self.xh.shape[1] - H - 1
+        return self.xh[:, D:D + H].transpose(0, 2, 1)
 
 
 class LSTMGrads(NamedTuple):
-    dx: np.ndarray | None  # (T, B, D); None when the input was ids
+    dx: np.ndarray | None  # (T, D, B); None when the input was ids
     dh0: np.ndarray        # (B, H)
     dc0: np.ndarray        # (B, H)
     dWx: np.ndarray        # (D, 4H)
@@ -53,146 +93,238 @@ def is_ids(x: np.ndarray) -> bool:
     return np.issubdtype(x.dtype, np.integer)
 
 
-def input_projection(x: np.ndarray, Wx: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """x Wx + b for all T steps at once: one gather (ids) or one matrix product (vectors)."""
-    if is_ids(x):
-        z = np.take(Wx, x, axis=0)                      # (T, B, 4H), a fresh array
-    else:
-        T, B, D = x.shape
-        z = (x.reshape(T * B, D) @ Wx).reshape(T, B, -1)
-    z += b
-    return z
+def to_loop_rows(W: np.ndarray, out: np.ndarray | None = None, scale=None) -> np.ndarray:
+    """W (K, 4H) with gate blocks in public order -> (4H, K) with gate blocks in loop order,
+    each loop-order row multiplied by scale[row] if given. Block copies, not a fancy index."""
+    K, H = W.shape[0], W.shape[1] // 4
+    if out is None:
+        out = np.empty((4 * H, K), dtype=W.dtype)
+    for k, name in enumerate(LOOP_GATES):
+        j = PUBLIC_GATES.index(name)
+        rows = out[k * H:(k + 1) * H]
+        rows[...] = W[:, j * H:(j + 1) * H].T
+        if scale is not None:
+            rows *= scale[k * H:(k + 1) * H, None]
+    return out
 
 
-def gate_scale(H: int, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """(scale, offset) vectors that turn one tanh pass into all four gate activations.
+def to_public_columns(A: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """The inverse of `to_loop_rows` without scaling: A (4H, K) in loop order -> (K, 4H)."""
+    H = A.shape[0] // 4
+    if out is None:
+        out = np.empty((A.shape[1], 4 * H), dtype=A.dtype)
+    for k, name in enumerate(LOOP_GATES):
+        j = PUBLIC_GATES.index(name)
+        out[:, j * H:(j + 1) * H] = A[k * H:(k + 1) * H].T
+    return out
 
-    sigmoid(z) = 0.5 * tanh(0.5 z) + 0.5, so with scale = (0.5, 0.5, 1, 0.5) per block and
-    offset = (0.5, 0.5, 0, 0.5), `scale * tanh(scale * z) + offset` gives sigmoid for i, f, o and
-    tanh for g in one pass over the contiguous 4H block, and tanh never overflows.
+
+def sigmoid_prescale(H: int, dtype) -> np.ndarray:
+    """Per-row factors, in loop order, that let one tanh pass give all four gate activations.
+
+    sigmoid(z) = 0.5 * tanh(0.5 z) + 0.5, so if the pre-activations of the three sigmoid gates
+    are halved (folded into the weights, which are small), one tanh over the whole 4H block gives
+    tanh(z_g) for g directly and, after `* 0.5 + 0.5` on the first 3H rows, sigmoid(z) for
+    o, i and f. tanh never overflows, so there is no exp(-z) to guard either.
     """
     scale = np.full(4 * H, 0.5, dtype=dtype)
-    scale[2 * H:3 * H] = 1.0
-    offset = np.full(4 * H, 0.5, dtype=dtype)
-    offset[2 * H:3 * H] = 0.0
-    return scale, offset
+    scale[3 * H:] = 1.0
+    return scale
 
 
-def lstm_forward(x, h0, c0, Wx, Wh, b):
+def lstm_forward(x, h0, c0, Wx, Wh, b, workspace: Workspace | None = None):
     """Run one LSTM layer over T steps.
 
-    Returns (h_out (T, B, H), (hT, cT), cache). `h_out` is a view into the cache: callers must
-    not modify it in place.
+    x (T, D, B) floats or (T, B) ids; h0, c0 (B, H). Returns (h_out (T, H, B), (hT, cT) each
+    (B, H), cache). `h_out` is a view into the cache: callers must not modify it in place.
+    With a workspace, the cache lives in it (see workspace.py); hT and cT are always fresh.
     """
-    T, B = x.shape[0], x.shape[1]
+    ws = workspace
+    T = x.shape[0]
+    B = x.shape[-1] if not is_ids(x) else x.shape[1]
     H = Wh.shape[0]
     dtype = Wh.dtype
-    scale, offset = gate_scale(H, dtype)
+    scale = sigmoid_prescale(H, dtype)
+    ids = x if is_ids(x) else None
+    D = 0 if ids is not None else x.shape[1]
 
-    # The pre-tanh scaling is folded into the (small) weights rather than applied to the (T, B, 4H)
-    # pre-activations: same math, one pass over the big array fewer.
-    gates = input_projection(x, Wx * scale, b * scale)   # (T, B, 4H), becomes the gates in place
-    Wh_scaled = Wh * scale
-    h = np.empty((T + 1, B, H), dtype=dtype)
-    c = np.empty((T + 1, B, H), dtype=dtype)
-    tanh_c = np.empty((T, B, H), dtype=dtype)
-    h[0] = h0
-    c[0] = c0
-    recurrent = np.empty((B, 4 * H), dtype=dtype)
-    i_times_g = np.empty((B, H), dtype=dtype)
+    # The step's weights as one (4H, D+H+1) matrix [Wx^T | Wh^T | b], in loop order, prescaled.
+    weights = empty(ws, "weights", (4 * H, D + H + 1), dtype)
+    if D:
+        to_loop_rows(Wx, out=weights[:, :D], scale=scale)
+    to_loop_rows(Wh, out=weights[:, D:D + H], scale=scale)
+    to_loop_rows(b[None, :], out=weights[:, D + H:], scale=scale)
+
+    xh = empty(ws, "xh", (T + 1, D + H + 1, B), dtype)
+    xh[:T, :D] = x if D else 0
+    xh[T, :D] = 0                                   # no step reads it; keeps the array defined
+    xh[0, D:D + H] = h0.T
+    xh[:, D + H] = 1
+    c = empty(ws, "c", (T + 1, H, B), dtype)
+    c[0] = c0.T
+    tanh_c = empty(ws, "tanh_c", (T, H, B), dtype)
+    gates = empty(ws, "gates", (T, 4 * H, B), dtype)    # pre-activations, then gates, in place
+    i_times_g = empty(ws, "i_times_g", (H, B), dtype)
+    if ids is not None:
+        # (4H, V): a one-hot input picks a column
+        columns = to_loop_rows(Wx, out=empty(ws, "columns", (4 * H, Wx.shape[0]), dtype), scale=scale)
+        picked = empty(ws, "picked", (4 * H, B), dtype)
 
     for t in range(T):
         z = gates[t]
-        np.matmul(h[t], Wh_scaled, out=recurrent)
-        z += recurrent
+        np.matmul(weights, xh[t], out=z)
+        if ids is not None:
+            np.take(columns, ids[t], axis=1, out=picked)
+            z += picked
         np.tanh(z, out=z)
-        z *= scale
-        z += offset
-        i, f, g, o = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
+        sig = z[:3 * H]
+        sig *= 0.5
+        sig += 0.5
+        o, i, f, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
         np.multiply(f, c[t], out=c[t + 1])
         np.multiply(i, g, out=i_times_g)
         c[t + 1] += i_times_g
         np.tanh(c[t + 1], out=tanh_c[t])
-        np.multiply(o, tanh_c[t], out=h[t + 1])
+        np.multiply(o, tanh_c[t], out=xh[t + 1, D:D + H])
 
-    cache = LSTMCache(x=x, Wx=Wx, Wh=Wh, gates=gates, c=c, h=h, tanh_c=tanh_c)
-    return h[1:], (h[T].copy(), c[T].copy()), cache
+    cache = LSTMCache(ids=ids, Wx=Wx, Wh=Wh, xh=xh, gates=gates, c=c, tanh_c=tanh_c)
+    return xh[1:, D:D + H], (xh[T, D:D + H].T.copy(), c[T].T.copy()), cache
 
 
-def lstm_backward(dh_out, cache: LSTMCache, dhT=None, dcT=None) -> LSTMGrads:
+def backward_chunk_steps(T: int, B: int) -> int:
+    """Steps per chunk of the backward pass: about 1024 columns (steps x batch) per chunk, enough
+    for the weight-gradient product to run at full speed, small enough that the chunk's buffers
+    stay in cache and cost no more memory than a few steps."""
+    chunks = max(1, round(T * B / 1024))
+    return -(-T // chunks)
+
+
+def lstm_backward(dh_out, cache: LSTMCache, dhT=None, dcT=None, chunk_steps: int | None = None,
+                  workspace: Workspace | None = None) -> LSTMGrads:
     """Backpropagate through T steps of one layer.
 
-    dh_out (T, B, H) is the gradient of the loss with respect to every step's output h;
+    dh_out (T, H, B) is the gradient of the loss with respect to every step's output h;
     dhT, dcT (B, H) the gradient with respect to the final state (None means zero, which is what
-    truncated BPTT uses: the gradient stops at the chunk boundary).
+    truncated BPTT uses: the gradient stops at the chunk boundary). `chunk_steps` overrides the
+    chunk length below (the result does not depend on it, up to rounding). With a workspace,
+    the gradients live in it (see workspace.py).
+
+    Time is walked backwards in chunks of a few dozen steps. For each chunk, what does not depend
+    on the recurrence (the gate derivatives) is computed for all its steps at once; the loop then
+    does a handful of in-place products and one matrix product per step, which gives the
+    gradient of both the step's input and the previous h; and the weight gradients of the whole
+    chunk are one large matrix product.
     """
-    gates, c, h, tanh_c = cache.gates, cache.c, cache.h, cache.tanh_c
-    T, B, H = tanh_c.shape
+    ws = workspace
+    gates, c, tanh_c, xh = cache.gates, cache.c, cache.tanh_c, cache.xh
+    T, H, B = tanh_c.shape
+    K = xh.shape[1]                                 # D + H + 1
+    D = K - H - 1
     dtype = gates.dtype
-    i, f, g, o = (gates[..., k * H:(k + 1) * H] for k in range(4))
+    gates4 = gates.reshape(T, 4, H, B)              # blocks o, i, f, g
+    # dz -> [dx; dh_prev]: the transpose of the step's weights, unscaled, without the bias column
+    back_weights = empty(ws, "back_weights", (D + H, 4 * H), dtype)   # (D+H, 4H), columns in loop order
+    for k, name in enumerate(LOOP_GATES):
+        j = PUBLIC_GATES.index(name)
+        if D:
+            back_weights[:D, k * H:(k + 1) * H] = cache.Wx[:, j * H:(j + 1) * H]
+        back_weights[D:, k * H:(k + 1) * H] = cache.Wh[:, j * H:(j + 1) * H]
 
-    # Everything that does not depend on the recurrence is computed for all T at once, so the
-    # time loop is left with a handful of in-place products per step. dz holds, per gate, the
-    # factor that multiplies the incoming dc (blocks i, f, g) or dh (block o):
-    #   dz_i = dc * g * i(1-i)     dz_f = dc * c_prev * f(1-f)
-    #   dz_g = dc * i * (1-g^2)    dz_o = dh * tanh(c) * o(1-o)
-    # Written with out= into two buffers: fresh temporaries of this size cost page faults.
-    dz = np.subtract(1, gates)              # 1 - a for every gate, one contiguous pass
-    dz *= gates                             # a(1 - a): the sigmoid derivative (wrong for g, fixed next)
-    dz4 = dz.reshape(T, B, 4, H)
-    np.multiply(g, g, out=dz4[:, :, 2])
-    np.subtract(1, dz4[:, :, 2], out=dz4[:, :, 2])   # 1 - g^2: the tanh derivative
-    dz4[:, :, 0] *= g
-    dz4[:, :, 1] *= c[:-1]
-    dz4[:, :, 2] *= i
-    dz4[:, :, 3] *= tanh_c
-    dc_from_h = np.multiply(tanh_c, tanh_c)   # d c / d h through h = o tanh(c): o (1 - tanh(c)^2)
-    np.subtract(1, dc_from_h, out=dc_from_h)
-    dc_from_h *= o
+    dh = np.empty((H, B), dtype=dtype)
+    dc = np.zeros((H, B), dtype=dtype) if dcT is None else np.array(np.transpose(dcT), dtype=dtype, order="C")
+    carry = np.zeros((H, B), dtype=dtype) if dhT is None else np.array(np.transpose(dhT), dtype=dtype, order="C")
+    dxh = empty(ws, "dxh", (T, D + H, B), dtype)   # per step: [dx_t; gradient flowing to h_t]
+    V = cache.Wx.shape[0]
+    dW = empty(ws, "dW", (4 * H, K), dtype)          # [dWx^T | dWh^T | db] in loop order
+    dWx_ids = empty(ws, "dWx_ids", (4 * H, V), dtype) if cache.ids is not None else None
+    product = empty(ws, "product", (4 * H, max(K, V if cache.ids is not None else 0)), dtype)
 
-    dh = np.zeros((B, H), dtype=dtype) if dhT is None else np.array(dhT, dtype=dtype)
-    dc = np.zeros((B, H), dtype=dtype) if dcT is None else np.array(dcT, dtype=dtype)
-    tmp = np.empty((B, H), dtype=dtype)
-    WhT = np.ascontiguousarray(cache.Wh.T)   # a contiguous copy: the per-step product runs ~30 % faster
-    for t in range(T - 1, -1, -1):
-        dh += dh_out[t]
-        np.multiply(dh, dc_from_h[t], out=tmp)
-        dc += tmp
-        dz4[t, :, :3] *= dc[:, None, :]
-        dz4[t, :, 3] *= dh
-        dc *= f[t]                          # gradient flowing to c_prev
-        np.matmul(dz[t], WhT, out=dh)       # gradient flowing to h_prev
+    steps = chunk_steps or backward_chunk_steps(T, B)
+    dz_buf = empty(ws, "dz", (steps, 4, H, B), dtype)
+    dc_from_h_buf = empty(ws, "dc_from_h", (steps, H, B), dtype)
+    dz_cols_buf = empty(ws, "dz_cols", (4 * H, steps * B), dtype)
+    xh_cols_buf = empty(ws, "xh_cols", (K, steps * B), dtype)
+    tmp = empty(ws, "tmp", (H, B), dtype)
+    first_chunk = True
 
-    TB = T * B
-    dz2 = dz.reshape(TB, 4 * H)
-    db = dz2.sum(axis=0)
-    dWh = h[:-1].reshape(TB, H).T @ dz2     # one product for all steps, after the loop
-    x = cache.x
-    if is_ids(x):
-        dWx = _one_hot_product(x.reshape(TB), dz2, cache.Wx.shape[0])
-        dx = None
+    for end in range(T, 0, -steps):
+        start = max(0, end - steps)
+        n = end - start
+        a = gates4[start:end]
+        o, i, f, g = a[:, 0], a[:, 1], a[:, 2], a[:, 3]
+        # dz holds, per gate, the factor that multiplies the incoming dh (block o) or dc (i, f, g):
+        #   dz_o = dh * tanh(c) * o(1-o)   dz_i = dc * g * i(1-i)
+        #   dz_f = dc * c_prev * f(1-f)    dz_g = dc * i * (1-g^2)
+        dz = dz_buf[:n]
+        np.subtract(1, a, out=dz)
+        dz *= a                                     # a(1 - a): the sigmoid derivative (g fixed next)
+        np.multiply(g, g, out=dz[:, 3])
+        np.subtract(1, dz[:, 3], out=dz[:, 3])      # 1 - g^2: the tanh derivative
+        dz[:, 0] *= tanh_c[start:end]
+        dz[:, 1] *= g
+        dz[:, 2] *= c[start:end]
+        dz[:, 3] *= i
+        dc_from_h = dc_from_h_buf[:n]               # d c / d h through h = o tanh(c): o (1 - tanh(c)^2)
+        np.multiply(tanh_c[start:end], tanh_c[start:end], out=dc_from_h)
+        np.subtract(1, dc_from_h, out=dc_from_h)
+        dc_from_h *= o
+
+        for k in range(n - 1, -1, -1):
+            t = start + k
+            np.add(dh_out[t], carry, out=dh)
+            np.multiply(dh, dc_from_h[k], out=tmp)
+            dc += tmp
+            dz[k, 1:] *= dc
+            dz[k, 0] *= dh
+            dc *= f[k]                                # gradient flowing to c_prev
+            np.matmul(back_weights, dz[k].reshape(4 * H, B), out=dxh[t])
+            carry = dxh[t, D:]                        # gradient flowing to h_prev
+
+        # The chunk's dz and [x; h; 1] as (rows, steps * B) matrices, then one product for all
+        # the weight gradients (and the bias, through the row of ones).
+        dz_cols = dz_cols_buf[:, :n * B]
+        np.copyto(dz_cols.reshape(4 * H, n, B), dz.reshape(n, 4 * H, B).transpose(1, 0, 2))
+        xh_cols = xh_cols_buf[:, :n * B]
+        np.copyto(xh_cols.reshape(K, n, B), xh[start:end].transpose(1, 0, 2))
+        _accumulate(dW, np.matmul, dz_cols, xh_cols.T, product[:, :K], first_chunk)
+        if cache.ids is not None:
+            one_hot_ids = cache.ids[start:end].reshape(n * B)
+            _accumulate(dWx_ids, _one_hot_product, dz_cols, one_hot_ids, product[:, :V], first_chunk, ws)
+        first_chunk = False
+
+    grads = (dWx_ids if cache.ids is not None else dW[:, :D], dW[:, D:D + H], dW[:, D + H:])
+    dWx, dWh, db = (to_public_columns(g, out=empty(ws, name, (g.shape[1], 4 * H), dtype))
+                    for g, name in zip(grads, ("grad_Wx", "grad_Wh", "grad_b")))
+    return LSTMGrads(dx=None if D == 0 else dxh[:, :D], dh0=np.ascontiguousarray(carry.T),
+                     dc0=np.ascontiguousarray(dc.T), dWx=dWx, dWh=dWh, db=db[0])
+
+
+def _accumulate(total, product_fn, a, b, scratch, first, *args):
+    """total = product_fn(a, b) on the first chunk, total += product_fn(a, b) after it."""
+    if first:
+        product_fn(a, b, *args, out=total)
     else:
-        D = x.shape[2]
-        dWx = x.reshape(TB, D).T @ dz2
-        dx = (dz2 @ cache.Wx.T).reshape(T, B, D)
-    return LSTMGrads(dx=dx, dh0=dh, dc0=dc, dWx=dWx, dWh=dWh, db=db)
+        product_fn(a, b, *args, out=scratch)
+        total += scratch
 
 
-def _one_hot_product(ids: np.ndarray, dz: np.ndarray, vocab_size: int) -> np.ndarray:
-    """one_hot(ids).T @ dz, the first layer's weight gradient: row k sums dz over the steps whose
-    input was symbol k.
+def _one_hot_product(dz_cols: np.ndarray, ids: np.ndarray, workspace: Workspace | None, out: np.ndarray):
+    """dz_cols @ one_hot(ids) into out (4H, V): column k sums the columns of dz whose input was
+    symbol k, the first layer's weight gradient.
 
-    For a small vocabulary the one-hot matrix product is the fastest way (a GEMM of V x TB x 4H,
-    several times faster than numpy's scatter-add); for a large one, sorting the rows by id and
-    summing runs costs O(TB x 4H) whatever V is.
+    For a small vocabulary the one-hot matrix product is the fastest way (a GEMM of 4H x N x V,
+    several times faster than numpy's scatter-add); for a large one, sorting the columns by id
+    and summing runs costs O(N x 4H) whatever V is.
     """
+    vocab_size = out.shape[1]
     if vocab_size <= 512:
-        one_hot = np.zeros((vocab_size, ids.shape[0]), dtype=dz.dtype)
-        one_hot[ids, np.arange(ids.shape[0])] = 1
-        return one_hot @ dz
+        one_hot = empty(workspace, "one_hot", (ids.shape[0], vocab_size), dz_cols.dtype)
+        one_hot.fill(0)
+        one_hot[np.arange(ids.shape[0]), ids] = 1
+        return np.matmul(dz_cols, one_hot, out=out)
     order = np.argsort(ids, kind="stable")
     sorted_ids = ids[order]
     starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-    out = np.zeros((vocab_size, dz.shape[1]), dtype=dz.dtype)
-    out[sorted_ids[starts]] = np.add.reduceat(dz[order], starts, axis=0)
+    out.fill(0)
+    out[:, sorted_ids[starts]] = np.add.reduceat(dz_cols[:, order], starts, axis=1)
     return out

@@ -24,6 +24,7 @@ import numpy as np
 
 from .errors import CharlstmError
 from .lstm import LSTMCache, lstm_backward, lstm_forward
+from .workspace import Workspace, empty
 from .softmax import cross_entropy_backward, cross_entropy_forward
 
 
@@ -71,7 +72,7 @@ class State(NamedTuple):
 class ModelCache(NamedTuple):
     layers: list[LSTMCache]
     masks: list[np.ndarray] | None
-    top: np.ndarray          # (T*B, H) input of the head
+    top: np.ndarray          # (T, H, B) input of the head
 
 
 def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -119,55 +120,78 @@ def zero_state(config: ModelConfig, batch_size: int, dtype=np.float32) -> State:
     return State(np.zeros(shape, dtype=dtype), np.zeros(shape, dtype=dtype))
 
 
-def dropout_masks(config: ModelConfig, T: int, B: int, rng: np.random.Generator, dtype=np.float32):
-    """One inverted-dropout mask (T, B, H) per layer, or None when dropout is off."""
+def dropout_masks(config: ModelConfig, T: int, B: int, rng: np.random.Generator, dtype=np.float32,
+                  workspace: Workspace | None = None):
+    """One inverted-dropout mask per layer, or None when dropout is off. Each is (T, H, B), the
+    layout of a layer's outputs (feature-major, see lstm.py)."""
     p = config.dropout
     if p <= 0:
         return None
-    keep = np.dtype(dtype).type(1.0 / (1.0 - p))
-    shape = (T, B, config.hidden_size)
-    return [(rng.random(shape, dtype=np.float32) >= p).astype(dtype) * keep
-            for _ in range(config.num_layers)]
+    keep = 1.0 / (1.0 - p)
+    shape = (T, config.hidden_size, B)
+    masks = []
+    for layer in range(config.num_layers):
+        uniform = empty(workspace, f"uniform.{layer}", shape, np.float32)
+        rng.random(shape, dtype=np.float32, out=uniform)
+        mask = empty(workspace, f"mask.{layer}", shape, dtype)
+        np.greater_equal(uniform, p, out=mask, casting="unsafe")    # 1.0 kept, 0.0 dropped
+        mask *= keep
+        masks.append(mask)
+    return masks
 
 
-def forward(params, config: ModelConfig, inputs: np.ndarray, state: State, masks=None):
+def forward(params, config: ModelConfig, inputs: np.ndarray, state: State, masks=None,
+            workspace: Workspace | None = None):
     """Scores for the next symbol at every position.
 
     inputs (T, B) ids; state (h, c) each (L, B, H); masks: per-layer dropout masks or None.
-    Returns (logits (T*B, V), new_state, cache).
+    Returns (logits (T*B, V), new_state, cache). Between layers the sequences are feature-major,
+    (T, H, B) (see lstm.py); the scores come out one row per (t, b), in that order.
+    With a workspace, the logits and the cache live in it (see workspace.py).
     """
+    ws = workspace
     T, B = inputs.shape
     x = inputs
     caches, h_final, c_final = [], [], []
     for layer in range(config.num_layers):
         out, (hT, cT), cache = lstm_forward(
             x, state.h[layer], state.c[layer],
-            params[f"lstm.{layer}.Wx"], params[f"lstm.{layer}.Wh"], params[f"lstm.{layer}.b"])
+            params[f"lstm.{layer}.Wx"], params[f"lstm.{layer}.Wh"], params[f"lstm.{layer}.b"],
+            None if ws is None else ws.part(f"lstm.{layer}"))
         if masks is not None:
-            out = out * masks[layer]
+            out = np.multiply(out, masks[layer], out=empty(ws, f"dropped.{layer}", out.shape, out.dtype))
         caches.append(cache)
         h_final.append(hT)
         c_final.append(cT)
         x = out
-    top = x.reshape(T * B, config.hidden_size)
-    logits = top @ params["head.W"]
+    top = x                                                  # (T, H, B)
+    logits = empty(ws, "logits", (T, B, config.vocab_size), params["head.W"].dtype)
+    np.matmul(top.transpose(0, 2, 1), params["head.W"], out=logits)   # per step (B, H) x (H, V)
+    logits = logits.reshape(T * B, config.vocab_size)
     logits += params["head.b"]
     return logits, State(np.stack(h_final), np.stack(c_final)), ModelCache(caches, masks, top)
 
 
-def backward(dlogits: np.ndarray, params, config: ModelConfig, cache: ModelCache):
+def backward(dlogits: np.ndarray, params, config: ModelConfig, cache: ModelCache,
+             workspace: Workspace | None = None):
     """Gradients of the loss for every parameter and for the initial state.
 
     dlogits (T*B, V). Returns (grads dict with the parameters' keys, State of initial-state grads).
+    With a workspace, the gradients live in it (see workspace.py).
     """
-    grads = {"head.W": cache.top.T @ dlogits, "head.b": dlogits.sum(axis=0)}
-    T, B, H = cache.layers[0].tanh_c.shape
-    dx = (dlogits @ params["head.W"].T).reshape(T, B, H)
+    ws = workspace
+    T, H, B = cache.top.shape
+    dtype = cache.top.dtype
+    top_cols = empty(ws, "top_cols", (H, T, B), dtype)
+    np.copyto(top_cols, cache.top.transpose(1, 0, 2))                                # columns (t, b)
+    grads = {"head.W": top_cols.reshape(H, T * B) @ dlogits, "head.b": dlogits.sum(axis=0)}
+    dx = empty(ws, "dtop", (T, H, B), dtype)
+    np.matmul(params["head.W"], dlogits.reshape(T, B, -1).transpose(0, 2, 1), out=dx)   # (T, H, B)
     dh0, dc0 = [None] * config.num_layers, [None] * config.num_layers
     for layer in range(config.num_layers - 1, -1, -1):
         if cache.masks is not None:
             dx *= cache.masks[layer]
-        g = lstm_backward(dx, cache.layers[layer])
+        g = lstm_backward(dx, cache.layers[layer], workspace=None if ws is None else ws.part(f"lstm.{layer}"))
         grads[f"lstm.{layer}.Wx"] = g.dWx
         grads[f"lstm.{layer}.Wh"] = g.dWh
         grads[f"lstm.{layer}.b"] = g.db
@@ -176,17 +200,19 @@ def backward(dlogits: np.ndarray, params, config: ModelConfig, cache: ModelCache
     return grads, State(np.stack(dh0), np.stack(dc0))
 
 
-def loss_and_grads(params, config: ModelConfig, inputs, targets, state: State, masks=None, weights=None):
+def loss_and_grads(params, config: ModelConfig, inputs, targets, state: State, masks=None, weights=None,
+                   workspace: Workspace | None = None):
     """One truncated-BPTT step's math: mean cross-entropy, its gradients, and the final state.
 
     targets (T, B) ids; weights (T, B) or None (see softmax.py). The gradient stops at the chunk
     boundary: the returned state is plain data, and its gradient is never carried back.
-    Returns (loss in nats, grads, new_state, initial-state grads).
+    Returns (loss in nats, grads, new_state, initial-state grads). With a workspace, the grads live
+    in it until its next use (see workspace.py); the states are always fresh.
     """
-    logits, new_state, cache = forward(params, config, inputs, state, masks)
+    logits, new_state, cache = forward(params, config, inputs, state, masks, workspace)
     w = None if weights is None else weights.reshape(-1)
     loss, ce = cross_entropy_forward(logits, targets.reshape(-1), w)
-    grads, dstate = backward(cross_entropy_backward(ce), params, config, cache)
+    grads, dstate = backward(cross_entropy_backward(ce), params, config, cache, workspace)
     return loss, grads, new_state, dstate
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .errors import CharlstmError
-from .lstm import gate_scale
+from .lstm import sigmoid_prescale, to_loop_rows
 from .model import ModelConfig, State, forward, zero_state
 from .vocab import Vocab
 
@@ -75,51 +75,71 @@ def draw(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
 
 
 class Stepper:
-    """Advances the network by one symbol per call, for B streams, with preallocated buffers."""
+    """Advances the network by one symbol per call, for B streams, with preallocated buffers.
+
+    The same math as `lstm_forward`, in the same feature-major loop layout (see lstm.py), arranged
+    so that each layer costs one matrix product per step. The states of all layers live in one
+    column buffer, each layer's h followed by a constant row of ones (the bias input):
+        rows = [h_0; 1; h_1; 1; ...; h_{L-1}; 1]
+    so the input of layer l >= 1 (h_{l-1} of this step, the ones row, its own h of the previous
+    step) is one contiguous block of rows, and its weights are arranged to match:
+    [Wx | b | Wh]. The first layer's input is a column of its (pre-arranged) Wx, picked by id.
+    """
 
     def __init__(self, params, config: ModelConfig, batch_size: int):
         dtype = params["head.W"].dtype
         H, L = config.hidden_size, config.num_layers
         self.H, self.L = H, L
-        self.scale, self.offset = gate_scale(H, dtype)
-        # Every gate pre-activation is scaled once here, so a step is tanh(...) * scale + offset.
-        self.first_rows = (params["lstm.0.Wx"] + params["lstm.0.b"]) * self.scale   # (V, 4H)
-        self.Wx = [None] + [params[f"lstm.{l}.Wx"] * self.scale for l in range(1, L)]
-        self.Wh = [params[f"lstm.{l}.Wh"] * self.scale for l in range(L)]
-        self.b = [None] + [params[f"lstm.{l}.b"] * self.scale for l in range(1, L)]
+        scale = sigmoid_prescale(H, dtype)
+        self.first_columns = to_loop_rows(params["lstm.0.Wx"], scale=scale)   # (4H, V)
+        self.weights = []
+        for l in range(L):
+            Wx, Wh, b = (params[f"lstm.{l}.{k}"] for k in ("Wx", "Wh", "b"))
+            # the rows this layer reads: [h_0; 1] for the first, [h_{l-1}; 1; h_l] for the others
+            parts = [Wh, b[None, :]] if l == 0 else [Wx, b[None, :], Wh]
+            self.weights.append(to_loop_rows(np.concatenate(parts, axis=0), scale=scale))
+        self.rows = np.zeros((L * (H + 1), batch_size), dtype=dtype)
+        self.rows[H::H + 1] = 1
+        self.c = np.zeros((L, H, batch_size), dtype=dtype)
+        self.z = np.empty((4 * H, batch_size), dtype=dtype)
+        self.picked = np.empty((4 * H, batch_size), dtype=dtype)
+        self.ig = np.empty((H, batch_size), dtype=dtype)
         self.head_W, self.head_b = params["head.W"], params["head.b"]
-        self.h = np.zeros((L, batch_size, H), dtype=dtype)
-        self.c = np.zeros((L, batch_size, H), dtype=dtype)
-        self.z = np.empty((batch_size, 4 * H), dtype=dtype)
-        self.tmp = np.empty((batch_size, 4 * H), dtype=dtype)
-        self.ig = np.empty((batch_size, H), dtype=dtype)
         self.logits = np.empty((batch_size, config.vocab_size), dtype=dtype)
 
+    def _h(self, l: int) -> np.ndarray:
+        return self.rows[l * (self.H + 1):l * (self.H + 1) + self.H]
+
     def set_state(self, state: State) -> None:
-        self.h[...] = state.h
-        self.c[...] = state.c
+        for l in range(self.L):
+            self._h(l)[...] = state.h[l].T
+        self.c[...] = state.c.transpose(0, 2, 1)
+
+    def state(self) -> State:
+        """The current (h, c), each (L, B, H), as the model's functions use it."""
+        return State(np.stack([self._h(l).T for l in range(self.L)]), self.c.transpose(0, 2, 1).copy())
 
     def step(self, ids: np.ndarray) -> np.ndarray:
         """Feed one symbol per stream (B,); return the scores for the next one (B, V)."""
-        H, z, tmp = self.H, self.z, self.tmp
+        H, z, rows = self.H, self.z, self.rows
         for l in range(self.L):
-            h, c = self.h[l], self.c[l]
+            c, h = self.c[l], self._h(l)
             if l == 0:
-                np.take(self.first_rows, ids, axis=0, out=z)
+                np.matmul(self.weights[0], rows[:H + 1], out=z)
+                np.take(self.first_columns, ids, axis=1, out=self.picked)
+                z += self.picked
             else:
-                np.matmul(self.h[l - 1], self.Wx[l], out=z)
-                z += self.b[l]
-            np.matmul(h, self.Wh[l], out=tmp)
-            z += tmp
+                np.matmul(self.weights[l], rows[(l - 1) * (H + 1):(l + 1) * (H + 1) - 1], out=z)
             np.tanh(z, out=z)
-            z *= self.scale
-            z += self.offset
-            c *= z[:, H:2 * H]
-            np.multiply(z[:, :H], z[:, 2 * H:3 * H], out=self.ig)
+            sig = z[:3 * H]                    # o, i, f: sigmoid = 0.5 tanh(z / 2) + 0.5
+            sig *= 0.5
+            sig += 0.5
+            c *= z[2 * H:3 * H]
+            np.multiply(z[H:2 * H], z[3 * H:], out=self.ig)
             c += self.ig
             np.tanh(c, out=h)
-            h *= z[:, 3 * H:]
-        np.matmul(self.h[-1], self.head_W, out=self.logits)
+            h *= z[:H]
+        np.matmul(self._h(self.L - 1).T, self.head_W, out=self.logits)
         self.logits += self.head_b
         return self.logits
 

@@ -25,6 +25,7 @@ from .data import MAX_TEXT_BYTES, make_streams, read_text, split_ids
 from .errors import CharlstmError
 from .evaluate import evaluate_ids, nats_to_bits
 from .model import ModelConfig, State, dropout_masks, init_params, loss_and_grads, zero_state
+from .workspace import Workspace
 from .optim import AdamState, adam_init, adam_update, clip_by_global_norm, learning_rate
 from .rundir import RunDir
 from .sample import sample_texts
@@ -236,6 +237,7 @@ def _loop(run, params, model_config, vocab, config, streams, val_ids, adam, stat
     last_eval_step = prog.step
     interrupted = False
     skipped_in_a_row = 0
+    workspace = Workspace()      # the step's activations and gradients, reused every step
 
     def fraction_done() -> float:
         parts = []
@@ -283,9 +285,10 @@ def _loop(run, params, model_config, vocab, config, streams, val_ids, adam, stat
                 prog.epoch += 1
                 state = zero_state(model_config, config.batch_size, state.h.dtype.type)
             inputs, targets, weights = streams.chunk(prog.chunk)
-            masks = dropout_masks(model_config, inputs.shape[0], inputs.shape[1], rng, state.h.dtype)
+            masks = dropout_masks(model_config, inputs.shape[0], inputs.shape[1], rng, state.h.dtype, workspace)
             loss, grads, new_state, _ = loss_and_grads(params, model_config, inputs.astype(np.intp),
-                                                       targets.astype(np.intp), state, masks, weights)
+                                                       targets.astype(np.intp), state, masks, weights,
+                                                       workspace)
             norm = clip_by_global_norm(grads, config.grad_clip)
             # Checked before the update, so a NaN or inf never reaches the weights or Adam's moments.
             if not (math.isfinite(loss) and math.isfinite(norm)):

@@ -56,8 +56,10 @@ def median_time(fn, steps: int) -> float:
 def charlstm_trainer(H, B, T, seed=0):
     from charlstm.model import ModelConfig, init_params, loss_and_grads, zero_state
     from charlstm.optim import adam_init, adam_update, clip_by_global_norm
+    from charlstm.workspace import Workspace
     rng = np.random.default_rng(seed)
     config = ModelConfig(V, H, LAYERS)
+    workspace = Workspace()          # as `charlstm train` does
     params = init_params(config, rng)
     adam = adam_init(params)
     box = {"state": zero_state(config, B)}
@@ -65,7 +67,7 @@ def charlstm_trainer(H, B, T, seed=0):
     y = rng.integers(0, V, (T, B))
 
     def step():
-        loss, grads, state, _ = loss_and_grads(params, config, x, y, box["state"])
+        loss, grads, state, _ = loss_and_grads(params, config, x, y, box["state"], workspace=workspace)
         clip_by_global_norm(grads, 5.0)
         adam_update(params, grads, adam, 2e-3)
         box["state"] = state
@@ -259,6 +261,7 @@ _MEMORY_CHILD = r"""
 import sys, numpy as np
 from charlstm.model import ModelConfig, init_params, loss_and_grads, zero_state
 from charlstm.optim import adam_init, adam_update, clip_by_global_norm
+from charlstm.workspace import Workspace
 
 def high_water_kb():
     # VmHWM belongs to this address space alone; getrusage's ru_maxrss would also count the
@@ -273,8 +276,9 @@ rng = np.random.default_rng(0)
 config = ModelConfig(65, H, 3)
 params = init_params(config, rng); adam = adam_init(params); state = zero_state(config, B)
 x = rng.integers(0, 65, (T, B)); y = rng.integers(0, 65, (T, B))
+workspace = Workspace()
 for _ in range(steps):
-    loss, grads, state, _ = loss_and_grads(params, config, x, y, state)
+    loss, grads, state, _ = loss_and_grads(params, config, x, y, state, workspace=workspace)
     clip_by_global_norm(grads, 5.0); adam_update(params, grads, adam, 2e-3)
 print(base, high_water_kb())
 """
@@ -343,6 +347,8 @@ def main():
     parser.add_argument("--sample-length", type=int, default=1000)
     parser.add_argument("--corpus", type=Path, default=None, help="text to build the encoding corpora from")
     parser.add_argument("--only", nargs="*", default=["training", "sampling", "memory", "encoding"])
+    parser.add_argument("--configs", nargs="*", metavar="HxBxT",
+                        help="training configurations to run (default: all 12), e.g. 256x32x100")
     args = parser.parse_args()
     from charlstm.threads import set_threads
     set_threads(args.threads)
@@ -357,6 +363,8 @@ def main():
                            "python": platform.python_version(), "numpy": np.__version__,
                            "torch": __import__("torch").__version__ if have_torch else None}}
     configs = [(H, B, T) for H in (128, 256, 512) for B in (32, 64) for T in (64, 100)]
+    if args.configs:
+        configs = [tuple(int(n) for n in c.lower().split("x")) for c in args.configs]
     if "training" in args.only:
         results["training"] = bench_training(configs, args.steps, args.warmup, have_torch)
     if "sampling" in args.only:

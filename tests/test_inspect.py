@@ -55,10 +55,10 @@ def test_trace_equals_the_models_forward_caches():
     logits, _, cache = forward(model.params, model.config, ids[:, None], zero_state(model.config, 1))
     H = model.config.hidden_size
     for layer, lc in enumerate(cache.layers):
-        np.testing.assert_allclose(t.h[layer], lc.h[1:, 0], atol=1e-6)
-        np.testing.assert_allclose(t.c[layer], lc.c[1:, 0], atol=1e-6)
-        for k, q in enumerate("ifgo"):
-            np.testing.assert_allclose(getattr(t, q)[layer], lc.gates[:, 0, k * H:(k + 1) * H], atol=1e-6)
+        np.testing.assert_allclose(t.h[layer], lc.hidden()[1:, 0], atol=1e-6)
+        np.testing.assert_allclose(t.c[layer], lc.cell()[1:, 0], atol=1e-6)
+        for q in "ifgo":
+            np.testing.assert_allclose(getattr(t, q)[layer], lc.gate(q)[:, 0], atol=1e-6)
     logp = log_softmax(logits.astype(np.float64))
     np.testing.assert_allclose(t.loss[:-1], -logp[np.arange(len(ids) - 1), ids[1:]], rtol=1e-5)
     assert np.isnan(t.loss[-1])                      # nothing follows the last symbol

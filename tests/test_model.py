@@ -66,7 +66,7 @@ def test_dropout_with_fixed_masks():
     assert len(masks) == config.num_layers
     keep = 1 / (1 - 0.4)
     for m in masks:
-        assert m.shape == (4, 3, 5) and m.dtype == np.float64
+        assert m.shape == (4, 5, 3) and m.dtype == np.float64   # (T, H, B)
         np.testing.assert_allclose(np.unique(m), [0.0, keep], rtol=1e-15)   # some dropped, some kept
     again = dropout_masks(config, 4, 3, np.random.default_rng(123), np.float64)
     for a, b in zip(masks, again):
@@ -80,8 +80,8 @@ def test_dropout_with_fixed_masks():
 
 def test_dropped_units_get_no_gradient_through_the_head():
     config, params, inputs, targets, state, _ = setup(L=1, T=3, B=2, H=4, dropout=0.5)
-    masks = [np.ones((3, 2, 4))]
-    masks[0][:, :, 1] = 0.0                 # unit 1 of the top layer always dropped
+    masks = [np.ones((3, 4, 2))]            # (T, H, B)
+    masks[0][:, 1, :] = 0.0                 # unit 1 of the top layer always dropped
     _, grads, _, _ = loss_and_grads(params, config, inputs, targets, state, masks)
     np.testing.assert_array_equal(grads["head.W"][1], 0.0)
 
@@ -109,9 +109,9 @@ def test_chunked_forward_equals_one_forward():
     np.testing.assert_allclose(end.c, final.c, rtol=1e-12, atol=1e-14)
     # the returned state is each layer's output at the last step
     for layer, layer_cache in enumerate(cache.layers):
-        np.testing.assert_array_equal(final.h[layer], layer_cache.h[-1])
-        np.testing.assert_array_equal(final.c[layer], layer_cache.c[-1])
-    np.testing.assert_array_equal(cache.top.reshape(8, 2, -1)[-1], final.h[-1])
+        np.testing.assert_array_equal(final.h[layer], layer_cache.hidden()[-1])
+        np.testing.assert_array_equal(final.c[layer], layer_cache.cell()[-1])
+    np.testing.assert_array_equal(cache.top[-1].T, final.h[-1])
 
 
 def test_loss_only_is_the_summed_loss_and_the_same_state():

@@ -199,5 +199,5 @@ def test_stepper_matches_forward(dtype, tol):
         step_logits = stepper.step(inputs[t])
         assert step_logits.dtype == dtype
         np.testing.assert_allclose(step_logits, logits[t * B:(t + 1) * B], rtol=tol, atol=tol)
-    np.testing.assert_allclose(stepper.h, final.h, rtol=tol, atol=tol)
-    np.testing.assert_allclose(stepper.c, final.c, rtol=tol, atol=tol)
+    np.testing.assert_allclose(stepper.state().h, final.h, rtol=tol, atol=tol)
+    np.testing.assert_allclose(stepper.state().c, final.c, rtol=tol, atol=tol)

@@ -113,7 +113,7 @@ def test_weighted_loss_and_dropout_masks_match_torch():
     x = one_hot(inputs, config.vocab_size)
     for layer, lstm in enumerate(layers):
         x, _ = lstm(x, (h0[layer:layer + 1], c0[layer:layer + 1]))
-        x = x * torch.from_numpy(masks[layer])
+        x = x * torch.from_numpy(masks[layer].transpose(0, 2, 1))   # masks are (T, H, B)
     logits = head(x.reshape(T * B, config.hidden_size))
     nll = torch.nn.functional.cross_entropy(logits, torch.from_numpy(targets.reshape(-1)).long(), reduction="none")
     w = torch.from_numpy(weights.reshape(-1))
