@@ -67,6 +67,13 @@ def filter_probs(logits: np.ndarray, temperature: float, top_k=None, top_p=None,
 def draw(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
     """Inverse-CDF draw of one symbol per row from probs (B, V) with uniforms (B,) in [0, 1)."""
     cdf = np.cumsum(probs, axis=1)
+    if len(probs) == 1:
+        # The same rule as below, by bisection: the first symbol whose cdf exceeds u * total.
+        # A symbol of probability 0 has the cdf of the one before it, so it is never the first.
+        k = int(np.searchsorted(cdf[0], uniforms[0] * cdf[0, -1], side="right"))
+        if k == probs.shape[1]:                # u * total rounded up to the total
+            k = probs.shape[1] - 1 - int(np.argmax(probs[0, ::-1] > 0))
+        return np.array([k])
     # The first symbol whose cdf exceeds u * total: a symbol of probability 0 is never drawn, not
     # even for u == 0, and rounding at u close to 1 falls back to the last possible symbol.
     ids = (cdf <= (uniforms * cdf[:, -1])[:, None]).sum(axis=1)
@@ -106,6 +113,8 @@ class Stepper:
         self.ig = np.empty((H, batch_size), dtype=dtype)
         self.head_W, self.head_b = params["head.W"], params["head.b"]
         self.logits = np.empty((batch_size, config.vocab_size), dtype=dtype)
+        self.top_h = self._h(L - 1).T
+        self.plan = self._plan()
 
     def _h(self, l: int) -> np.ndarray:
         return self.rows[l * (self.H + 1):l * (self.H + 1) + self.H]
@@ -119,27 +128,30 @@ class Stepper:
         """The current (h, c), each (L, B, H), as the model's functions use it."""
         return State(np.stack([self._h(l).T for l in range(self.L)]), self.c.transpose(0, 2, 1).copy())
 
+    def _plan(self):
+        """Every view a step uses, made once: at batch 1 slicing would cost as much as the math."""
+        H, z, rows = self.H, self.z, self.rows
+        gates = (z[:3 * H], z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:])   # sigmoid block, o, i, f, g
+        inputs = [rows[:H + 1]] + [rows[(l - 1) * (H + 1):(l + 1) * (H + 1) - 1] for l in range(1, self.L)]
+        return [(self.weights[l], inputs[l], self.c[l], self._h(l)) + gates for l in range(self.L)]
+
     def step(self, ids: np.ndarray) -> np.ndarray:
         """Feed one symbol per stream (B,); return the scores for the next one (B, V)."""
-        H, z, rows = self.H, self.z, self.rows
-        for l in range(self.L):
-            c, h = self.c[l], self._h(l)
+        z, ig = self.z, self.ig
+        for l, (weights, inputs, c, h, sig, o, i, f, g) in enumerate(self.plan):
+            np.matmul(weights, inputs, out=z)
             if l == 0:
-                np.matmul(self.weights[0], rows[:H + 1], out=z)
                 np.take(self.first_columns, ids, axis=1, out=self.picked)
                 z += self.picked
-            else:
-                np.matmul(self.weights[l], rows[(l - 1) * (H + 1):(l + 1) * (H + 1) - 1], out=z)
             np.tanh(z, out=z)
-            sig = z[:3 * H]                    # o, i, f: sigmoid = 0.5 tanh(z / 2) + 0.5
-            sig *= 0.5
+            sig *= 0.5                         # o, i, f: sigmoid = 0.5 tanh(z / 2) + 0.5
             sig += 0.5
-            c *= z[2 * H:3 * H]
-            np.multiply(z[H:2 * H], z[3 * H:], out=self.ig)
-            c += self.ig
+            c *= f
+            np.multiply(i, g, out=ig)
+            c += ig
             np.tanh(c, out=h)
-            h *= z[:H]
-        np.matmul(self._h(self.L - 1).T, self.head_W, out=self.logits)
+            h *= o
+        np.matmul(self.top_h, self.head_W, out=self.logits)
         self.logits += self.head_b
         return self.logits
 

@@ -6,7 +6,7 @@ import pytest
 
 from charlstm.errors import CharlstmError
 from charlstm.model import ModelConfig, State, forward, init_params
-from charlstm.sample import Stepper, filter_probs, generate, sample_texts
+from charlstm.sample import Stepper, draw, filter_probs, generate, sample_texts
 from charlstm.vocab import UNK, Vocab
 
 
@@ -201,3 +201,20 @@ def test_stepper_matches_forward(dtype, tol):
         np.testing.assert_allclose(step_logits, logits[t * B:(t + 1) * B], rtol=tol, atol=tol)
     np.testing.assert_allclose(stepper.state().h, final.h, rtol=tol, atol=tol)
     np.testing.assert_allclose(stepper.state().c, final.c, rtol=tol, atol=tol)
+
+
+def test_draw_one_row_and_many_rows_follow_the_same_rule():
+    """Batch 1 draws by bisection; larger batches count the cdf. Both pick the first symbol whose
+    cdf exceeds u * total, never a symbol of probability 0, whatever u."""
+    rng = np.random.default_rng(0)
+    probs = rng.random((200, 7))
+    probs[probs < 0.3] = 0.0                      # zeros inside and at both ends
+    probs[:, 0] = 0.0
+    probs[::3, -1] = 0.0
+    probs[probs.sum(axis=1) == 0, 3] = 1.0
+    uniforms = rng.random(200)
+    uniforms[:5] = [0.0, 1 - 2 ** -53, 0.5, 1.0, 0.25]   # even u = 1 stays on a possible symbol
+    together = draw(probs, uniforms)
+    one_by_one = np.array([draw(probs[k:k + 1], uniforms[k:k + 1])[0] for k in range(200)])
+    np.testing.assert_array_equal(together, one_by_one)
+    assert (probs[np.arange(200), together] > 0).all()
