@@ -44,7 +44,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .workspace import Workspace, empty
+from .workspace import Workspace, empty, scratch
 
 PUBLIC_GATES = "ifgo"       # the order of the 4H blocks in Wx, Wh and b
 LOOP_GATES = "oifg"         # the order inside the time loop: sigmoid gates first, tanh last
@@ -192,22 +192,23 @@ def lstm_forward(x, h0, c0, Wx, Wh, b, workspace: Workspace | None = None):
 
 
 def backward_chunk_steps(T: int, B: int) -> int:
-    """Steps per chunk of the backward pass: about 1024 columns (steps x batch) per chunk, enough
+    """Steps per chunk of the backward pass: about 512 columns (steps x batch) per chunk, enough
     for the weight-gradient product to run at full speed, small enough that the chunk's buffers
     stay in cache and cost no more memory than a few steps."""
-    chunks = max(1, round(T * B / 1024))
+    chunks = max(1, round(T * B / 512))
     return -(-T // chunks)
 
 
 def lstm_backward(dh_out, cache: LSTMCache, dhT=None, dcT=None, chunk_steps: int | None = None,
-                  workspace: Workspace | None = None) -> LSTMGrads:
+                  workspace: Workspace | None = None, dx_workspace: Workspace | None = None) -> LSTMGrads:
     """Backpropagate through T steps of one layer.
 
     dh_out (T, H, B) is the gradient of the loss with respect to every step's output h;
     dhT, dcT (B, H) the gradient with respect to the final state (None means zero, which is what
     truncated BPTT uses: the gradient stops at the chunk boundary). `chunk_steps` overrides the
     chunk length below (the result does not depend on it, up to rounding). With a workspace,
-    the gradients live in it (see workspace.py).
+    the gradients live in it (see workspace.py), dx in `dx_workspace` if given: a stack needs
+    only two, used in turn, as each layer's dx is read once, by the layer below.
 
     Time is walked backwards in chunks of a few dozen steps. For each chunk, what does not depend
     on the recurrence (the gate derivatives) is computed for all its steps at once; the loop then
@@ -223,7 +224,7 @@ def lstm_backward(dh_out, cache: LSTMCache, dhT=None, dcT=None, chunk_steps: int
     dtype = gates.dtype
     gates4 = gates.reshape(T, 4, H, B)              # blocks o, i, f, g
     # dz -> [dx; dh_prev]: the transpose of the step's weights, unscaled, without the bias column
-    back_weights = empty(ws, "back_weights", (D + H, 4 * H), dtype)   # (D+H, 4H), columns in loop order
+    back_weights = scratch(ws, "back_weights", (D + H, 4 * H), dtype)   # (D+H, 4H), columns in loop order
     for k, name in enumerate(LOOP_GATES):
         j = PUBLIC_GATES.index(name)
         if D:
@@ -233,18 +234,18 @@ def lstm_backward(dh_out, cache: LSTMCache, dhT=None, dcT=None, chunk_steps: int
     dh = np.empty((H, B), dtype=dtype)
     dc = np.zeros((H, B), dtype=dtype) if dcT is None else np.array(np.transpose(dcT), dtype=dtype, order="C")
     carry = np.zeros((H, B), dtype=dtype) if dhT is None else np.array(np.transpose(dhT), dtype=dtype, order="C")
-    dxh = empty(ws, "dxh", (T, D + H, B), dtype)   # per step: [dx_t; gradient flowing to h_t]
+    dxh = empty(dx_workspace or ws, "dxh", (T, D + H, B), dtype)   # per step: [dx_t; gradient flowing to h_t]
     V = cache.Wx.shape[0]
-    dW = empty(ws, "dW", (4 * H, K), dtype)          # [dWx^T | dWh^T | db] in loop order
-    dWx_ids = empty(ws, "dWx_ids", (4 * H, V), dtype) if cache.ids is not None else None
-    product = empty(ws, "product", (4 * H, max(K, V if cache.ids is not None else 0)), dtype)
+    dW = scratch(ws, "dW", (4 * H, K), dtype)          # [dWx^T | dWh^T | db] in loop order
+    dWx_ids = scratch(ws, "dWx_ids", (4 * H, V), dtype) if cache.ids is not None else None
+    product = scratch(ws, "product", (4 * H, max(K, V if cache.ids is not None else 0)), dtype)
 
     steps = chunk_steps or backward_chunk_steps(T, B)
-    dz_buf = empty(ws, "dz", (steps, 4, H, B), dtype)
-    dc_from_h_buf = empty(ws, "dc_from_h", (steps, H, B), dtype)
-    dz_cols_buf = empty(ws, "dz_cols", (4 * H, steps * B), dtype)
-    xh_cols_buf = empty(ws, "xh_cols", (K, steps * B), dtype)
-    tmp = empty(ws, "tmp", (H, B), dtype)
+    dz_buf = scratch(ws, "dz", (steps, 4, H, B), dtype)
+    dc_from_h_buf = scratch(ws, "dc_from_h", (steps, H, B), dtype)
+    dz_cols_buf = scratch(ws, "dz_cols", (4 * H, steps * B), dtype)
+    xh_cols_buf = scratch(ws, "xh_cols", (K, steps * B), dtype)
+    tmp = scratch(ws, "tmp", (H, B), dtype)
     first_chunk = True
 
     for end in range(T, 0, -steps):
@@ -318,7 +319,7 @@ def _one_hot_product(dz_cols: np.ndarray, ids: np.ndarray, workspace: Workspace 
     """
     vocab_size = out.shape[1]
     if vocab_size <= 512:
-        one_hot = empty(workspace, "one_hot", (ids.shape[0], vocab_size), dz_cols.dtype)
+        one_hot = scratch(workspace, "one_hot", (ids.shape[0], vocab_size), dz_cols.dtype)
         one_hot.fill(0)
         one_hot[np.arange(ids.shape[0]), ids] = 1
         return np.matmul(dz_cols, one_hot, out=out)

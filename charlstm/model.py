@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import CharlstmError
 from .lstm import LSTMCache, lstm_backward, lstm_forward
-from .workspace import Workspace, empty
+from .workspace import Workspace, empty, scratch
 from .softmax import cross_entropy_backward, cross_entropy_forward
 
 
@@ -182,16 +182,18 @@ def backward(dlogits: np.ndarray, params, config: ModelConfig, cache: ModelCache
     ws = workspace
     T, H, B = cache.top.shape
     dtype = cache.top.dtype
-    top_cols = empty(ws, "top_cols", (H, T, B), dtype)
+    top_cols = scratch(ws, "top_cols", (H, T, B), dtype)
     np.copyto(top_cols, cache.top.transpose(1, 0, 2))                                # columns (t, b)
     grads = {"head.W": top_cols.reshape(H, T * B) @ dlogits, "head.b": dlogits.sum(axis=0)}
-    dx = empty(ws, "dtop", (T, H, B), dtype)
+    # dx buffers are used in turn (see lstm_backward): layer l writes part l % 2, reads the other
+    dx = empty(None if ws is None else ws.part(f"dx.{config.num_layers % 2}"), "dtop", (T, H, B), dtype)
     np.matmul(params["head.W"], dlogits.reshape(T, B, -1).transpose(0, 2, 1), out=dx)   # (T, H, B)
     dh0, dc0 = [None] * config.num_layers, [None] * config.num_layers
     for layer in range(config.num_layers - 1, -1, -1):
         if cache.masks is not None:
             dx *= cache.masks[layer]
-        g = lstm_backward(dx, cache.layers[layer], workspace=None if ws is None else ws.part(f"lstm.{layer}"))
+        g = lstm_backward(dx, cache.layers[layer], workspace=None if ws is None else ws.part(f"lstm.{layer}"),
+                          dx_workspace=None if ws is None else ws.part(f"dx.{layer % 2}"))
         grads[f"lstm.{layer}.Wx"] = g.dWx
         grads[f"lstm.{layer}.Wh"] = g.dWh
         grads[f"lstm.{layer}.b"] = g.db

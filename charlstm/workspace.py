@@ -35,6 +35,11 @@ class Workspace:
             buffer = self._buffers[key] = np.empty(size, dtype=dtype)
         return buffer[:size].reshape(shape)
 
+    def scratch(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """Like `empty`, but one buffer for every part: for temporaries that no result outlives,
+        so that the layers take turns with the same memory instead of holding one each."""
+        return Workspace(self._buffers, "scratch.").empty(name, shape, dtype)
+
     def part(self, prefix: str) -> "Workspace":
         """The same workspace, with every name starting with `prefix`: one part per layer."""
         return Workspace(self._buffers, f"{self._prefix}{prefix}.")
@@ -49,3 +54,10 @@ def empty(workspace: Workspace | None, name: str, shape: tuple[int, ...], dtype)
     if workspace is None:
         return np.empty(shape, dtype=dtype)
     return workspace.empty(name, shape, dtype)
+
+
+def scratch(workspace: Workspace | None, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """np.empty, or the workspace's shared temporary `name` when there is a workspace."""
+    if workspace is None:
+        return np.empty(shape, dtype=dtype)
+    return workspace.scratch(name, shape, dtype)
