@@ -149,7 +149,8 @@ def lstm_forward(x, h0, c0, Wx, Wh, b, workspace: Workspace | None = None):
     D = 0 if ids is not None else x.shape[1]
 
     # The step's weights as one (4H, D+H+1) matrix [Wx^T | Wh^T | b], in loop order, prescaled.
-    weights = empty(ws, "weights", (4 * H, D + H + 1), dtype)
+    # Rebuilt from the parameters by every call, so the layers share one buffer.
+    weights = scratch(ws, "weights", (4 * H, D + H + 1), dtype)
     if D:
         to_loop_rows(Wx, out=weights[:, :D], scale=scale)
     to_loop_rows(Wh, out=weights[:, D:D + H], scale=scale)
@@ -207,8 +208,8 @@ def lstm_backward(dh_out, cache: LSTMCache, dhT=None, dcT=None, chunk_steps: int
     dhT, dcT (B, H) the gradient with respect to the final state (None means zero, which is what
     truncated BPTT uses: the gradient stops at the chunk boundary). `chunk_steps` overrides the
     chunk length below (the result does not depend on it, up to rounding). With a workspace,
-    the gradients live in it (see workspace.py), dx in `dx_workspace` if given: a stack needs
-    only two, used in turn, as each layer's dx is read once, by the layer below.
+    the gradients live in it (see workspace.py), dx in `dx_workspace`'s buffer "dx" if given: a
+    stack needs only two, used in turn, as each layer's dx is read once, by the layer below.
 
     Time is walked backwards in chunks of a few dozen steps. For each chunk, what does not depend
     on the recurrence (the gate derivatives) is computed for all its steps at once; the loop then
@@ -224,7 +225,7 @@ def lstm_backward(dh_out, cache: LSTMCache, dhT=None, dcT=None, chunk_steps: int
     dtype = gates.dtype
     gates4 = gates.reshape(T, 4, H, B)              # blocks o, i, f, g
     # dz -> [dx; dh_prev]: the transpose of the step's weights, unscaled, without the bias column
-    back_weights = scratch(ws, "back_weights", (D + H, 4 * H), dtype)   # (D+H, 4H), columns in loop order
+    back_weights = scratch(ws, "weights", (D + H, 4 * H), dtype)   # (D+H, 4H), columns in loop order
     for k, name in enumerate(LOOP_GATES):
         j = PUBLIC_GATES.index(name)
         if D:
@@ -234,7 +235,13 @@ def lstm_backward(dh_out, cache: LSTMCache, dhT=None, dcT=None, chunk_steps: int
     dh = np.empty((H, B), dtype=dtype)
     dc = np.zeros((H, B), dtype=dtype) if dcT is None else np.array(np.transpose(dcT), dtype=dtype, order="C")
     carry = np.zeros((H, B), dtype=dtype) if dhT is None else np.array(np.transpose(dhT), dtype=dtype, order="C")
-    dxh = empty(dx_workspace or ws, "dxh", (T, D + H, B), dtype)   # per step: [dx_t; gradient flowing to h_t]
+    # Step t's product [dx_t; gradient flowing to h_{t-1}] is written to `out_steps[T-1-t]`. The
+    # steps overlap: each one's lower H rows are the first rows of the next step's block, and
+    # that gradient is read (into dh) before the next step's product overwrites it. So the dx of
+    # every step, stored last step first, plus one H-row block, is all the memory this needs.
+    flat = empty(dx_workspace or ws, "dx", (T * D * B + H * B,), dtype)
+    item = flat.itemsize
+    out_steps = np.lib.stride_tricks.as_strided(flat, (T, D + H, B), (D * B * item, B * item, item))
     V = cache.Wx.shape[0]
     dW = scratch(ws, "dW", (4 * H, K), dtype)          # [dWx^T | dWh^T | db] in loop order
     dWx_ids = scratch(ws, "dWx_ids", (4 * H, V), dtype) if cache.ids is not None else None
@@ -278,8 +285,9 @@ def lstm_backward(dh_out, cache: LSTMCache, dhT=None, dcT=None, chunk_steps: int
             dz[k, 1:] *= dc
             dz[k, 0] *= dh
             dc *= f[k]                                # gradient flowing to c_prev
-            np.matmul(back_weights, dz[k].reshape(4 * H, B), out=dxh[t])
-            carry = dxh[t, D:]                        # gradient flowing to h_prev
+            out = out_steps[T - 1 - t]
+            np.matmul(back_weights, dz[k].reshape(4 * H, B), out=out)
+            carry = out[D:]                           # gradient flowing to h_prev
 
         # The chunk's dz and [x; h; 1] as (rows, steps * B) matrices, then one product for all
         # the weight gradients (and the bias, through the row of ones).
@@ -296,7 +304,8 @@ def lstm_backward(dh_out, cache: LSTMCache, dhT=None, dcT=None, chunk_steps: int
     grads = (dWx_ids if cache.ids is not None else dW[:, :D], dW[:, D:D + H], dW[:, D + H:])
     dWx, dWh, db = (to_public_columns(g, out=empty(ws, name, (g.shape[1], 4 * H), dtype))
                     for g, name in zip(grads, ("grad_Wx", "grad_Wh", "grad_b")))
-    return LSTMGrads(dx=None if D == 0 else dxh[:, :D], dh0=np.ascontiguousarray(carry.T),
+    dx = flat[:T * D * B].reshape(T, D, B)[::-1]   # back in time order
+    return LSTMGrads(dx=None if D == 0 else dx, dh0=np.ascontiguousarray(carry.T),
                      dc0=np.ascontiguousarray(dc.T), dWx=dWx, dWh=dWh, db=db[0])
 
 

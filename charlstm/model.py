@@ -131,7 +131,7 @@ def dropout_masks(config: ModelConfig, T: int, B: int, rng: np.random.Generator,
     shape = (T, config.hidden_size, B)
     masks = []
     for layer in range(config.num_layers):
-        uniform = empty(workspace, f"uniform.{layer}", shape, np.float32)
+        uniform = scratch(workspace, "uniform", shape, np.float32)      # only until the mask is made
         rng.random(shape, dtype=np.float32, out=uniform)
         mask = empty(workspace, f"mask.{layer}", shape, dtype)
         np.greater_equal(uniform, p, out=mask, casting="unsafe")    # 1.0 kept, 0.0 dropped
@@ -182,11 +182,14 @@ def backward(dlogits: np.ndarray, params, config: ModelConfig, cache: ModelCache
     ws = workspace
     T, H, B = cache.top.shape
     dtype = cache.top.dtype
-    top_cols = scratch(ws, "top_cols", (H, T, B), dtype)
+    L = config.num_layers
+    # The layers' dx buffers are used in turn (see lstm_backward): layer l writes part l % 2 and
+    # reads the other. The head's gradient goes to part L % 2 (the top layer reads it), and its
+    # input, reordered for one product, borrows the part that the top layer writes only later.
+    top_cols = empty(None if ws is None else ws.part(f"dx.{(L + 1) % 2}"), "dx", (H, T, B), dtype)
     np.copyto(top_cols, cache.top.transpose(1, 0, 2))                                # columns (t, b)
     grads = {"head.W": top_cols.reshape(H, T * B) @ dlogits, "head.b": dlogits.sum(axis=0)}
-    # dx buffers are used in turn (see lstm_backward): layer l writes part l % 2, reads the other
-    dx = empty(None if ws is None else ws.part(f"dx.{config.num_layers % 2}"), "dtop", (T, H, B), dtype)
+    dx = empty(None if ws is None else ws.part(f"dx.{L % 2}"), "dx", (T, H, B), dtype)
     np.matmul(params["head.W"], dlogits.reshape(T, B, -1).transpose(0, 2, 1), out=dx)   # (T, H, B)
     dh0, dc0 = [None] * config.num_layers, [None] * config.num_layers
     for layer in range(config.num_layers - 1, -1, -1):
