@@ -150,13 +150,34 @@ def test_gradients_one_step():
     check_all_grads(x, h0, c0, Wx, Wh, b, dout, dhT, dcT)
 
 
-def test_gradients_whole_sequence():
+@pytest.mark.parametrize("D, H", [(3, 4), (7, 2), (2, 5)])
+def test_gradients_whole_sequence(D, H):
+    """The backward pass stores the steps' [dx; dh] products overlapping (see lstm_backward): the
+    dh block spills into one later block when H <= D, into several when H > D."""
     rng = np.random.default_rng(4)
-    x, h0, c0, Wx, Wh, b = make_layer(rng, T=7, B=2, D=3, H=4)
-    dout = rng.standard_normal((7, 2, 4))
-    dhT, dcT = rng.standard_normal((2, 4)), rng.standard_normal((2, 4))
+    x, h0, c0, Wx, Wh, b = make_layer(rng, T=7, B=2, D=D, H=H)
+    dout = rng.standard_normal((7, 2, H))
+    dhT, dcT = rng.standard_normal((2, H)), rng.standard_normal((2, H))
     grads = check_all_grads(x, h0, c0, Wx, Wh, b, dout, dhT, dcT)
     assert np.abs(grads.dh0).max() > 1e-3 and np.abs(grads.dc0).max() > 1e-3
+
+
+def test_dx_needs_one_block_more_than_dx():
+    """With a workspace, a layer's dx and its running dh share one buffer of T*D*B + H*B."""
+    from charlstm.lstm import lstm_backward, lstm_forward
+    from charlstm.workspace import Workspace
+    rng = np.random.default_rng(13)
+    T, B, D, H = 6, 3, 5, 4
+    x, h0, c0, Wx, Wh, b = make_layer(rng, T=T, B=B, D=D, H=H)
+    ws = Workspace()
+    out, _, cache = lstm_forward(x.transpose(0, 2, 1), h0, c0, Wx, Wh, b, ws.part("f"))
+    dx_ws = ws.part("dx")
+    dout = rng.standard_normal(out.shape)
+    g = lstm_backward(dout, cache, workspace=ws.part("b"), dx_workspace=dx_ws)
+    assert dx_ws.empty("dx", (1,), x.dtype).base.size == T * D * B + H * B
+    fresh = lstm_backward(dout, cache)
+    for name in LSTMGrads._fields:
+        np.testing.assert_array_equal(getattr(g, name), getattr(fresh, name))
 
 
 @pytest.mark.parametrize("chunk_steps", [1, 2, 3])
