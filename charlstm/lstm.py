@@ -61,6 +61,7 @@ class LSTMCache(NamedTuple):
     gates: np.ndarray        # (T, 4H, B) activated gates, blocks in LOOP_GATES order
     c: np.ndarray            # (T+1, H, B) cell states, c[0] = c0
     tanh_c: np.ndarray       # (T, H, B) tanh(c[t+1])
+    x_mask: np.ndarray | None = None   # (T, D, B) the input's dropout mask, if it had one
 
     def gate(self, name: str) -> np.ndarray:
         """The activations of gate `name` ("i", "f", "g" or "o") at every step, (T, B, H)."""
@@ -132,11 +133,13 @@ def sigmoid_prescale(H: int, dtype) -> np.ndarray:
     return scale
 
 
-def lstm_forward(x, h0, c0, Wx, Wh, b, workspace: Workspace | None = None):
+def lstm_forward(x, h0, c0, Wx, Wh, b, workspace: Workspace | None = None, x_mask=None):
     """Run one LSTM layer over T steps.
 
-    x (T, D, B) floats or (T, B) ids; h0, c0 (B, H). Returns (h_out (T, H, B), (hT, cT) each
-    (B, H), cache). `h_out` is a view into the cache: callers must not modify it in place.
+    x (T, D, B) floats or (T, B) ids; h0, c0 (B, H). x_mask (T, D, B) or None: the layer reads
+    x * x_mask (dropout on the way in; lstm_backward's dx is still the gradient for x). Masking
+    here, as the input is copied into the cache, saves a pass and a buffer of masked outputs.
+    Returns (h_out (T, H, B), (hT, cT) each (B, H), cache). `h_out` is a view into the cache: callers must not modify it in place.
     With a workspace, the cache lives in it (see workspace.py); hT and cT are always fresh.
     """
     ws = workspace
@@ -157,7 +160,12 @@ def lstm_forward(x, h0, c0, Wx, Wh, b, workspace: Workspace | None = None):
     to_loop_rows(b[None, :], out=weights[:, D + H:], scale=scale)
 
     xh = empty(ws, "xh", (T + 1, D + H + 1, B), dtype)
-    xh[:T, :D] = x if D else 0
+    if ids is not None and x_mask is not None:
+        raise ValueError("an input of ids takes no mask")
+    if x_mask is not None:
+        np.multiply(x, x_mask, out=xh[:T, :D])
+    else:
+        xh[:T, :D] = x if D else 0
     xh[T, :D] = 0                                   # no step reads it; keeps the array defined
     xh[0, D:D + H] = h0.T
     xh[:, D + H] = 1
@@ -188,7 +196,7 @@ def lstm_forward(x, h0, c0, Wx, Wh, b, workspace: Workspace | None = None):
         np.tanh(c[t + 1], out=tanh_c[t])
         np.multiply(o, tanh_c[t], out=xh[t + 1, D:D + H])
 
-    cache = LSTMCache(ids=ids, Wx=Wx, Wh=Wh, xh=xh, gates=gates, c=c, tanh_c=tanh_c)
+    cache = LSTMCache(ids=ids, Wx=Wx, Wh=Wh, xh=xh, gates=gates, c=c, tanh_c=tanh_c, x_mask=x_mask)
     return xh[1:, D:D + H], (xh[T, D:D + H].T.copy(), c[T].T.copy()), cache
 
 
@@ -305,6 +313,8 @@ def lstm_backward(dh_out, cache: LSTMCache, dhT=None, dcT=None, chunk_steps: int
     dWx, dWh, db = (to_public_columns(g, out=empty(ws, name, (g.shape[1], 4 * H), dtype))
                     for g, name in zip(grads, ("grad_Wx", "grad_Wh", "grad_b")))
     dx = flat[:T * D * B].reshape(T, D, B)[::-1]   # back in time order
+    if cache.x_mask is not None:
+        dx *= cache.x_mask
     return LSTMGrads(dx=None if D == 0 else dx, dh0=np.ascontiguousarray(carry.T),
                      dc0=np.ascontiguousarray(dc.T), dWx=dWx, dWh=dWh, db=db[0])
 

@@ -154,17 +154,19 @@ def forward(params, config: ModelConfig, inputs: np.ndarray, state: State, masks
     x = inputs
     caches, h_final, c_final = [], [], []
     for layer in range(config.num_layers):
+        # the dropout mask of a layer's output is applied by the layer above, as it reads it
         out, (hT, cT), cache = lstm_forward(
             x, state.h[layer], state.c[layer],
             params[f"lstm.{layer}.Wx"], params[f"lstm.{layer}.Wh"], params[f"lstm.{layer}.b"],
-            None if ws is None else ws.part(f"lstm.{layer}"))
-        if masks is not None:
-            out = np.multiply(out, masks[layer], out=empty(ws, f"dropped.{layer}", out.shape, out.dtype))
+            None if ws is None else ws.part(f"lstm.{layer}"),
+            x_mask=None if masks is None or layer == 0 else masks[layer - 1])
         caches.append(cache)
         h_final.append(hT)
         c_final.append(cT)
         x = out
     top = x                                                  # (T, H, B)
+    if masks is not None:
+        top = np.multiply(top, masks[-1], out=empty(ws, "dropped_top", top.shape, top.dtype))
     logits = empty(ws, "logits", (T, B, config.vocab_size), params["head.W"].dtype)
     np.matmul(top.transpose(0, 2, 1), params["head.W"], out=logits)   # per step (B, H) x (H, V)
     logits = logits.reshape(T * B, config.vocab_size)
@@ -191,10 +193,10 @@ def backward(dlogits: np.ndarray, params, config: ModelConfig, cache: ModelCache
     grads = {"head.W": top_cols.reshape(H, T * B) @ dlogits, "head.b": dlogits.sum(axis=0)}
     dx = empty(None if ws is None else ws.part(f"dx.{L % 2}"), "dx", (T, H, B), dtype)
     np.matmul(params["head.W"], dlogits.reshape(T, B, -1).transpose(0, 2, 1), out=dx)   # (T, H, B)
+    if cache.masks is not None:
+        dx *= cache.masks[-1]          # the other masks are applied by the layers that read with them
     dh0, dc0 = [None] * config.num_layers, [None] * config.num_layers
     for layer in range(config.num_layers - 1, -1, -1):
-        if cache.masks is not None:
-            dx *= cache.masks[layer]
         g = lstm_backward(dx, cache.layers[layer], workspace=None if ws is None else ws.part(f"lstm.{layer}"),
                           dx_workspace=None if ws is None else ws.part(f"dx.{layer % 2}"))
         grads[f"lstm.{layer}.Wx"] = g.dWx

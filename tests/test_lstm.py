@@ -302,3 +302,23 @@ def test_float32_final_gradients_given_as_float64_do_not_promote():
     grads = backward_tm(np.ones_like(out), cache, np.ones((2, 3)), np.ones((2, 3)))  # float64 upstream
     assert grads.dh0.dtype == np.float32 and grads.dc0.dtype == np.float32
     assert grads.dWh.dtype == np.float32
+
+
+def test_input_mask_is_the_same_as_a_masked_input():
+    """x_mask multiplies the input on its way in; dx is still the gradient for the unmasked x."""
+    from charlstm.lstm import lstm_backward, lstm_forward
+    rng = np.random.default_rng(14)
+    T, B, D, H = 5, 3, 4, 3
+    x, h0, c0, Wx, Wh, b = make_layer(rng, T=T, B=B, D=D, H=H)
+    x = x.transpose(0, 2, 1).copy()                                   # (T, D, B)
+    mask = (rng.random(x.shape) > 0.3) / 0.7
+    out_m, state_m, cache_m = lstm_forward(x, h0, c0, Wx, Wh, b, x_mask=mask)
+    out, state, cache = lstm_forward(x * mask, h0, c0, Wx, Wh, b)
+    np.testing.assert_array_equal(out_m, out)
+    dout = rng.standard_normal(out.shape)
+    g_m, g = lstm_backward(dout, cache_m), lstm_backward(dout, cache)
+    np.testing.assert_allclose(g_m.dx, g.dx * mask, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(g_m.dWx, g.dWx)
+    assert np.any(mask == 0) and np.abs(g.dx[mask == 0]).max() > 1e-3   # the mask mattered
+    with pytest.raises(ValueError):
+        lstm_forward(rng.integers(0, D, (T, B)), h0, c0, Wx, Wh, b, x_mask=mask)
