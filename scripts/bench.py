@@ -16,7 +16,8 @@ Measures, on this machine's cores (torch.set_num_threads and BLAS both at --thre
              of several PyTorch loops (nn.LSTM stepped one symbol at a time, or three nn.LSTMCell,
              under torch.inference_mode).
   memory     peak resident memory of a training run (a fresh process), against what must be held:
-             parameters, gradients, Adam's two moments, and one chunk's activations.
+             parameters, gradients, Adam's two moments, one chunk's activations, and with
+             dropout (run once without, once at the default 0.2) one chunk's masks.
   encoding   building the vocabulary of, and encoding, a 100 MB corpus (ASCII, and text with emoji
              in grapheme mode), in MB/s.
 
@@ -259,7 +260,7 @@ def bench_sampling(have_torch, length):
 
 _MEMORY_CHILD = r"""
 import sys, numpy as np
-from charlstm.model import ModelConfig, init_params, loss_and_grads, zero_state
+from charlstm.model import ModelConfig, dropout_masks, init_params, loss_and_grads, zero_state
 from charlstm.optim import adam_init, adam_update, clip_by_global_norm
 from charlstm.workspace import Workspace
 
@@ -271,21 +272,29 @@ def high_water_kb():
             return int(line.split()[1])
 
 H, B, T, steps = map(int, sys.argv[1:5])
+dropout = float(sys.argv[5])
 base = high_water_kb()
 rng = np.random.default_rng(0)
-config = ModelConfig(65, H, 3)
+config = ModelConfig(65, H, 3, dropout)
 params = init_params(config, rng); adam = adam_init(params); state = zero_state(config, B)
 x = rng.integers(0, 65, (T, B)); y = rng.integers(0, 65, (T, B))
 workspace = Workspace()
 for _ in range(steps):
-    loss, grads, state, _ = loss_and_grads(params, config, x, y, state, workspace=workspace)
+    masks = dropout_masks(config, T, B, rng, workspace=workspace)      # as `charlstm train` draws them
+    loss, grads, state, _ = loss_and_grads(params, config, x, y, state, masks, workspace=workspace)
     clip_by_global_norm(grads, 5.0); adam_update(params, grads, adam, 2e-3)
 print(base, high_water_kb())
 """
 
 
 def bench_memory(H=256, B=32, T=100, steps=5):
-    out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(H), str(B), str(T), str(steps)],
+    return [_memory_row(H, B, T, steps, dropout) for dropout in (0.0, 0.2)]
+
+
+def _memory_row(H, B, T, steps, dropout):
+    """Dropout 0, as the training figures run; 0.2, `charlstm train`'s default, whose masks (one
+    float per unit, step and stream) must then be held too."""
+    out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(H), str(B), str(T), str(steps), str(dropout)],
                          capture_output=True, text=True, check=True).stdout.split()
     base_kb, peak_kb = int(out[0]), int(out[1])
     from charlstm.model import ModelConfig, param_shapes
@@ -294,11 +303,12 @@ def bench_memory(H=256, B=32, T=100, steps=5):
     # one chunk's activations kept for the backward pass, per layer: gates (4H), c and h (2H, with
     # the initial state), tanh(c) (H); plus the head's input and its logits
     act_bytes = 4 * (LAYERS * B * T * 7 * H + B * T * (H + V))
-    needed = param_bytes + act_bytes
-    row = {"H": H, "B": B, "T": T, "interpreter_mb": base_kb / 1024, "peak_mb": peak_kb / 1024,
+    mask_bytes = 4 * LAYERS * B * T * H if dropout else 0
+    needed = param_bytes + act_bytes + mask_bytes
+    row = {"H": H, "B": B, "T": T, "dropout": dropout, "interpreter_mb": base_kb / 1024, "peak_mb": peak_kb / 1024,
            "must_hold_mb": needed / 2**20,
            "ratio_over_interpreter": (peak_kb * 1024 - base_kb * 1024) / needed}
-    print(f"memory H={H} B={B} T={T}: peak {row['peak_mb']:.0f} MB = interpreter {row['interpreter_mb']:.0f} MB"
+    print(f"memory H={H} B={B} T={T} dropout {dropout}: peak {row['peak_mb']:.0f} MB = interpreter {row['interpreter_mb']:.0f} MB"
           f" + {(peak_kb - base_kb) / 1024:.0f} MB; must hold {row['must_hold_mb']:.0f} MB"
           f" -> {row['ratio_over_interpreter']:.2f}x", flush=True)
     return row
