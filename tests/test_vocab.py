@@ -196,3 +196,16 @@ def test_dict_round_trip_and_validation():
         Vocab(("a", "b"), unk=1)                 # the unk id must point at U+FFFD
     with pytest.raises(CharlstmError):
         Vocab(("a",), unit="word")
+
+
+def test_build_and_encode_ascii_across_byte_blocks(monkeypatch):
+    """The ASCII path counts and encodes the bytes a block at a time: with blocks of 1000 bytes, a
+    text of 3001 gives the counts and ids of one pass, the last symbol in a block of its own."""
+    import charlstm.vocab as vocab_module
+    monkeypatch.setattr(vocab_module, "_BYTE_BLOCK", 1000)
+    rng = np.random.default_rng(1)
+    text = "".join(rng.choice(np.array(list("abcdef XYZ.\n")), size=3000)) + "~"
+    vocab, ids = vocab_module.build_and_encode(text)
+    assert vocab.symbols == build_vocab(text).symbols
+    np.testing.assert_array_equal(ids, general_path_ids(vocab, text))
+    assert ids.dtype == np.uint8
