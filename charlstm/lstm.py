@@ -139,7 +139,8 @@ def lstm_forward(x, h0, c0, Wx, Wh, b, workspace: Workspace | None = None, x_mas
     x (T, D, B) floats or (T, B) ids; h0, c0 (B, H). x_mask (T, D, B) or None: the layer reads
     x * x_mask (dropout on the way in; lstm_backward's dx is still the gradient for x). Masking
     here, as the input is copied into the cache, saves a pass and a buffer of masked outputs.
-    Returns (h_out (T, H, B), (hT, cT) each (B, H), cache). `h_out` is a view into the cache: callers must not modify it in place.
+    Returns (h_out (T, H, B), (hT, cT) each (B, H), cache). `h_out` is a view into the cache:
+    callers must not modify it in place.
     With a workspace, the cache lives in it (see workspace.py); hT and cT are always fresh.
     """
     ws = workspace
@@ -149,6 +150,8 @@ def lstm_forward(x, h0, c0, Wx, Wh, b, workspace: Workspace | None = None, x_mas
     dtype = Wh.dtype
     scale = sigmoid_prescale(H, dtype)
     ids = x if is_ids(x) else None
+    if ids is not None and x_mask is not None:
+        raise ValueError("an input of ids takes no mask")
     D = 0 if ids is not None else x.shape[1]
 
     # The step's weights as one (4H, D+H+1) matrix [Wx^T | Wh^T | b], in loop order, prescaled.
@@ -160,8 +163,6 @@ def lstm_forward(x, h0, c0, Wx, Wh, b, workspace: Workspace | None = None, x_mas
     to_loop_rows(b[None, :], out=weights[:, D + H:], scale=scale)
 
     xh = empty(ws, "xh", (T + 1, D + H + 1, B), dtype)
-    if ids is not None and x_mask is not None:
-        raise ValueError("an input of ids takes no mask")
     if x_mask is not None:
         np.multiply(x, x_mask, out=xh[:T, :D])
     else:

@@ -142,7 +142,7 @@ class Vocab:
             raise CharlstmError("vocabulary's unknown-symbol id does not point at U+FFFD")
         index = {s: k for k, s in enumerate(self.symbols)}
         # byte -> id table for the ASCII fast path; -1 where the byte is not a symbol
-        table = np.full(256, -1, dtype=np.int64)
+        table = np.full(256, -1, dtype=np.int32)   # ids stay below 65,536
         for s, k in index.items():
             if len(s) == 1 and ord(s) < 128:
                 table[ord(s)] = k
@@ -176,7 +176,7 @@ class Vocab:
         use_unk = unknown == "unk" and self.unk is not None
         if _ascii_fast_path(text, self.unit):
             raw = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
-            ids = self._table[raw]
+            ids = _gather_bytes(self._table, raw)
             missing = ids < 0
             if missing.any():
                 if not use_unk:
@@ -248,8 +248,7 @@ class Vocab:
 def count_symbols(text: str, unit: str = "grapheme") -> Counter:
     """How often each symbol occurs in text."""
     if _ascii_fast_path(text, unit):
-        counts = np.bincount(np.frombuffer(text.encode("ascii"), dtype=np.uint8), minlength=128)
-        return Counter({chr(k): int(n) for k, n in enumerate(counts) if n})
+        return _count_bytes(np.frombuffer(text.encode("ascii"), dtype=np.uint8))
     if unit not in UNITS:
         raise CharlstmError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
     return _count_keys(_symbol_keys(chunk, unit) for chunk in _chunks(text))
@@ -294,6 +293,22 @@ def _vocab_from_counts(counts: Counter, unit: str, min_count: int) -> Vocab:
 _BYTE_BLOCK = 1 << 20
 
 
+def _count_bytes(raw: np.ndarray) -> Counter:
+    """How often each byte value occurs in raw (uint8), as a Counter of 1-character strings."""
+    counts = np.zeros(256, dtype=np.int64)
+    for start in range(0, raw.size, _BYTE_BLOCK):
+        counts += np.bincount(raw[start:start + _BYTE_BLOCK], minlength=256)
+    return Counter({chr(k): int(counts[k]) for k in np.flatnonzero(counts)})
+
+
+def _gather_bytes(table: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """table[raw] for a 256-entry table and uint8 raw, a block at a time."""
+    out = np.empty(raw.size, dtype=table.dtype)
+    for start in range(0, raw.size, _BYTE_BLOCK):
+        np.take(table, raw[start:start + _BYTE_BLOCK], out=out[start:start + _BYTE_BLOCK])
+    return out
+
+
 def build_and_encode(text: str, unit: str = "grapheme", min_count: int = 1) -> tuple[Vocab, np.ndarray]:
     """build_vocab(text, ...) and vocab.encode(text, unknown="unk") with one segmentation pass.
 
@@ -304,17 +319,12 @@ def build_and_encode(text: str, unit: str = "grapheme", min_count: int = 1) -> t
     if _ascii_fast_path(text, unit):
         # One pass over the bytes to count, one gather through a 256-entry table of small ids.
         raw = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
-        counts = np.zeros(256, dtype=np.int64)
-        for start in range(0, raw.size, _BYTE_BLOCK):
-            counts += np.bincount(raw[start:start + _BYTE_BLOCK], minlength=256)
-        vocab = _vocab_from_counts(Counter({chr(k): int(n) for k, n in enumerate(counts) if n}), unit, min_count)
+        counts = _count_bytes(raw)
+        vocab = _vocab_from_counts(counts, unit, min_count)
         lookup = np.zeros(256, dtype=vocab.dtype)
-        for k in np.flatnonzero(counts):
-            lookup[k] = vocab._index.get(chr(k), vocab.unk)
-        ids = np.empty(raw.size, dtype=vocab.dtype)
-        for start in range(0, raw.size, _BYTE_BLOCK):
-            np.take(lookup, raw[start:start + _BYTE_BLOCK], out=ids[start:start + _BYTE_BLOCK])
-        return vocab, ids
+        for symbol in counts:
+            lookup[ord(symbol)] = vocab._index.get(symbol, vocab.unk)
+        return vocab, _gather_bytes(lookup, raw)
     keyed = [(keys.astype(np.int32), clusters) for keys, clusters in
              (_symbol_keys(chunk, unit) for chunk in _chunks(text))]
     vocab = _vocab_from_counts(_count_keys(keyed), unit, min_count)
