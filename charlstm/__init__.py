@@ -11,12 +11,12 @@ CharlstmError. The math lives in charlstm.lstm, charlstm.softmax, charlstm.optim
 charlstm.model as pure functions.
 """
 
-from .api import Model, evaluate, load, train
-from .errors import CharlstmError
-from .inspect import Trace, trace
-from .model import ModelConfig
-from .train import TrainConfig
-from .vocab import Vocab, build_vocab
+from charlstm.api import Model, evaluate, load, train
+from charlstm.errors import CharlstmError
+from charlstm.analysis.trace import Trace, trace
+from charlstm.model.stack import ModelConfig
+from charlstm.training.loop import TrainConfig
+from charlstm.data.vocab import Vocab, build_vocab
 
 __version__ = "0.1.0"
 

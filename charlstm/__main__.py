@@ -1,3 +1,3 @@
-from .cli import main
+from charlstm.cli import main
 
 main()

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import train as _train
-from .checkpoint import load_checkpoint, save_checkpoint
-from .data import read_text
-from .errors import CharlstmError
-from .evaluate import evaluate_ids, nats_to_bits
-from .model import ModelConfig, init_params
-from .sample import generate, sample_texts
-from .vocab import Vocab
+from charlstm.training import loop as _train
+from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
+from charlstm.data.text import read_text
+from charlstm.errors import CharlstmError
+from charlstm.training.evaluation import evaluate_ids, nats_to_bits
+from charlstm.model.stack import ModelConfig, init_params
+from charlstm.decoding.sampling import generate, sample_texts
+from charlstm.data.vocab import Vocab
 
 
 class Model:

@@ -14,10 +14,12 @@ from pathlib import Path
 import click
 import numpy as np
 
-from . import api, corpora, synth_check
-from .data import MAX_TEXT_BYTES, read_text
-from .errors import CharlstmError
-from .train import DEFAULT_EPOCHS, TrainConfig
+from charlstm import api
+from charlstm.analysis import synth_check
+from charlstm.data import corpora
+from charlstm.data.text import MAX_TEXT_BYTES, read_text
+from charlstm.errors import CharlstmError
+from charlstm.training.loop import DEFAULT_EPOCHS, TrainConfig
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -61,7 +63,7 @@ def _describe_os_error(e: BaseException) -> str:
                    "Small models often run faster with 1.")
 def main(threads):
     """Character-level text generation with a multi-layer LSTM written in NumPy."""
-    from .threads import set_threads
+    from charlstm.nn.backend import set_threads
     try:
         set_threads(threads)
     except CharlstmError as e:
@@ -131,7 +133,7 @@ def train(corpus, out_dir, num_layers, hidden_size, dropout, quiet, resume, enco
                      if v is not None}
     if resume is not None and model_options:
         raise CharlstmError("--layers, --hidden and --dropout come from the checkpoint when resuming")
-    from .train import train as run_training
+    from charlstm.training.loop import train as run_training
     result = run_training(corpus, out_dir, config, model=model_options, resume=resume, progress=not quiet,
                           encoding_errors=encoding_errors, newline=newline, max_corpus_bytes=max_corpus_bytes)
     last = result.evaluations[-1] if result.evaluations else None
@@ -314,11 +316,11 @@ def check(task, checkpoint, n_lines, temperature, max_n, context, max_length, se
 # --- inspection --------------------------------------------------------------------------------
 # Looking inside a model: traces, neuron finding, explorable pages, and copying versus generating.
 
-from . import features as _features  # noqa: E402
-from . import inspect as _inspect  # noqa: E402
-from . import novelty as _novelty  # noqa: E402
-from . import report as _report  # noqa: E402
-from . import viz as _viz  # noqa: E402
+from charlstm.analysis import features as _features  # noqa: E402
+from charlstm.analysis import trace as _inspect  # noqa: E402
+from charlstm.analysis import novelty as _novelty  # noqa: E402
+from charlstm.analysis import report as _report  # noqa: E402
+from charlstm.analysis import viz as _viz  # noqa: E402
 
 def _load_trace(checkpoint: Path, file: Path, max_symbols: int) -> "_inspect.Trace":
     if file.suffix == ".npz":

@@ -55,9 +55,9 @@ def median_time(fn, steps: int) -> float:
 # --- the two training steps ----------------------------------------------------------------------
 
 def charlstm_trainer(H, B, T, seed=0):
-    from charlstm.model import ModelConfig, init_params, loss_and_grads, zero_state
-    from charlstm.optim import adam_init, adam_update, clip_by_global_norm
-    from charlstm.workspace import Workspace
+    from charlstm.model.stack import ModelConfig, init_params, loss_and_grads, zero_state
+    from charlstm.nn.optim import adam_init, adam_update, clip_by_global_norm
+    from charlstm.nn.workspace import Workspace
     rng = np.random.default_rng(seed)
     config = ModelConfig(V, H, LAYERS)
     workspace = Workspace()          # as `charlstm train` does
@@ -179,9 +179,9 @@ def _training_line(r) -> str:
 # --- sampling ------------------------------------------------------------------------------------
 
 def charlstm_sampler(H, B, length):
-    from charlstm.model import ModelConfig, init_params
-    from charlstm.sample import generate
-    from charlstm.vocab import Vocab
+    from charlstm.model.stack import ModelConfig, init_params
+    from charlstm.decoding.sampling import generate
+    from charlstm.data.vocab import Vocab
     config = ModelConfig(V, H, LAYERS)
     params = init_params(config, np.random.default_rng(0))
     vocab = Vocab(tuple(chr(32 + k) for k in range(V - 1)) + ("\n",))
@@ -260,9 +260,9 @@ def bench_sampling(have_torch, length):
 
 _MEMORY_CHILD = r"""
 import sys, numpy as np
-from charlstm.model import ModelConfig, dropout_masks, init_params, loss_and_grads, zero_state
-from charlstm.optim import adam_init, adam_update, clip_by_global_norm
-from charlstm.workspace import Workspace
+from charlstm.model.stack import ModelConfig, dropout_masks, init_params, loss_and_grads, zero_state
+from charlstm.nn.optim import adam_init, adam_update, clip_by_global_norm
+from charlstm.nn.workspace import Workspace
 
 def high_water_kb():
     # VmHWM belongs to this address space alone; getrusage's ru_maxrss would also count the
@@ -297,7 +297,7 @@ def _memory_row(H, B, T, steps, dropout):
     out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(H), str(B), str(T), str(steps), str(dropout)],
                          capture_output=True, text=True, check=True).stdout.split()
     base_kb, peak_kb = int(out[0]), int(out[1])
-    from charlstm.model import ModelConfig, param_shapes
+    from charlstm.model.stack import ModelConfig, param_shapes
     n_params = sum(int(np.prod(shape)) for shape in param_shapes(ModelConfig(V, H, LAYERS)).values())
     param_bytes = 4 * n_params * 4                       # weights, gradients, Adam m and v
     # one chunk's activations kept for the backward pass, per layer: gates (4H), c and h (2H, with
@@ -317,7 +317,7 @@ def _memory_row(H, B, T, steps, dropout):
 # --- encoding ------------------------------------------------------------------------------------
 
 def bench_encoding(corpus: Path | None, size_mb: int = 100):
-    from charlstm.vocab import build_and_encode
+    from charlstm.data.vocab import build_and_encode
     if corpus is not None and corpus.exists():
         seed_text = corpus.read_text(encoding="utf-8")
     else:
@@ -360,7 +360,7 @@ def main():
     parser.add_argument("--configs", nargs="*", metavar="HxBxT",
                         help="training configurations to run (default: all 12), e.g. 256x32x100")
     args = parser.parse_args()
-    from charlstm.threads import set_threads
+    from charlstm.nn.backend import set_threads
     set_threads(args.threads)
     try:
         import torch

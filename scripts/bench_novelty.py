@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from charlstm.data import read_text
-from charlstm.novelty import CorpusIndex, novelty
+from charlstm.data.text import read_text
+from charlstm.analysis.novelty import CorpusIndex, novelty
 
 
 def pseudo_text(rng: np.random.Generator, n_chars: int, words: list[str]) -> str:

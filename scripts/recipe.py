@@ -32,7 +32,7 @@ def main():
     print("+", " ".join(cmd[2:]), flush=True)
     subprocess.run(cmd, check=True)
 
-    from charlstm.data import read_text
+    from charlstm.data.text import read_text
     import charlstm
     model = charlstm.load(args.out / "best.npz")
     text = read_text(args.corpus)

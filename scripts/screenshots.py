@@ -17,10 +17,10 @@ import subprocess
 from pathlib import Path
 
 import charlstm
-from charlstm import corpora
-from charlstm.features import rank_units
-from charlstm.report import render_report
-from charlstm.viz import render_page
+from charlstm.data import corpora
+from charlstm.analysis.features import rank_units
+from charlstm.analysis.report import render_report
+from charlstm.analysis.viz import render_page
 
 
 def shoot(chromium: str, page: Path, png: Path, size: str, fragment: str = "") -> None:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import charlstm
-from charlstm.model import State, forward
-from charlstm.softmax import cross_entropy_forward
+from charlstm.model.stack import State, forward
+from charlstm.nn.head import cross_entropy_forward
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -110,7 +110,7 @@ def test_save_and_load_round_trip(trained, tmp_path):
         np.testing.assert_array_equal(again.params[k], model.params[k])
     assert again.sample(40, seed=5) == model.sample(40, seed=5)
     # a checkpoint written by Model.save carries no training state
-    from charlstm.checkpoint import load_checkpoint
+    from charlstm.training.checkpoint import load_checkpoint
     assert load_checkpoint(path).train is None
 
 

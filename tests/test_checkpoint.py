@@ -7,10 +7,10 @@ import os
 import numpy as np
 import pytest
 
-from charlstm.checkpoint import VERSION, load_checkpoint, save_checkpoint
+from charlstm.training.checkpoint import VERSION, load_checkpoint, save_checkpoint
 from charlstm.errors import CharlstmError
-from charlstm.model import ModelConfig, init_params, param_shapes
-from charlstm.vocab import build_vocab
+from charlstm.model.stack import ModelConfig, init_params, param_shapes
+from charlstm.data.vocab import build_vocab
 
 TEXT = "h\u00e9llo w\u00f6rld \U0001F44D\U0001F3FD\r\n" * 3 + "q"
 

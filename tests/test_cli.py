@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 import charlstm
 from charlstm.cli import main
-from charlstm.model import ModelConfig, init_params
-from charlstm.vocab import Vocab
+from charlstm.model.stack import ModelConfig, init_params
+from charlstm.data.vocab import Vocab
 
 
 def corpus_text(n=80):

@@ -10,7 +10,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from charlstm.corpora import (
+from charlstm.data.corpora import (
     SYNTH_TASKS,
     build_code_corpus,
     build_stdlib_corpus,

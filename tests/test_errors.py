@@ -23,10 +23,10 @@ from click.testing import CliRunner
 
 import charlstm
 from charlstm import cli
-from charlstm.checkpoint import load_checkpoint
+from charlstm.training.checkpoint import load_checkpoint
 from charlstm.errors import CharlstmError
-from charlstm.sample import generate
-from charlstm.vocab import build_vocab
+from charlstm.decoding.sampling import generate
+from charlstm.data.vocab import build_vocab
 
 TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog\n" for i in range(60))
 
@@ -480,7 +480,7 @@ def test_ctrl_c_before_training_is_one_line(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sys.modules["charlstm.train"], "load_corpus", interrupted)
+    monkeypatch.setattr(sys.modules["charlstm.training.loop"], "load_corpus", interrupted)
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli.main, TRAIN + ["c.txt"])
     assert result.exit_code == 130

@@ -32,12 +32,12 @@ import pytest
 from click.testing import CliRunner
 
 from charlstm import cli
-from charlstm.checkpoint import load_checkpoint
+from charlstm.training.checkpoint import load_checkpoint
 from charlstm.errors import CharlstmError
-from charlstm.rundir import RunDir
-from charlstm.train import TrainConfig
+from charlstm.training.rundir import RunDir
+from charlstm.training.loop import TrainConfig
 
-train_module = sys.modules["charlstm.train"]   # `charlstm.train` the attribute is the API function
+train_module = sys.modules["charlstm.training.loop"]
 run_training = train_module.train
 
 
@@ -460,7 +460,7 @@ def test_an_unwritable_output_directory_is_found_before_training(tmp_path, monke
         return real_open(file, *args, **kwargs)
 
     steps = poison(monkeypatch, set())
-    monkeypatch.setattr(sys.modules["charlstm.rundir"], "open", failing_open, raising=False)
+    monkeypatch.setattr(sys.modules["charlstm.training.rundir"], "open", failing_open, raising=False)
     result = CliRunner().invoke(cli.main, ["train", str(tmp_path / "c.txt"), "--out", str(tmp_path / "run"),
                                            *CLI_MODEL, "--max-steps", "5"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)

@@ -4,8 +4,8 @@ differences in float64, the one-hot (ids) input, and float32 runs that stay floa
 import numpy as np
 import pytest
 
-from charlstm.lstm import LSTMCache, LSTMGrads, lstm_backward, lstm_forward
-from charlstm.vocab import Vocab
+from charlstm.nn.cells.lstm import LSTMCache, LSTMGrads, lstm_backward, lstm_forward
+from charlstm.data.vocab import Vocab
 from gradcheck import numerical_gradient, rel_error
 
 TOL = 1e-6
@@ -164,8 +164,8 @@ def test_gradients_whole_sequence(D, H):
 
 def test_dx_needs_one_block_more_than_dx():
     """With a workspace, a layer's dx and its running dh share one buffer of T*D*B + H*B."""
-    from charlstm.lstm import lstm_backward, lstm_forward
-    from charlstm.workspace import Workspace
+    from charlstm.nn.cells.lstm import lstm_backward, lstm_forward
+    from charlstm.nn.workspace import Workspace
     rng = np.random.default_rng(13)
     T, B, D, H = 6, 3, 5, 4
     x, h0, c0, Wx, Wh, b = make_layer(rng, T=T, B=B, D=D, H=H)
@@ -196,7 +196,7 @@ def test_gradients_when_backward_walks_time_in_chunks(chunk_steps):
 def test_default_chunks_cover_long_sequences():
     """At training sizes the backward pass cuts time into several chunks; the result is the
     same as walking it in one."""
-    from charlstm.lstm import backward_chunk_steps
+    from charlstm.nn.cells.lstm import backward_chunk_steps
     rng = np.random.default_rng(12)
     T, B = 50, 64
     assert backward_chunk_steps(T, B) < T
@@ -306,7 +306,7 @@ def test_float32_final_gradients_given_as_float64_do_not_promote():
 
 def test_input_mask_is_the_same_as_a_masked_input():
     """x_mask multiplies the input on its way in; dx is still the gradient for the unmasked x."""
-    from charlstm.lstm import lstm_backward, lstm_forward
+    from charlstm.nn.cells.lstm import lstm_backward, lstm_forward
     rng = np.random.default_rng(14)
     T, B, D, H = 5, 3, 4, 3
     x, h0, c0, Wx, Wh, b = make_layer(rng, T=T, B=B, D=D, H=H)

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from charlstm.errors import CharlstmError
-from charlstm.model import (ModelConfig, State, backward, dropout_masks, forward, init_params,
+from charlstm.model.stack import (ModelConfig, State, backward, dropout_masks, forward, init_params,
                             loss_and_grads, loss_only, param_shapes, zero_state)
-from charlstm.softmax import cross_entropy_forward
+from charlstm.nn.head import cross_entropy_forward
 from gradcheck import numerical_gradient, rel_error
 
 TOL = 1e-6
@@ -214,7 +214,7 @@ def test_config_round_trip_and_validation():
 def test_a_workspace_changes_nothing_but_where_the_arrays_live():
     """Two steps through one workspace (the second reusing the first's memory) give exactly the
     gradients of fresh arrays, with dropout and a ragged last chunk too."""
-    from charlstm.workspace import Workspace
+    from charlstm.nn.workspace import Workspace
     config, params, inputs, targets, state, _ = setup(L=3, T=9, B=4, H=5, dropout=0.3)
     ws = Workspace()
     for seed in (1, 2):

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 import charlstm
 from charlstm.cli import main
 from charlstm.errors import CharlstmError
-from charlstm.novelty import BASE, CorpusIndex, ngram_hashes, novelty, text_ids
-from charlstm.vocab import build_vocab
+from charlstm.analysis.novelty import BASE, CorpusIndex, ngram_hashes, novelty, text_ids
+from charlstm.data.vocab import build_vocab
 
 
 def brute_force(corpus: str, samples: list[str], ns):

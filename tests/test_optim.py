@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from charlstm.optim import adam_init, adam_update, clip_by_global_norm, global_norm, learning_rate
+from charlstm.nn.optim import adam_init, adam_update, clip_by_global_norm, global_norm, learning_rate
 
 
 def reference_adam(params, grads_per_step, lr, beta1=0.9, beta2=0.999, eps=1e-8):

@@ -20,11 +20,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from charlstm.checkpoint import load_checkpoint, save_checkpoint
-from charlstm.data import make_streams
-from charlstm.model import ModelConfig, forward, init_params, zero_state
-from charlstm.sample import draw, filter_probs, generate
-from charlstm.vocab import UNK, Vocab, build_vocab
+from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
+from charlstm.data.text import make_streams
+from charlstm.model.stack import ModelConfig, forward, init_params, zero_state
+from charlstm.decoding.sampling import draw, filter_probs, generate
+from charlstm.data.vocab import UNK, Vocab, build_vocab
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

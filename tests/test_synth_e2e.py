@@ -16,9 +16,9 @@ from click.testing import CliRunner
 
 import charlstm
 from charlstm.cli import main
-from charlstm.corpora import SYNTH_TASKS, check_line, check_lines, synth_lines
+from charlstm.data.corpora import SYNTH_TASKS, check_line, check_lines, synth_lines
 from charlstm.errors import CharlstmError
-from charlstm.synth_check import Probe, check_model, context_text, format_report, judge, probe_report, probes
+from charlstm.analysis.synth_check import Probe, check_model, context_text, format_report, judge, probe_report, probes
 
 # --------------------------------------------------------------------------------------
 # Prompts and judging

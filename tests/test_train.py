@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from charlstm.api import load
-from charlstm.checkpoint import load_checkpoint
-from charlstm.train import TrainConfig, train
+from charlstm.training.checkpoint import load_checkpoint
+from charlstm.training.loop import TrainConfig, train
 
 METRIC_FIELDS = {"step", "epoch", "elapsed_s", "train_loss", "val_nats", "val_bpc", "chars_per_s", "lr", "sample"}
 TIMING_FIELDS = {"elapsed_s", "chars_per_s"}
@@ -134,9 +134,9 @@ def test_resume_equals_uninterrupted(tmp_path, dropout):
 def test_state_carries_across_chunks_and_resets_each_pass(tmp_path, steps):
     """The checkpoint's carried state is the final state of reading every chunk of the current
     pass in order from a zero state (with a learning rate so small the weights do not move)."""
-    from charlstm.data import make_streams, split_ids
-    from charlstm.model import forward, init_params, zero_state
-    from charlstm.vocab import build_vocab
+    from charlstm.data.text import make_streams, split_ids
+    from charlstm.model.stack import forward, init_params, zero_state
+    from charlstm.data.vocab import build_vocab
 
     text = sentences(60)
     config = run_config(steps, lr=1e-30, eval_every=100, dtype="float64")

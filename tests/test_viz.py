@@ -21,10 +21,10 @@ from click.testing import CliRunner
 import charlstm
 from charlstm.cli import main
 from charlstm.errors import CharlstmError
-from charlstm.inspect import trace
-from charlstm.report import line_chart, read_metrics, render_report
-from charlstm.viz import page_data, render_page
-from charlstm.vocab import build_vocab
+from charlstm.analysis.trace import trace
+from charlstm.analysis.report import line_chart, read_metrics, render_report
+from charlstm.analysis.viz import page_data, render_page
+from charlstm.data.vocab import build_vocab
 from test_inspect import COUNTING, planted_counting_model
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -96,7 +96,7 @@ def test_page_is_self_contained_with_one_span_per_symbol():
 
 
 def test_page_keeps_to_its_value_budget_and_offers_ranked_units():
-    from charlstm.features import rank_units
+    from charlstm.analysis.features import rank_units
     t = trace(planted_counting_model(), COUNTING)
     ranked = {"count": rank_units(t, "count", top=2)}
     data = page_data(t, layer=0, unit=1, quantity="h", ranked=ranked, max_values=len(t) * 8)

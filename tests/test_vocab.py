@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from charlstm.errors import CharlstmError
-from charlstm.vocab import UNK, Vocab, build_vocab, count_symbols, split_symbols
+from charlstm.data.vocab import UNK, Vocab, build_vocab, count_symbols, split_symbols
 
 THUMBS_MEDIUM = "\U0001F44D\U0001F3FD"                      # thumbs up + skin tone modifier
 FLAG_FR, FLAG_DE = "\U0001F1EB\U0001F1F7", "\U0001F1E9\U0001F1EA"   # regional indicator pairs
@@ -201,7 +201,7 @@ def test_dict_round_trip_and_validation():
 def test_build_and_encode_ascii_across_byte_blocks(monkeypatch):
     """The ASCII path counts and encodes the bytes a block at a time: with blocks of 1000 bytes, a
     text of 3001 gives the counts and ids of one pass, the last symbol in a block of its own."""
-    import charlstm.vocab as vocab_module
+    import charlstm.data.vocab as vocab_module
     monkeypatch.setattr(vocab_module, "_BYTE_BLOCK", 1000)
     rng = np.random.default_rng(1)
     text = "".join(rng.choice(np.array(list("abcdef XYZ.\n")), size=3000)) + "~"

@@ -4,7 +4,7 @@ and central differences, and with scores large enough to overflow a naive softma
 import numpy as np
 import pytest
 
-from charlstm.softmax import (cross_entropy_backward, cross_entropy_forward, linear_backward,
+from charlstm.nn.head import (cross_entropy_backward, cross_entropy_forward, linear_backward,
                               linear_forward, log_softmax, softmax)
 from gradcheck import numerical_gradient, rel_error
 

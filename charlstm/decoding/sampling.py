@@ -17,10 +17,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .errors import CharlstmError
-from .lstm import sigmoid_prescale, to_loop_rows
-from .model import ModelConfig, State, forward, zero_state
-from .vocab import Vocab
+from charlstm.errors import CharlstmError
+from charlstm.nn.cells.lstm import sigmoid_prescale, to_loop_rows
+from charlstm.model.stack import ModelConfig, State, forward, zero_state
+from charlstm.data.vocab import Vocab
 
 
 def check_decoding(temperature: float, top_k: int | None, top_p: float | None, vocab_size: int) -> None:

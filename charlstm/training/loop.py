@@ -20,16 +20,16 @@ from typing import Callable
 
 import numpy as np
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from .data import MAX_TEXT_BYTES, make_streams, read_text, split_ids
-from .errors import CharlstmError
-from .evaluate import evaluate_ids, nats_to_bits
-from .model import ModelConfig, State, dropout_masks, init_params, loss_and_grads, zero_state
-from .workspace import Workspace
-from .optim import AdamState, adam_init, adam_update, clip_by_global_norm, learning_rate
-from .rundir import RunDir
-from .sample import sample_texts
-from .vocab import Vocab, build_and_encode
+from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
+from charlstm.data.text import MAX_TEXT_BYTES, make_streams, read_text, split_ids
+from charlstm.errors import CharlstmError
+from charlstm.training.evaluation import evaluate_ids, nats_to_bits
+from charlstm.model.stack import ModelConfig, State, dropout_masks, init_params, loss_and_grads, zero_state
+from charlstm.nn.workspace import Workspace
+from charlstm.nn.optim import AdamState, adam_init, adam_update, clip_by_global_norm, learning_rate
+from charlstm.training.rundir import RunDir
+from charlstm.decoding.sampling import sample_texts
+from charlstm.data.vocab import Vocab, build_and_encode
 
 DEFAULT_EPOCHS = 10   # how long a run lasts when no bound at all is given
 MAX_SKIPS_IN_A_ROW = 10   # with on_nonfinite="skip": the lr has been halved this often, give up

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CharlstmError
-from .model import ModelConfig, param_shapes
-from .vocab import Vocab
+from charlstm.errors import CharlstmError
+from charlstm.model.stack import ModelConfig, param_shapes
+from charlstm.data.vocab import Vocab
 
 FORMAT = "charlstm"
 VERSION = 1

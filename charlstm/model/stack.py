@@ -22,10 +22,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .errors import CharlstmError
-from .lstm import LSTMCache, lstm_backward, lstm_forward
-from .workspace import Workspace, empty, scratch
-from .softmax import cross_entropy_backward, cross_entropy_forward
+from charlstm.errors import CharlstmError
+from charlstm.nn.cells.lstm import LSTMCache, lstm_backward, lstm_forward
+from charlstm.nn.workspace import Workspace, empty, scratch
+from charlstm.nn.head import cross_entropy_backward, cross_entropy_forward
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import regex
 
-from .errors import CharlstmError
+from charlstm.errors import CharlstmError
 
 UNITS = ("grapheme", "codepoint")
 UNK = "\ufffd"

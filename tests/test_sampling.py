@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from charlstm.errors import CharlstmError
-from charlstm.model import ModelConfig, State, forward, init_params
-from charlstm.sample import Stepper, draw, filter_probs, generate, sample_texts
-from charlstm.vocab import UNK, Vocab
+from charlstm.model.stack import ModelConfig, State, forward, init_params
+from charlstm.decoding.sampling import Stepper, draw, filter_probs, generate, sample_texts
+from charlstm.data.vocab import UNK, Vocab
 
 
 def random_model(symbols="abc de\n", H=6, L=2, dtype=np.float64, seed=0, scale=1.0):

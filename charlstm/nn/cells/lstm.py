@@ -44,7 +44,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .workspace import Workspace, empty, scratch
+from charlstm.nn.workspace import Workspace, empty, scratch
 
 PUBLIC_GATES = "ifgo"       # the order of the 4H blocks in Wx, Wh and b
 LOOP_GATES = "oifg"         # the order inside the time loop: sigmoid gates first, tanh last

@@ -10,11 +10,11 @@ from click.testing import CliRunner
 import charlstm
 from charlstm.cli import main
 from charlstm.errors import CharlstmError
-from charlstm.features import correlations, feature_values, rank_units
-from charlstm.inspect import QUANTITIES, Trace, trace
-from charlstm.model import forward, zero_state
-from charlstm.softmax import log_softmax
-from charlstm.vocab import build_vocab
+from charlstm.analysis.features import correlations, feature_values, rank_units
+from charlstm.analysis.trace import QUANTITIES, Trace, trace
+from charlstm.model.stack import forward, zero_state
+from charlstm.nn.head import log_softmax
+from charlstm.data.vocab import build_vocab
 
 COUNTING = "aaaXbbb\naXb\naaaaaXbbbbb\naaXbb\naaaaaaaXbbbbbbb\naaaaXbbbb\n" * 4
 PY = 'def f(x):\n    s = "a # b"  # note\n    if x:\n        return \'q\'\n    return s\n'

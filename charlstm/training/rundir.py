@@ -19,7 +19,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .errors import CharlstmError
+from charlstm.errors import CharlstmError
 
 
 class RunDir:

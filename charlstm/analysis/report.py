@@ -14,10 +14,10 @@ import json
 import math
 from pathlib import Path
 
-from .checkpoint import load_checkpoint
-from .data import read_text
-from .errors import CharlstmError
-from .novelty import DEFAULT_NS, CorpusIndex, novelty
+from charlstm.training.checkpoint import load_checkpoint
+from charlstm.data.text import read_text
+from charlstm.errors import CharlstmError
+from charlstm.analysis.novelty import DEFAULT_NS, CorpusIndex, novelty
 
 LN2 = math.log(2.0)
 COLOURS = ("#2662c8", "#dc3228", "#2a9d4b", "#8a4fc8")

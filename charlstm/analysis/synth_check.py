@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .corpora import SYNTH_TASKS, check_lines, synth_lines
-from .errors import CharlstmError
+from charlstm.data.corpora import SYNTH_TASKS, check_lines, synth_lines
+from charlstm.errors import CharlstmError
 
 _GROUP = 100          # free samples that share one context (one batch of the sampler)
 _SELECTIVE_PROBES = 3  # selective prompts per size, each with its own random distractors

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import CharlstmError
+from charlstm.errors import CharlstmError
 
 DEFAULT_NS = (10, 20, 30, 40, 50)
 BASE = 0x9E3779B97F4A7C15                  # odd, and its bits are well mixed

@@ -12,10 +12,10 @@ import math
 
 import numpy as np
 
-from .data import make_streams
-from .errors import CharlstmError
-from .model import ModelConfig, forward, zero_state
-from .softmax import cross_entropy_forward
+from charlstm.data.text import make_streams
+from charlstm.errors import CharlstmError
+from charlstm.model.stack import ModelConfig, forward, zero_state
+from charlstm.nn.head import cross_entropy_forward
 
 LN2 = math.log(2.0)
 

@@ -24,8 +24,8 @@ import json
 
 import numpy as np
 
-from .errors import CharlstmError
-from .inspect import QUANTITIES, Trace
+from charlstm.errors import CharlstmError
+from charlstm.analysis.trace import QUANTITIES, Trace
 
 MAX_VALUES = 4_000_000
 

@@ -50,7 +50,7 @@ def set_threads(n: int | None) -> bool:
     if n is None:
         return False
     if n < 1:
-        from .errors import CharlstmError
+        from charlstm.errors import CharlstmError
         raise CharlstmError(f"--threads must be at least 1, got {n}")
     setter = _find(_SETTERS)
     if setter is None:

@@ -25,8 +25,8 @@ from typing import NamedTuple
 import numpy as np
 import regex
 
-from .errors import CharlstmError
-from .inspect import QUANTITIES, Trace
+from charlstm.errors import CharlstmError
+from charlstm.analysis.trace import QUANTITIES, Trace
 
 _URL = regex.compile(r"https?://[^\s\"'<>]+")
 _HASHTAG = regex.compile(r"(?<![\w#&])#\w+")

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CharlstmError
-from .lstm import lstm_forward
-from .softmax import log_softmax
-from .vocab import split_symbols
+from charlstm.errors import CharlstmError
+from charlstm.nn.cells.lstm import lstm_forward
+from charlstm.nn.head import log_softmax
+from charlstm.data.vocab import split_symbols
 
 QUANTITIES = ("h", "c", "i", "f", "g", "o")
 TRACE_VERSION = 1
@@ -84,7 +84,7 @@ class Trace:
 
     def _repr_html_(self) -> str:
         """In a notebook, the trace shows as the page of `charlstm viz`, in a frame of its own."""
-        from .viz import render_frame
+        from charlstm.analysis.viz import render_frame
         return render_frame(self)
 
     def save(self, path) -> None:
