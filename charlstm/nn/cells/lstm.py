@@ -44,6 +44,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from charlstm.nn.cells.base import Cell, CellGrads
 from charlstm.nn.workspace import Workspace, empty, scratch
 
 PUBLIC_GATES = "ifgo"       # the order of the 4H blocks in Wx, Wh and b
@@ -349,3 +350,103 @@ def _one_hot_product(dz_cols: np.ndarray, ids: np.ndarray, workspace: Workspace 
     out.fill(0)
     out[:, sorted_ids[starts]] = np.add.reduceat(dz_cols[:, order], starts, axis=1)
     return out
+
+
+# --- the cell interface (see cells/__init__.py) -------------------------------------------------
+
+def param_shapes(D: int, H: int) -> dict[str, tuple[int, ...]]:
+    return {"Wx": (D, 4 * H), "Wh": (H, 4 * H), "b": (4 * H,)}
+
+
+def init(D: int, H: int, rng: np.random.Generator, one_hot: bool) -> dict[str, np.ndarray]:
+    """Fresh parameters of one layer (float64).
+
+    Weights that multiply a hidden state (Wh, the upper layers' Wx) are uniform in +-1/sqrt(H):
+    the sum over H inputs of order one then gives pre-activations of order one. The first layer's
+    input is one-hot, so its pre-activation is a single row of Wx, not a sum: those rows are
+    uniform in +-1 (standard deviation 0.58, about what an embedding of standard deviation 1
+    followed by a +-1/sqrt(H) matrix gives). With +-1/sqrt(H) there too, the first layer would
+    start almost deaf to its input and spend hundreds of steps growing it.
+    Biases start at zero except the forget gate's, which starts at 1 so that the cell remembers by
+    default early in training and gradients flow through long spans.
+    """
+    bound = 1.0 / np.sqrt(H)
+    Wx = rng.uniform(-1.0 if one_hot else -bound, 1.0 if one_hot else bound, size=(D, 4 * H))
+    Wh = rng.uniform(-bound, bound, size=(H, 4 * H))
+    b = np.zeros(4 * H)
+    b[H:2 * H] = 1.0          # forget gate
+    return {"Wx": Wx, "Wh": Wh, "b": b}
+
+
+def forward(x, state, params, workspace: Workspace | None = None, x_mask=None):
+    h0, c0 = state
+    h_out, final, cache = lstm_forward(x, h0, c0, params["Wx"], params["Wh"], params["b"],
+                                       workspace, x_mask=x_mask)
+    return h_out, final, cache
+
+
+def backward(dh_out, cache: LSTMCache, dstate=None, workspace: Workspace | None = None,
+             dx_workspace: Workspace | None = None):
+    dhT, dcT = (None, None) if dstate is None else dstate
+    g = lstm_backward(dh_out, cache, dhT, dcT, workspace=workspace, dx_workspace=dx_workspace)
+    return CellGrads(dx=g.dx, dstate=(g.dh0, g.dc0), params={"Wx": g.dWx, "Wh": g.dWh, "b": g.db})
+
+
+def trace(cache: LSTMCache) -> dict[str, np.ndarray]:
+    values = {"h": cache.hidden()[1:], "c": cache.cell()[1:]}
+    values.update({q: cache.gate(q) for q in "ifgo"})
+    return values
+
+
+class LSTMStep:
+    """One step of the layer for decoding, with every buffer and view made once.
+
+    The same math as `lstm_forward` in the same loop layout, arranged so that a step is one matrix
+    product: the caller's rows [x; 1; h] meet the weights [Wx^T | b | Wh^T] (in loop order,
+    prescaled). A one-hot input is a column of the prearranged Wx, picked by id. At batch 1,
+    slicing and allocating would cost as much as the arithmetic, hence the prepared views.
+    """
+
+    def __init__(self, params, rows: np.ndarray, one_hot: bool):
+        Wx, Wh, b = params["Wx"], params["Wh"], params["b"]
+        H, B, dtype = Wh.shape[0], rows.shape[1], Wh.dtype
+        scale = sigmoid_prescale(H, dtype)
+        parts = [b[None, :], Wh] if one_hot else [Wx, b[None, :], Wh]
+        self.weights = to_loop_rows(np.concatenate(parts, axis=0), scale=scale)
+        self.columns = to_loop_rows(Wx, scale=scale) if one_hot else None      # (4H, V)
+        self.rows, self.h = rows, rows[rows.shape[0] - H:]
+        self.c = np.zeros((H, B), dtype=dtype)
+        self.z = np.empty((4 * H, B), dtype=dtype)
+        self.picked = np.empty((4 * H, B), dtype=dtype)
+        self.ig = np.empty((H, B), dtype=dtype)
+        z = self.z
+        self.sig, self.o, self.i, self.f, self.g = z[:3 * H], z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
+
+    def __call__(self, ids=None) -> None:
+        z, c = self.z, self.c
+        np.matmul(self.weights, self.rows, out=z)
+        if self.columns is not None:
+            np.take(self.columns, ids, axis=1, out=self.picked)
+            z += self.picked
+        np.tanh(z, out=z)
+        sig = self.sig
+        sig *= 0.5                         # o, i, f: sigmoid = 0.5 tanh(z / 2) + 0.5
+        sig += 0.5
+        c *= self.f
+        np.multiply(self.i, self.g, out=self.ig)
+        c += self.ig
+        np.tanh(c, out=self.h)
+        self.h *= self.o
+
+    def get_state(self):
+        return self.h.T.copy(), self.c.T.copy()
+
+    def set_state(self, state) -> None:
+        h, c = state
+        self.h[...] = h.T
+        self.c[...] = c.T
+
+
+CELL = Cell(name="lstm", state=("h", "c"), quantities=("h", "c", "i", "f", "g", "o"),
+            param_shapes=param_shapes, init=init, forward=forward, backward=backward, trace=trace,
+            stepper=LSTMStep, summary="long short-term memory: gates i, f, g, o and a memory cell c")
