@@ -14,7 +14,7 @@ charlstm.model as pure functions.
 from charlstm.api import Model, evaluate, load, train
 from charlstm.errors import CharlstmError
 from charlstm.analysis.trace import Trace, trace
-from charlstm.model.stack import ModelConfig
+from charlstm.model import ModelConfig
 from charlstm.training.loop import TrainConfig
 from charlstm.data.vocab import Vocab, build_vocab
 

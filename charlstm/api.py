@@ -17,7 +17,7 @@ from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
 from charlstm.data.text import read_text
 from charlstm.errors import CharlstmError
 from charlstm.training.evaluation import evaluate_ids, nats_to_bits
-from charlstm.model.stack import ModelConfig, init_params
+from charlstm.model import ModelConfig, init_params
 from charlstm.decoding.sampling import generate, sample_texts
 from charlstm.data.vocab import Vocab
 

@@ -55,7 +55,7 @@ def median_time(fn, steps: int) -> float:
 # --- the two training steps ----------------------------------------------------------------------
 
 def charlstm_trainer(H, B, T, seed=0):
-    from charlstm.model.stack import ModelConfig, init_params, loss_and_grads, zero_state
+    from charlstm.model import ModelConfig, init_params, loss_and_grads, zero_state
     from charlstm.nn.optim import adam_init, adam_update, clip_by_global_norm
     from charlstm.nn.workspace import Workspace
     rng = np.random.default_rng(seed)
@@ -179,7 +179,7 @@ def _training_line(r) -> str:
 # --- sampling ------------------------------------------------------------------------------------
 
 def charlstm_sampler(H, B, length):
-    from charlstm.model.stack import ModelConfig, init_params
+    from charlstm.model import ModelConfig, init_params
     from charlstm.decoding.sampling import generate
     from charlstm.data.vocab import Vocab
     config = ModelConfig(V, H, LAYERS)
@@ -260,7 +260,7 @@ def bench_sampling(have_torch, length):
 
 _MEMORY_CHILD = r"""
 import sys, numpy as np
-from charlstm.model.stack import ModelConfig, dropout_masks, init_params, loss_and_grads, zero_state
+from charlstm.model import ModelConfig, dropout_masks, init_params, loss_and_grads, zero_state
 from charlstm.nn.optim import adam_init, adam_update, clip_by_global_norm
 from charlstm.nn.workspace import Workspace
 
@@ -297,7 +297,7 @@ def _memory_row(H, B, T, steps, dropout):
     out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(H), str(B), str(T), str(steps), str(dropout)],
                          capture_output=True, text=True, check=True).stdout.split()
     base_kb, peak_kb = int(out[0]), int(out[1])
-    from charlstm.model.stack import ModelConfig, param_shapes
+    from charlstm.model import ModelConfig, param_shapes
     n_params = sum(int(np.prod(shape)) for shape in param_shapes(ModelConfig(V, H, LAYERS)).values())
     param_bytes = 4 * n_params * 4                       # weights, gradients, Adam m and v
     # one chunk's activations kept for the backward pass, per layer: gates (4H), c and h (2H, with

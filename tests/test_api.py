@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import charlstm
-from charlstm.model.stack import State, forward
+from charlstm.model import State, forward
 from charlstm.nn.head import cross_entropy_forward
 
 REPO = Path(__file__).resolve().parent.parent

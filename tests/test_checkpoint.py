@@ -9,7 +9,7 @@ import pytest
 
 from charlstm.training.checkpoint import VERSION, load_checkpoint, save_checkpoint
 from charlstm.errors import CharlstmError
-from charlstm.model.stack import ModelConfig, init_params, param_shapes
+from charlstm.model import ModelConfig, init_params, param_shapes
 from charlstm.data.vocab import build_vocab
 
 TEXT = "h\u00e9llo w\u00f6rld \U0001F44D\U0001F3FD\r\n" * 3 + "q"
@@ -74,8 +74,8 @@ def test_documented_layout_loads_without_pickle(tmp_path):
                     "head.W", "head.b", "state.h", "state.c"}
     assert meta_raw.shape == () and meta_raw.dtype.kind == "U"
     meta = json.loads(str(meta_raw))
-    assert meta["format"] == "charlstm" and meta["version"] == VERSION == 1
-    assert meta["config"] == {"vocab_size": V, "hidden_size": 5, "num_layers": 2, "dropout": 0.1}
+    assert meta["format"] == "charlstm" and meta["version"] == VERSION == 2
+    assert meta["config"] == {"vocab_size": V, "hidden_size": 5, "num_layers": 2, "dropout": 0.1, "cell": "lstm"}
     assert meta["vocab"] == {"unit": "grapheme", "symbols": list(vocab.symbols), "unk": vocab.unk}
     assert meta["train"] == {"progress": {"step": 1}}
     assert arrays["lstm.0.Wx"].shape == (V, 4 * H) and arrays["lstm.1.Wx"].shape == (H, 4 * H)

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 import charlstm
 from charlstm.cli import main
-from charlstm.model.stack import ModelConfig, init_params
+from charlstm.model import ModelConfig, init_params
 from charlstm.data.vocab import Vocab
 
 

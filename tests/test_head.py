@@ -1,14 +1,18 @@
-"""charlstm.softmax: the head's linear layer and the softmax cross-entropy, against direct formulas
+"""charlstm.nn.head: the head's linear layer and the softmax cross-entropy, against direct formulas
 and central differences, and with scores large enough to overflow a naive softmax."""
 
 import numpy as np
 import pytest
 
-from charlstm.nn.head import (cross_entropy_backward, cross_entropy_forward, linear_backward,
-                              linear_forward, log_softmax, softmax)
+from charlstm.nn.head import (cross_entropy_backward, cross_entropy_forward, head_backward, head_forward,
+                              log_softmax)
 from gradcheck import numerical_gradient, rel_error
 
 TOL = 1e-6
+
+
+def softmax(logits):
+    return np.exp(log_softmax(logits))
 
 
 def direct_loss(logits, targets, weights=None):
@@ -74,31 +78,32 @@ def test_gradient_is_p_minus_one_hot_over_n():
     np.testing.assert_allclose(d, expected, rtol=1e-13)
 
 
-def test_linear_gradient_check():
+def head_logits(top, W, b):
+    """The head written plainly: each (t, b) column of top (T, H, B) times W, plus b."""
+    T, H, B = top.shape
+    return np.stack([top[t, :, k] @ W + b for t in range(T) for k in range(B)])
+
+
+def test_head_forward_is_a_linear_map_of_every_column():
     rng = np.random.default_rng(3)
-    x, W, b = rng.standard_normal((5, 4)), rng.standard_normal((4, 3)), rng.standard_normal(3)
-    out, cache = linear_forward(x, W, b)
-    np.testing.assert_allclose(out, x @ W + b, rtol=1e-13)
-    dout = rng.standard_normal(out.shape)
-    dx, dW, db = linear_backward(dout, cache)
-    f = lambda: float(np.sum(linear_forward(x, W, b)[0] * dout))  # noqa: E731
-    for name, analytic, array in (("dx", dx, x), ("dW", dW, W), ("db", db, b)):
-        assert rel_error(analytic, numerical_gradient(f, array)) < TOL, name
+    top, W, b = rng.standard_normal((3, 4, 2)), rng.standard_normal((4, 5)), rng.standard_normal(5)
+    logits, _ = head_forward(top, W, b)
+    np.testing.assert_allclose(logits, head_logits(top, W, b), rtol=1e-13)
 
 
-def test_linear_then_cross_entropy_gradient_check():
-    """The head as the model uses it: scores = x W + b, then the mean cross-entropy."""
+def test_head_then_cross_entropy_gradient_check():
+    """The head as the model uses it: scores of every (t, b) column, then the mean cross-entropy."""
     rng = np.random.default_rng(4)
-    x, W, b = rng.standard_normal((6, 4)), rng.standard_normal((4, 5)), rng.standard_normal(5)
+    top, W, b = rng.standard_normal((3, 4, 2)), rng.standard_normal((4, 5)), rng.standard_normal(5)
     targets = rng.integers(0, 5, size=6)
 
     def f():
-        return cross_entropy_forward(linear_forward(x, W, b)[0], targets)[0]
+        return cross_entropy_forward(head_forward(top, W, b)[0], targets)[0]
 
-    logits, lin = linear_forward(x, W, b)
+    logits, cache = head_forward(top, W, b)
     _, ce = cross_entropy_forward(logits, targets)
-    dx, dW, db = linear_backward(cross_entropy_backward(ce), lin)
-    for name, analytic, array in (("dx", dx, x), ("dW", dW, W), ("db", db, b)):
+    dtop, dW, db = head_backward(cross_entropy_backward(ce), cache, W)
+    for name, analytic, array in (("dtop", dtop, top), ("dW", dW, W), ("db", db, b)):
         assert rel_error(analytic, numerical_gradient(f, array)) < TOL, name
 
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from charlstm.errors import CharlstmError
-from charlstm.model.stack import (ModelConfig, State, backward, dropout_masks, forward, init_params,
-                            loss_and_grads, loss_only, param_shapes, zero_state)
+from charlstm.model import (ModelConfig, State, backward, dropout_masks, forward, init_params,
+                            loss_and_grads, param_shapes, zero_state)
 from charlstm.nn.head import cross_entropy_forward
 from gradcheck import numerical_gradient, rel_error
 
@@ -112,15 +112,6 @@ def test_chunked_forward_equals_one_forward():
         np.testing.assert_array_equal(final.h[layer], layer_cache.hidden()[-1])
         np.testing.assert_array_equal(final.c[layer], layer_cache.cell()[-1])
     np.testing.assert_array_equal(cache.top[-1].T, final.h[-1])
-
-
-def test_loss_only_is_the_summed_loss_and_the_same_state():
-    config, params, inputs, targets, state, _ = setup(L=2, T=5, B=3)
-    total, s1 = loss_only(params, config, inputs, targets, state)
-    mean, _, s2, _ = loss_and_grads(params, config, inputs, targets, state)
-    assert total == pytest.approx(mean * targets.size, rel=1e-12)
-    np.testing.assert_array_equal(s1.h, s2.h)
-    np.testing.assert_array_equal(s1.c, s2.c)
 
 
 def test_loss_and_grads_leaves_params_and_state_alone():

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
 from charlstm.data.text import make_streams
-from charlstm.model.stack import ModelConfig, forward, init_params, zero_state
+from charlstm.model import ModelConfig, forward, init_params, zero_state
 from charlstm.decoding.sampling import draw, filter_probs, generate
 from charlstm.data.vocab import UNK, Vocab, build_vocab
 

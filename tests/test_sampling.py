@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from charlstm.errors import CharlstmError
-from charlstm.model.stack import ModelConfig, State, forward, init_params
-from charlstm.decoding.sampling import Stepper, draw, filter_probs, generate, sample_texts
+from charlstm.model import ModelConfig, State, forward, init_params
+from charlstm.model import Stepper
+from charlstm.decoding.sampling import draw, filter_probs, generate, sample_texts
 from charlstm.data.vocab import UNK, Vocab
 
 

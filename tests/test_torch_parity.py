@@ -4,7 +4,7 @@ the same loss and every gradient as torch.nn.LSTM + nn.Linear + cross_entropy, i
 import numpy as np
 import pytest
 
-from charlstm.model.stack import ModelConfig, State, dropout_masks, forward, init_params, loss_and_grads
+from charlstm.model import ModelConfig, State, dropout_masks, forward, init_params, loss_and_grads
 
 torch = pytest.importorskip("torch")
 

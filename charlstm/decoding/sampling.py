@@ -5,9 +5,8 @@ optionally cut to the top_k most likely symbols and/or the smallest set whose pr
 top_p, then a symbol is drawn from the softmax. The unknown symbol is never drawn.
 
 Sampling spends its time in Python overhead, not arithmetic (one symbol is a handful of small
-products), so the step below precomputes what does not change (the first layer's gathered input
-rows with their bias, the fused weights), keeps the state in preallocated arrays, and draws the
-uniform numbers in blocks.
+products): the model's Stepper (model/step.py) keeps every buffer and view prepared, and the
+uniform numbers are drawn in blocks.
 """
 
 from __future__ import annotations
@@ -18,8 +17,9 @@ from collections.abc import Iterator
 import numpy as np
 
 from charlstm.errors import CharlstmError
-from charlstm.nn.cells.lstm import sigmoid_prescale, to_loop_rows
-from charlstm.model.stack import ModelConfig, State, forward, zero_state
+from charlstm.model.config import ModelConfig, zero_state
+from charlstm.model import forward
+from charlstm.model.step import Stepper
 from charlstm.data.vocab import Vocab
 
 
@@ -81,79 +81,17 @@ def draw(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
     return np.minimum(ids, last_possible)
 
 
-class Stepper:
-    """Advances the network by one symbol per call, for B streams, with preallocated buffers.
+PRIME_CHUNK = 256   # symbols of the prime read at once: the caches of one chunk are all it holds
 
-    The same math as `lstm_forward`, in the same feature-major loop layout (see lstm.py), arranged
-    so that each layer costs one matrix product per step. The states of all layers live in one
-    column buffer, each layer's h followed by a constant row of ones (the bias input):
-        rows = [h_0; 1; h_1; 1; ...; h_{L-1}; 1]
-    so the input of layer l >= 1 (h_{l-1} of this step, the ones row, its own h of the previous
-    step) is one contiguous block of rows, and its weights are arranged to match:
-    [Wx | b | Wh]. The first layer's input is a column of its (pre-arranged) Wx, picked by id.
-    """
 
-    def __init__(self, params, config: ModelConfig, batch_size: int):
-        dtype = params["head.W"].dtype
-        H, L = config.hidden_size, config.num_layers
-        self.H, self.L = H, L
-        scale = sigmoid_prescale(H, dtype)
-        self.first_columns = to_loop_rows(params["lstm.0.Wx"], scale=scale)   # (4H, V)
-        self.weights = []
-        for l in range(L):
-            Wx, Wh, b = (params[f"lstm.{l}.{k}"] for k in ("Wx", "Wh", "b"))
-            # the rows this layer reads: [h_0; 1] for the first, [h_{l-1}; 1; h_l] for the others
-            parts = [Wh, b[None, :]] if l == 0 else [Wx, b[None, :], Wh]
-            self.weights.append(to_loop_rows(np.concatenate(parts, axis=0), scale=scale))
-        self.rows = np.zeros((L * (H + 1), batch_size), dtype=dtype)
-        self.rows[H::H + 1] = 1
-        self.c = np.zeros((L, H, batch_size), dtype=dtype)
-        self.z = np.empty((4 * H, batch_size), dtype=dtype)
-        self.picked = np.empty((4 * H, batch_size), dtype=dtype)
-        self.ig = np.empty((H, batch_size), dtype=dtype)
-        self.head_W, self.head_b = params["head.W"], params["head.b"]
-        self.logits = np.empty((batch_size, config.vocab_size), dtype=dtype)
-        self.top_h = self._h(L - 1).T
-        self.plan = self._plan()
-
-    def _h(self, l: int) -> np.ndarray:
-        return self.rows[l * (self.H + 1):l * (self.H + 1) + self.H]
-
-    def set_state(self, state: State) -> None:
-        for l in range(self.L):
-            self._h(l)[...] = state.h[l].T
-        self.c[...] = state.c.transpose(0, 2, 1)
-
-    def state(self) -> State:
-        """The current (h, c), each (L, B, H), as the model's functions use it."""
-        return State(np.stack([self._h(l).T for l in range(self.L)]), self.c.transpose(0, 2, 1).copy())
-
-    def _plan(self):
-        """Every view a step uses, made once: at batch 1 slicing would cost as much as the math."""
-        H, z, rows = self.H, self.z, self.rows
-        gates = (z[:3 * H], z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:])   # sigmoid block, o, i, f, g
-        inputs = [rows[:H + 1]] + [rows[(l - 1) * (H + 1):(l + 1) * (H + 1) - 1] for l in range(1, self.L)]
-        return [(self.weights[l], inputs[l], self.c[l], self._h(l)) + gates for l in range(self.L)]
-
-    def step(self, ids: np.ndarray) -> np.ndarray:
-        """Feed one symbol per stream (B,); return the scores for the next one (B, V)."""
-        z, ig = self.z, self.ig
-        for l, (weights, inputs, c, h, sig, o, i, f, g) in enumerate(self.plan):
-            np.matmul(weights, inputs, out=z)
-            if l == 0:
-                np.take(self.first_columns, ids, axis=1, out=self.picked)
-                z += self.picked
-            np.tanh(z, out=z)
-            sig *= 0.5                         # o, i, f: sigmoid = 0.5 tanh(z / 2) + 0.5
-            sig += 0.5
-            c *= f
-            np.multiply(i, g, out=ig)
-            c += ig
-            np.tanh(c, out=h)
-            h *= o
-        np.matmul(self.top_h, self.head_W, out=self.logits)
-        self.logits += self.head_b
-        return self.logits
+def read_prime(params, config: ModelConfig, ids: np.ndarray, batch_size: int):
+    """The state after reading ids (N,) from a zero state, for batch_size identical streams. Read
+    in chunks with the state carried, so a long prime costs one chunk's memory, not N steps'."""
+    state = zero_state(config, batch_size, params["head.W"].dtype)
+    for start in range(0, len(ids), PRIME_CHUNK):
+        inputs = np.repeat(ids[start:start + PRIME_CHUNK].astype(np.intp)[:, None], batch_size, axis=1)
+        _, state, _ = forward(params, config, inputs, state)
+    return state
 
 
 def generate(params, config: ModelConfig, vocab: Vocab, rng: np.random.Generator, length: int = 500,
@@ -181,11 +119,8 @@ def generate(params, config: ModelConfig, vocab: Vocab, rng: np.random.Generator
     else:
         # No prime: start as if after a line break (or, without one, after symbol 0), unprinted.
         first, last = prime_ids, vocab.symbols.index("\n") if "\n" in vocab.symbols else 0
-    if len(first) > 0:   # read the prime in one chunk, the fast way
-        dtype = params["head.W"].dtype
-        inputs = np.repeat(first.astype(np.int64)[:, None], B, axis=1)
-        _, state, _ = forward(params, config, inputs, zero_state(config, B, dtype))
-        stepper.set_state(state)
+    if len(first) > 0:
+        stepper.set_state(read_prime(params, config, first, B))
     done = np.zeros(B, dtype=bool)
     yield [prime] * B, done.copy()
 

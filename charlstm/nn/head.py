@@ -2,6 +2,7 @@
 
 Shapes, with N = T*B rows predicted at once:
     x (N, H)   W (H, V)   b (V,)   logits (N, V)   targets (N,) ids   weights (N,) or None
+(the head itself reads x feature-major, (T, H, B), as the layers below write it)
 
     p = softmax(x W + b)
     loss = sum_n w_n * -log p[n, target_n] / sum_n w_n       (w = 1 when no weights are given)
@@ -16,10 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-
-class LinearCache(NamedTuple):
-    x: np.ndarray
-    W: np.ndarray
+from charlstm.nn.workspace import Workspace, empty
 
 
 class CrossEntropyCache(NamedTuple):
@@ -29,16 +27,38 @@ class CrossEntropyCache(NamedTuple):
     total_weight: float
 
 
-def linear_forward(x, W, b):
-    """x W + b; returns (out, cache)."""
-    out = x @ W
-    out += b
-    return out, LinearCache(x, W)
+class HeadCache(NamedTuple):
+    top: np.ndarray           # (T, H, B) the head's input: the top layer's outputs, after dropout
 
 
-def linear_backward(dout, cache: LinearCache):
-    """Returns (dx, dW, db)."""
-    return dout @ cache.W.T, cache.x.T @ dout, dout.sum(axis=0)
+def head_forward(top, W, b, workspace: Workspace | None = None):
+    """Scores for the next symbol: top (T, H, B) feature-major (see nn/cells/lstm.py), W (H, V),
+    b (V,) -> (logits (T*B, V), one row per (t, b) in that order, cache)."""
+    T, H, B = top.shape
+    logits = empty(workspace, "logits", (T, B, W.shape[1]), W.dtype)
+    np.matmul(top.transpose(0, 2, 1), W, out=logits)            # per step (B, H) x (H, V)
+    logits = logits.reshape(T * B, W.shape[1])
+    logits += b
+    return logits, HeadCache(top)
+
+
+def head_backward(dlogits, cache: HeadCache, W, top_workspace: Workspace | None = None,
+                  dx_workspace: Workspace | None = None):
+    """(dtop (T, H, B), dW (H, V), db (V,)) from dlogits (T*B, V).
+
+    The input is first reordered to (H, T*B) so that dW is one product; the reordered copy lives
+    in `top_workspace`'s buffer "dx" and dtop in `dx_workspace`'s (the stack lends the head the
+    two buffers its layers take turns with, see model/stack.py).
+    """
+    T, H, B = cache.top.shape
+    dtype = cache.top.dtype
+    top_cols = empty(top_workspace, "dx", (H, T, B), dtype)
+    np.copyto(top_cols, cache.top.transpose(1, 0, 2))                                # columns (t, b)
+    dW = top_cols.reshape(H, T * B) @ dlogits
+    db = dlogits.sum(axis=0)
+    dtop = empty(dx_workspace, "dx", (T, H, B), dtype)
+    np.matmul(W, dlogits.reshape(T, B, -1).transpose(0, 2, 1), out=dtop)   # (T, H, B)
+    return dtop, dW, db
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -46,14 +66,6 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     shifted -= np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
     return shifted
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, stable for large scores."""
-    p = logits - logits.max(axis=-1, keepdims=True)
-    np.exp(p, out=p)
-    p /= p.sum(axis=-1, keepdims=True)
-    return p
 
 
 def cross_entropy_forward(logits, targets, weights=None):

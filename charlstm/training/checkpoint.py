@@ -2,14 +2,19 @@
 
 Keys (all plain numeric arrays except `meta`):
     meta                 0-d unicode array holding JSON:
-                         {"format": "charlstm", "version": 1, "config": {...}, "vocab": {...},
-                          "train": {...} or null}
-    lstm.{l}.Wx, lstm.{l}.Wh, lstm.{l}.b, head.W, head.b     the parameters (see model.py)
+                         {"format": "charlstm", "version": 2, "config": {..., "cell": "lstm"},
+                          "vocab": {...}, "train": {...} or null}
+    {cell}.{l}.{key}, head.W, head.b       the parameters (see model/stack.py and the cells)
     adam.m.{key}, adam.v.{key}    Adam's moments for every parameter key (training checkpoints)
-    state.h, state.c              the carried (num_layers, batch_size, hidden_size) state
+    state.h[, state.c]            the carried (num_layers, batch_size, hidden_size) state
 
-`numpy.load(path, allow_pickle=False)` reads every key; loading here checks the whole file (format,
-version, config, shapes, finite weights, vocabulary size) and turns every problem into one
+Format 1 (before the cell family) is format 2 without `config.cell`: every such file is an LSTM
+and loads, samples and resumes as it did.
+
+`numpy.load(path, allow_pickle=False)` reads every key. Loading here reads only the members the
+format names, checks each one's declared size against what the config implies before it is
+decompressed (a small file cannot unpack into gigabytes), and checks the whole file (format,
+version, config, shapes, finite weights, vocabulary size), turning every problem into one
 CharlstmError line.
 """
 
@@ -24,11 +29,14 @@ from pathlib import Path
 import numpy as np
 
 from charlstm.errors import CharlstmError
-from charlstm.model.stack import ModelConfig, param_shapes
+from charlstm.model.config import ModelConfig
+from charlstm.model import param_shapes
+from charlstm.nn.cells import CELLS
 from charlstm.data.vocab import Vocab
 
 FORMAT = "charlstm"
-VERSION = 1
+VERSION = 2
+MAX_META_BYTES = 64 << 20        # the JSON record: a vocabulary of a million symbols fits
 
 
 @dataclass
@@ -91,13 +99,37 @@ def load_checkpoint(path) -> Checkpoint:
         raise CharlstmError(f"{name}: no such checkpoint")
     if path.is_dir():
         raise CharlstmError(f"{name}: is a directory, not a checkpoint (did you mean {name}/best.npz?)")
-    if not zipfile.is_zipfile(path):
-        raise CharlstmError(f"{name}: not a charlstm checkpoint (not an .npz archive, or truncated)")
-    arrays = {}
+    if not path.is_file():
+        raise CharlstmError(f"{name}: not a regular file, so not a checkpoint")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            sizes = {info.filename[:-4]: info.file_size for info in archive.infolist()
+                     if info.filename.endswith(".npy")}
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        raise CharlstmError(f"{name}: not a charlstm checkpoint (not an .npz archive, or truncated)") from None
     try:
         with np.load(path, allow_pickle=False) as data:
-            for key in data.files:
-                arrays[key] = data[key]
+            meta = _read_meta(_member(data, sizes, "meta", MAX_META_BYTES, name), name)
+            try:
+                config = ModelConfig.from_dict(_field(meta, "config", dict, name))
+                vocab = Vocab.from_dict(_field(meta, "vocab", dict, name))
+            except CharlstmError as e:
+                message = str(e)
+                raise CharlstmError(message if message.startswith(name) else f"{name}: {message}") from None
+            if len(vocab) != config.vocab_size:
+                raise CharlstmError(f"{name}: the vocabulary holds {len(vocab)} symbols but the model "
+                                    f"expects {config.vocab_size}")
+            _check_cell_keys(sizes, config, name)
+            shapes = param_shapes(config)
+            params = {key: _parameter(_member(data, sizes, key, _npy_bytes(shape), name), key, shape, name)
+                      for key, shape in shapes.items()}
+            extra = {}
+            for key in sizes:     # the training state: only the members the format names, sizes checked
+                wanted = _extra_shape(key, shapes, config, meta.get("train"))
+                if wanted is not None:
+                    extra[key] = _member(data, sizes, key, _npy_bytes(wanted), name)
+    except CharlstmError:
+        raise
     except ValueError as e:
         if "allow_pickle" in str(e) or "object" in str(e).lower():
             raise CharlstmError(f"{name}: holds Python objects; refusing to load it "
@@ -107,38 +139,62 @@ def load_checkpoint(path) -> Checkpoint:
         raise CharlstmError(f"{name}: damaged or truncated checkpoint ({type(e).__name__})") from None
     except Exception as e:   # zlib.error and other decoder failures of a corrupt member
         raise CharlstmError(f"{name}: damaged checkpoint ({type(e).__name__}: {e})") from None
-
-    meta = _read_meta(arrays.pop("meta", None), name)
-    try:
-        config = ModelConfig.from_dict(_field(meta, "config", dict, name))
-        vocab = Vocab.from_dict(_field(meta, "vocab", dict, name))
-    except CharlstmError as e:
-        message = str(e)
-        raise CharlstmError(message if message.startswith(name) else f"{name}: {message}") from None
-    if len(vocab) != config.vocab_size:
-        raise CharlstmError(f"{name}: the vocabulary holds {len(vocab)} symbols but the model "
-                            f"expects {config.vocab_size}")
-    params = {}
-    for key, shape in param_shapes(config).items():
-        if key not in arrays:
-            raise CharlstmError(f"{name}: missing parameter {key}")
-        p = arrays.pop(key)
-        if p.shape != shape:
-            raise CharlstmError(f"{name}: parameter {key} has shape {p.shape}, the config says {shape}")
-        if not np.issubdtype(p.dtype, np.floating):
-            raise CharlstmError(f"{name}: parameter {key} is not floating point ({p.dtype})")
-        if not np.isfinite(p).all():
-            raise CharlstmError(f"{name}: parameter {key} holds NaN or infinite values")
-        params[key] = p
     train = meta.get("train")
     if train is not None and not isinstance(train, dict):
         raise CharlstmError(f"{name}: the training record in meta is not an object")
-    return Checkpoint(params=params, config=config, vocab=vocab, train=train, extra=arrays)
+    return Checkpoint(params=params, config=config, vocab=vocab, train=train, extra=extra)
+
+
+def _npy_bytes(shape) -> int:
+    """The most a .npy member of this shape may declare: float64 data plus a generous header."""
+    return 8 * int(np.prod(shape)) + 4096
+
+
+def _member(data, sizes: dict, key: str, limit: int, name: str):
+    if key not in sizes:
+        if key == "meta":
+            raise CharlstmError(f"{name}: not a charlstm checkpoint (no meta record)")
+        raise CharlstmError(f"{name}: missing parameter {key}")
+    if sizes[key] > limit:
+        raise CharlstmError(f"{name}: member {key} declares {sizes[key]:,} bytes, more than its shape "
+                            f"allows ({limit:,}); refusing to unpack it")
+    return data[key]
+
+
+def _parameter(p, key: str, shape, name: str):
+    if p.shape != shape:
+        raise CharlstmError(f"{name}: parameter {key} has shape {p.shape}, the config says {shape}")
+    if not np.issubdtype(p.dtype, np.floating):
+        raise CharlstmError(f"{name}: parameter {key} is not floating point ({p.dtype})")
+    if not np.isfinite(p).all():
+        raise CharlstmError(f"{name}: parameter {key} holds NaN or infinite values")
+    return p
+
+
+def _check_cell_keys(sizes: dict, config: ModelConfig, name: str) -> None:
+    """Parameters of another cell than the config names: the file was put together wrongly."""
+    for key in sizes:
+        key = key[len("adam.m."):] if key.startswith(("adam.m.", "adam.v.")) else key
+        prefix = key.split(".", 1)[0]
+        if prefix in CELLS and prefix != config.cell:
+            raise CharlstmError(f"{name}: holds {prefix} parameters ({key}) but its config names the "
+                                f"{config.cell} cell")
+
+
+def _extra_shape(key: str, shapes: dict, config: ModelConfig, train):
+    """The shape a training-state member has, or None for a member not in the format."""
+    for prefix in ("adam.m.", "adam.v."):
+        if key.startswith(prefix):
+            return shapes.get(key[len(prefix):])
+    if key in {f"state.{part}" for part in config.cell_type.state}:
+        batch = train.get("config", {}).get("batch_size") if isinstance(train, dict) else None
+        if not isinstance(batch, int) or not 1 <= batch <= 1 << 20:
+            batch = 1
+        return (config.num_layers, batch, config.hidden_size)
+    return None
 
 
 def _read_meta(raw, name: str) -> dict:
-    if raw is None:
-        raise CharlstmError(f"{name}: not a charlstm checkpoint (no meta record)")
     if raw.shape != () or raw.dtype.kind != "U":
         raise CharlstmError(f"{name}: not a charlstm checkpoint (meta is not a text record)")
     try:

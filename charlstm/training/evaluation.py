@@ -14,7 +14,7 @@ import numpy as np
 
 from charlstm.data.text import make_streams
 from charlstm.errors import CharlstmError
-from charlstm.model.stack import ModelConfig, forward, zero_state
+from charlstm.model import ModelConfig, forward, zero_state
 from charlstm.nn.head import cross_entropy_forward
 
 LN2 = math.log(2.0)

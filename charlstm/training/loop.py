@@ -24,7 +24,8 @@ from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
 from charlstm.data.text import MAX_TEXT_BYTES, make_streams, read_text, split_ids
 from charlstm.errors import CharlstmError
 from charlstm.training.evaluation import evaluate_ids, nats_to_bits
-from charlstm.model.stack import ModelConfig, State, dropout_masks, init_params, loss_and_grads, zero_state
+from charlstm.model.config import ModelConfig, State, zero_state
+from charlstm.model import dropout_masks, init_params, loss_and_grads
 from charlstm.nn.workspace import Workspace
 from charlstm.nn.optim import AdamState, adam_init, adam_update, clip_by_global_norm, learning_rate
 from charlstm.training.rundir import RunDir
@@ -360,7 +361,7 @@ def _evaluate(params, model_config, vocab, config, val_ids, prog, steps_per_epoc
 def _save(path, params, model_config, vocab, config, adam: AdamState, state: State, prog: _Progress, rng):
     train = {"config": asdict(config), "progress": asdict(prog), "adam_step": adam.step,
              "rng": rng.bit_generator.state}
-    extra = {"state.h": state.h, "state.c": state.c}
+    extra = {f"state.{part}": getattr(state, part) for part in model_config.cell_type.state}
     for key in params:
         extra[f"adam.m.{key}"] = adam.m[key]
         extra[f"adam.v.{key}"] = adam.v[key]
@@ -374,13 +375,13 @@ def _restore(saved, params, rng, model_config, config, dtype):
         adam = AdamState(m={k: saved.extra[f"adam.m.{k}"].astype(dtype) for k in params},
                          v={k: saved.extra[f"adam.v.{k}"].astype(dtype) for k in params},
                          step=int(saved.train["adam_step"]))
-        state = State(saved.extra["state.h"].astype(dtype), saved.extra["state.c"].astype(dtype))
+        state = State(**{part: saved.extra[f"state.{part}"].astype(dtype) for part in model_config.cell_type.state})
         prog = _Progress(**saved.train["progress"])
         rng.bit_generator.state = saved.train["rng"]
     except (KeyError, TypeError, ValueError) as e:
         raise CharlstmError(f"{name} lacks the training state needed to resume ({e})") from None
     expected = (model_config.num_layers, config.batch_size, model_config.hidden_size)
-    if state.h.shape != expected or state.c.shape != expected:
+    if any(getattr(state, part).shape != expected for part in model_config.cell_type.state):
         raise CharlstmError(f"{name}'s carried state has shape {state.h.shape}, expected {expected}")
     for k in params:
         if adam.m[k].shape != params[k].shape or adam.v[k].shape != params[k].shape:

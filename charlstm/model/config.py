@@ -1,0 +1,84 @@
+"""The shape of a network (serialised into every checkpoint) and the state a stack carries."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from charlstm.errors import CharlstmError
+from charlstm.nn.cells import CELLS, Cell, get_cell
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The shape of a network. Serialised into every checkpoint."""
+
+    vocab_size: int
+    hidden_size: int = 256
+    num_layers: int = 3
+    dropout: float = 0.2   # measured: closes most of the train/validation gap within minutes
+    cell: str = "lstm"     # a name in charlstm.nn.cells.CELLS
+
+    def __post_init__(self):
+        if self.vocab_size < 1:
+            raise CharlstmError("vocab_size must be at least 1")
+        if self.hidden_size < 1:
+            raise CharlstmError("hidden size must be at least 1")
+        if self.num_layers < 1:
+            raise CharlstmError("the number of layers must be at least 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise CharlstmError("dropout must be in [0, 1)")
+        if self.cell not in CELLS:
+            raise CharlstmError(f"unknown cell {self.cell!r}: use one of {', '.join(CELLS)}")
+
+    @property
+    def cell_type(self) -> Cell:
+        """The cell's record: its math, parameter shapes, state and traced quantities."""
+        return get_cell(self.cell)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        for key in ("vocab_size", "hidden_size", "num_layers"):   # a checkpoint's JSON is untrusted
+            if key in d and (not isinstance(d[key], int) or isinstance(d[key], bool)):
+                raise CharlstmError(f"model config: {key} must be an integer, got {d[key]!r}")
+        if not isinstance(d.get("dropout", 0.0), (int, float)) or isinstance(d.get("dropout"), bool):
+            raise CharlstmError(f"model config: dropout must be a number, got {d.get('dropout')!r}")
+        cell = d.get("cell", "lstm")                 # checkpoints of format 1 were all LSTMs
+        if not isinstance(cell, str):
+            raise CharlstmError(f"model config: cell must be a name, got {cell!r}")
+        try:
+            return cls(**{k: d[k] for k in ("vocab_size", "hidden_size", "num_layers")},
+                       dropout=d.get("dropout", 0.0), cell=cell)   # checkpoints without dropout had none
+        except (KeyError, TypeError) as e:
+            raise CharlstmError(f"model config is missing {e}") from None
+
+
+class State(NamedTuple):
+    """The recurrent state of a whole stack, passed in and returned, never kept in an object, so
+    that truncated BPTT can carry it from one chunk to the next and sampling from one symbol to
+    the next. Each part is (num_layers, B, H); `c` is None for cells without a memory cell."""
+
+    h: np.ndarray
+    c: np.ndarray | None = None
+
+    def layer(self, cell: Cell, index: int) -> tuple:
+        """One layer's state as the cell takes it: a tuple of (B, H) arrays in the cell's order."""
+        return tuple(getattr(self, part)[index] for part in cell.state)
+
+    @classmethod
+    def of_layers(cls, cell: Cell, layers: list[tuple]) -> "State":
+        """The stack's state from each layer's state tuple."""
+        return cls(**{part: np.stack([s[k] for s in layers]) for k, part in enumerate(cell.state)})
+
+
+def zero_state(config: ModelConfig, batch_size: int, dtype=np.float32) -> State:
+    shape = (config.num_layers, batch_size, config.hidden_size)
+    return State(**{part: np.zeros(shape, dtype=dtype) for part in config.cell_type.state})
+
+
+__all__ = ["ModelConfig", "State", "zero_state"]
