@@ -19,6 +19,7 @@ from charlstm.analysis import synth_check
 from charlstm.data import corpora
 from charlstm.data.text import MAX_TEXT_BYTES, read_text
 from charlstm.errors import CharlstmError
+from charlstm.nn.cells import CELLS
 from charlstm.training.loop import DEFAULT_EPOCHS, TrainConfig
 
 EXIT_ERROR = 1
@@ -322,6 +323,10 @@ from charlstm.analysis import novelty as _novelty  # noqa: E402
 from charlstm.analysis import report as _report  # noqa: E402
 from charlstm.analysis import viz as _viz  # noqa: E402
 
+# every quantity some cell traces; a trace checks that its own cell has the one asked for
+_QUANTITIES = tuple(dict.fromkeys(q for cell in CELLS.values() for q in cell.quantities))
+
+
 def _load_trace(checkpoint: Path, file: Path, max_symbols: int) -> "_inspect.Trace":
     if file.suffix == ".npz":
         return _inspect.Trace.load(file)
@@ -356,8 +361,8 @@ def trace_command(checkpoint, file, output, max_symbols, chunk, top):
 @click.option("--feature", required=True,
               help=f"{', '.join(_features.FEATURES)}, or regex:PATTERN (inside a match).")
 @click.option("--top", type=int, default=10, show_default=True, help="Units to list.")
-@click.option("--quantity", type=click.Choice(("all",) + _inspect.QUANTITIES), default="all", show_default=True,
-              help="h, c, a gate (i, f, g, o), or all of them.")
+@click.option("--quantity", type=click.Choice(("all",) + _QUANTITIES), default="all", show_default=True,
+              help="h, c, a gate (the LSTM's i, f, g, o; the GRU's r, z, n), or all of the cell's.")
 @click.option("--layer", type=int, default=None, help="Only this layer [all].")
 @click.option("--max-symbols", type=int, default=20_000, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -384,7 +389,8 @@ def neurons(checkpoint, file, feature, top, quantity, layer, max_symbols, as_jso
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The HTML page to write.")
 @click.option("--layer", type=int, default=None, help="Layer shown first [0, or the best ranked unit's].")
 @click.option("--unit", type=int, default=None, help="Unit shown first [0, or the best ranked unit].")
-@click.option("--quantity", type=click.Choice(_inspect.QUANTITIES), default=None, help="h, c, i, f, g or o [h].")
+@click.option("--quantity", type=click.Choice(_QUANTITIES), default=None,
+              help="One of the cell's quantities (h, c, i, f, g, o for the LSTM) [h].")
 @click.option("--feature", "feature_names", multiple=True,
               help="Offer the units ranked by this feature in a list (repeatable; see `neurons`).")
 @click.option("--top", type=int, default=10, show_default=True, help="Ranked units per feature.")

@@ -26,7 +26,6 @@ import numpy as np
 import regex
 
 from charlstm.errors import CharlstmError
-from charlstm.analysis.trace import QUANTITIES, Trace
 
 _URL = regex.compile(r"https?://[^\s\"'<>]+")
 _HASHTAG = regex.compile(r"(?<![\w#&])#\w+")
@@ -193,12 +192,12 @@ def example_text(symbols: list[str], position: int, before: int = 30, after: int
     return f"{show(left)}⟦{show(symbols[position])}⟧{show(right)}"
 
 
-def rank_units(trace: Trace, feature, quantity: str = "all", top: int = 10,
+def rank_units(trace, feature, quantity: str = "all", top: int = 10,
                layer: int | None = None) -> list[RankedUnit]:
     """The `top` units whose activation follows the feature best, by |correlation|.
 
     feature: a feature name (see the module docstring) or an (N,) array of values.
-    quantity: h, c, i, f, g, o, or "all" for all six; layer: one layer, or None for all.
+    quantity: one of the trace's quantities (h, c, i, f, g, o for the LSTM), or "all"; layer: one layer, or None for all.
     """
     if top < 1:
         raise CharlstmError(f"top must be at least 1, got {top}")
@@ -209,7 +208,9 @@ def rank_units(trace: Trace, feature, quantity: str = "all", top: int = 10,
         name = feature if isinstance(feature, str) else "the feature"
         raise CharlstmError(f"{name} never changes in this text ({values[0]:g} everywhere); "
                             "give a text where it varies")
-    quantities = QUANTITIES if quantity == "all" else (quantity,)
+    quantities = trace.quantities if quantity == "all" else (quantity,)
+    if quantity != "all":
+        trace.values(quantity)         # an unknown quantity gets its one-line error here
     if layer is not None and not 0 <= layer < trace.num_layers:
         raise CharlstmError(f"layer must be between 0 and {trace.num_layers - 1}, got {layer}")
     first = 0 if layer is None else layer

@@ -14,6 +14,7 @@ import json
 import math
 from pathlib import Path
 
+from charlstm.analysis.pages import fill, read_page_file
 from charlstm.training.checkpoint import load_checkpoint
 from charlstm.data.text import read_text
 from charlstm.errors import CharlstmError
@@ -210,7 +211,8 @@ def render_report(run_dir, corpus=None, title: str | None = None, ns=DEFAULT_NS)
                 f"<code>{html.escape(_one_line(span.text))}</code>")
             parts.append(f'<p class="copied">copied: {shares}<br>longest copied span: {longest}</p>')
         parts.append(f"<pre>{html.escape(samples[k]) or '(no sample)'}</pre></section>")
-    return _PAGE.replace("%TITLE%", html.escape(title)).replace("%BODY%", "\n".join(parts))
+    return fill(read_page_file("report.html"), STYLE=read_page_file("report.css"), TITLE=html.escape(title),
+                BODY="\n".join(parts))
 
 
 def _percent(share: float | None) -> str:
@@ -221,30 +223,5 @@ def _one_line(text: str | None, limit: int = 160) -> str:
     text = (text or "").replace("\n", "↵").replace("\t", "→")
     return text if len(text) <= limit else text[:limit] + "…"
 
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>%TITLE%</title>
-<style>
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:16px 24px;color:#222;background:#fafafa}
-h1{font-size:20px;margin:0 0 8px}
-h2{font-size:16px;margin:24px 0 8px}
-h3{font-size:13px;margin:0 0 4px;color:#444}
-table.summary th{text-align:left;padding:1px 12px 1px 0;color:#555;font-weight:600}
-.charts{display:flex;flex-wrap:wrap;gap:8px 16px}
-figure{margin:8px 0;background:#fff;border:1px solid #e3e3e3;padding:6px}
-figcaption{font-size:12px;color:#555;text-align:center}
-svg text{font:11px system-ui,sans-serif;fill:#444}
-svg text.axis{font-size:12px;fill:#222}
-.sample{background:#fff;border:1px solid #e3e3e3;padding:8px 10px;margin:8px 0}
-.sample pre{font:12px/1.4 ui-monospace,"DejaVu Sans Mono",Menlo,monospace;white-space:pre-wrap;margin:4px 0 0;
- max-height:16em;overflow:auto}
-.copied{font-size:12px;color:#555;margin:0}
-.note{font-size:12px;color:#555}
-code{font:12px ui-monospace,"DejaVu Sans Mono",monospace;background:#f2f2f2;padding:0 3px;white-space:pre-wrap}
-</style></head>
-<body>
-%BODY%
-</body></html>
-"""
 
 __all__ = ["read_metrics", "line_chart", "render_report"]

@@ -3,16 +3,17 @@
 `trace(model, text)` reads the text through the network (no dropout, batch 1, from a zero state)
 and keeps, for each symbol n, the values *after reading symbol n*:
 
-    h, c        (L, N, H)  hidden and cell state of every layer
-    i, f, g, o  (L, N, H)  the activated gates that produced them
+    quantities  (L, N, H)  each the cell's own: h, c and the gates i, f, g, o for the LSTMs;
+                           h and the gates r, z, n for the GRU; h for the vanilla RNN
     top_ids     (N, k)     the k most likely next symbols, most likely first
     top_probs   (N, k)     ... and their probabilities
     loss        (N,)       nats of the symbol that actually comes next (NaN after the last one)
 
-Arrays are layer-major, so `trace.h[layer][:, unit]` is one unit's activation over the text.
+Arrays are layer-major, so `trace.h[layer][:, unit]` (or `trace.values("h")`) is one unit's
+activation over the text.
 
 The text is read in chunks of `chunk` symbols with the state carried from one to the next, through
-the same `lstm_forward` that training uses (its cache already holds the gates, h and c), so the
+the same model forward pass that training uses (its caches already hold every quantity), so the
 values are exactly the model's; memory holds one chunk's caches plus the kept values, and only
 the first `max_symbols` symbols are kept.
 """
@@ -20,18 +21,18 @@ the first `max_symbols` symbols are kept.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from charlstm.errors import CharlstmError
-from charlstm.nn.cells.lstm import lstm_forward
-from charlstm.nn.head import log_softmax
 from charlstm.data.vocab import split_symbols
+from charlstm.errors import CharlstmError
+from charlstm.model import forward, layer_values, zero_state
+from charlstm.nn.head import log_softmax
 
-QUANTITIES = ("h", "c", "i", "f", "g", "o")
-TRACE_VERSION = 1
+LSTM_QUANTITIES = ("h", "c", "i", "f", "g", "o")     # what a format-1 trace holds
+TRACE_VERSION = 2
 
 
 @dataclass
@@ -41,23 +42,29 @@ class Trace:
     symbols: list[str]         # the N symbols read
     ids: np.ndarray            # (N,) their ids in the model's vocabulary
     vocab: list[str]           # the model's symbols, to name top_ids
-    h: np.ndarray              # (L, N, H) float32
-    c: np.ndarray
-    i: np.ndarray
-    f: np.ndarray
-    g: np.ndarray
-    o: np.ndarray
+    arrays: dict[str, np.ndarray]   # quantity -> (L, N, H) float32, in the cell's order, h first
     top_ids: np.ndarray        # (N, k)
     top_probs: np.ndarray      # (N, k) float32
     loss: np.ndarray           # (N,) float32, nats of the next symbol; NaN where there is none
+    cell: str = "lstm"
+
+    @property
+    def quantities(self) -> tuple[str, ...]:
+        return tuple(self.arrays)
+
+    def __getattr__(self, name: str):
+        arrays = self.__dict__.get("arrays")
+        if arrays is not None and name in arrays:    # trace.h, trace.c, trace.z, ...
+            return arrays[name]
+        raise AttributeError(name)
 
     @property
     def num_layers(self) -> int:
-        return self.h.shape[0]
+        return self.arrays["h"].shape[0]
 
     @property
     def hidden_size(self) -> int:
-        return self.h.shape[2]
+        return self.arrays["h"].shape[2]
 
     def __len__(self) -> int:
         return len(self.symbols)
@@ -67,10 +74,11 @@ class Trace:
         return "".join(self.symbols)
 
     def values(self, quantity: str) -> np.ndarray:
-        """The (L, N, H) array of one quantity: h, c, i, f, g or o."""
-        if quantity not in QUANTITIES:
-            raise CharlstmError(f"unknown quantity {quantity!r}: use one of {', '.join(QUANTITIES)}")
-        return getattr(self, quantity)
+        """The (L, N, H) array of one quantity (see `quantities`)."""
+        if quantity not in self.arrays:
+            raise CharlstmError(f"unknown quantity {quantity!r} for the {self.cell} cell: use one of "
+                                f"{', '.join(self.quantities)}")
+        return self.arrays[quantity]
 
     def surprise(self) -> np.ndarray:
         """(N,) nats of predicting each symbol from the ones before it (NaN for the first)."""
@@ -79,7 +87,7 @@ class Trace:
         return out
 
     def __repr__(self) -> str:
-        return (f"Trace({len(self)} symbols, {self.num_layers} x {self.hidden_size} units, "
+        return (f"Trace({len(self)} symbols, {self.num_layers} x {self.hidden_size} {self.cell} units, "
                 f"top {self.top_ids.shape[1]} candidates)")
 
     def _repr_html_(self) -> str:
@@ -90,10 +98,10 @@ class Trace:
     def save(self, path) -> None:
         """Write the trace as one .npz file (no pickled objects)."""
         meta = {"format": "charlstm-trace", "version": TRACE_VERSION, "symbols": self.symbols,
-                "vocab": self.vocab}
+                "vocab": self.vocab, "cell": self.cell, "quantities": list(self.quantities)}
         arrays = {"meta": np.array(json.dumps(meta, ensure_ascii=False)), "ids": self.ids,
                   "top_ids": self.top_ids, "top_probs": self.top_probs, "loss": self.loss}
-        arrays.update({q: getattr(self, q) for q in QUANTITIES})
+        arrays.update(self.arrays)
         try:
             with open(path, "wb") as f:
                 np.savez_compressed(f, **arrays)
@@ -102,19 +110,29 @@ class Trace:
 
     @classmethod
     def load(cls, path) -> "Trace":
-        """Read a trace written by `save` (or `charlstm trace`)."""
+        """Read a trace written by `save` (or `charlstm trace`); format 1 (LSTM only) too."""
         path = Path(path)
         if not path.exists():
             raise CharlstmError(f"{path}: no such file")
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
-                arrays = {k: z[k] for k in ("ids", "top_ids", "top_probs", "loss") + QUANTITIES}
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
+                if not isinstance(meta, dict):
+                    raise ValueError("meta is not an object")
+                version = meta.get("version")
+                quantities = LSTM_QUANTITIES if version == 1 else tuple(meta.get("quantities", ()))
+                if not all(isinstance(q, str) and q.isidentifier() for q in quantities):
+                    raise ValueError("its quantities are not names")
+                arrays = {q: z[q] for q in quantities}
+                rest = {k: z[k] for k in ("ids", "top_ids", "top_probs", "loss")}
+        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
             raise CharlstmError(f"{path}: not a charlstm trace ({e})") from None
-        if meta.get("format") != "charlstm-trace" or meta.get("version") != TRACE_VERSION:
+        if meta.get("format") != "charlstm-trace" or meta.get("version") not in (1, TRACE_VERSION):
             raise CharlstmError(f"{path}: not a charlstm trace (format {meta.get('format')!r})")
-        return cls(symbols=list(meta["symbols"]), vocab=list(meta["vocab"]), **arrays)
+        if "h" not in arrays:
+            raise CharlstmError(f"{path}: not a charlstm trace (it holds no hidden state h)")
+        return cls(symbols=list(meta["symbols"]), vocab=list(meta["vocab"]), arrays=arrays,
+                   cell=str(meta.get("cell", "lstm")), **rest)
 
 
 def _leading_symbols(text: str, unit: str, count: int) -> list[str]:
@@ -156,31 +174,25 @@ def trace(model, text: str, max_symbols: int = 20_000, chunk: int = 256, top: in
     L, H = config.num_layers, config.hidden_size
     dtype = params["head.W"].dtype
 
-    out = {q: np.empty((L, N, H), dtype=np.float32) for q in QUANTITIES}
+    out = {q: np.empty((L, N, H), dtype=np.float32) for q in config.cell_type.quantities}
     top_ids = np.empty((N, top), dtype=np.min_scalar_type(max(0, len(vocab) - 1)))
     top_probs = np.empty((N, top), dtype=np.float32)
     loss = np.full(N, np.nan, dtype=np.float32)
-    h = np.zeros((L, 1, H), dtype=dtype)
-    c = np.zeros((L, 1, H), dtype=dtype)
+    state = zero_state(config, 1, dtype)
     for start in range(0, N, chunk):
         end = min(N, start + chunk)
-        x = ids[start:end, None]                             # (T, 1)
-        for layer in range(L):
-            x, (h[layer], c[layer]), cache = lstm_forward(   # the state carries to the next chunk
-                x, h[layer], c[layer],
-                params[f"lstm.{layer}.Wx"], params[f"lstm.{layer}.Wh"], params[f"lstm.{layer}.b"])
-            for q in "ifgo":
-                out[q][layer, start:end] = cache.gate(q)[:, 0]
-            out["h"][layer, start:end] = cache.hidden()[1:, 0]
-            out["c"][layer, start:end] = cache.cell()[1:, 0]
-        logp = log_softmax(x[:, :, 0] @ params["head.W"] + params["head.b"])   # (T, V)
+        logits, state, cache = forward(params, config, ids[start:end, None], state)   # the state carries
+        for q, layers in layer_values(config, cache).items():
+            for layer, v in enumerate(layers):                 # (T, 1, H)
+                out[q][layer, start:end] = v[:, 0]
+        logp = log_softmax(logits)                             # (T, V)
         best = np.argsort(-logp, axis=1, kind="stable")[:, :top]
         top_ids[start:end] = best
         top_probs[start:end] = np.exp(np.take_along_axis(logp, best, axis=1))
         nxt = ids[start + 1:end + 1]                          # the next symbols that exist
         loss[start:start + len(nxt)] = -logp[np.arange(len(nxt)), nxt]
     return Trace(symbols=symbols[:N], ids=ids[:N].astype(vocab.dtype), vocab=list(vocab.symbols),
-                 top_ids=top_ids, top_probs=top_probs, loss=loss, **out)
+                 arrays=out, top_ids=top_ids, top_probs=top_probs, loss=loss, cell=config.cell)
 
 
-__all__ = ["Trace", "trace", "QUANTITIES"]
+__all__ = ["Trace", "trace", "LSTM_QUANTITIES"]

@@ -4,8 +4,8 @@ never into a cell's internals."""
 
 from charlstm.model.config import ModelConfig, State, zero_state
 from charlstm.model.stack import (ModelCache, backward, dropout_masks, forward, init_params, layer_params,
-                                  loss_and_grads, param_shapes)
+                                  layer_values, loss_and_grads, param_shapes)
 from charlstm.model.step import Stepper
 
-__all__ = ["ModelConfig", "State", "zero_state", "ModelCache", "param_shapes", "layer_params", "init_params",
-           "dropout_masks", "forward", "backward", "loss_and_grads", "Stepper"]
+__all__ = ["ModelConfig", "State", "zero_state", "ModelCache", "param_shapes", "layer_params", "layer_values",
+           "init_params", "dropout_masks", "forward", "backward", "loss_and_grads", "Stepper"]

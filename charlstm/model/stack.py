@@ -151,6 +151,14 @@ def backward(dlogits: np.ndarray, params, config: ModelConfig, cache: ModelCache
     return grads, State.of_layers(cell, dstate)
 
 
+def layer_values(config: ModelConfig, cache: ModelCache) -> dict[str, list[np.ndarray]]:
+    """What each layer computed, for traces: quantity -> one (T, B, H) array per layer, in the
+    cell's order (h first)."""
+    cell = config.cell_type
+    per_layer = [cell.trace(layer_cache) for layer_cache in cache.layers]
+    return {q: [values[q] for values in per_layer] for q in cell.quantities}
+
+
 def loss_and_grads(params, config: ModelConfig, inputs, targets, state: State, masks=None, weights=None,
                    workspace: Workspace | None = None):
     """One truncated-BPTT step's math: mean cross-entropy, its gradients, and the final state.
@@ -167,5 +175,5 @@ def loss_and_grads(params, config: ModelConfig, inputs, targets, state: State, m
     return loss, grads, new_state, dstate
 
 
-__all__ = ["ModelConfig", "State", "ModelCache", "param_shapes", "layer_params", "init_params", "zero_state",
+__all__ = ["ModelConfig", "State", "ModelCache", "param_shapes", "layer_params", "layer_values", "init_params", "zero_state",
            "dropout_masks", "forward", "backward", "loss_and_grads"]

@@ -317,7 +317,8 @@ def lstm_backward(dh_out, cache: LSTMCache, dhT=None, dcT=None, chunk_steps: int
     dx = flat[:T * D * B].reshape(T, D, B)[::-1]   # back in time order
     if cache.x_mask is not None:
         dx *= cache.x_mask
-    return LSTMGrads(dx=None if D == 0 else dx, dh0=np.ascontiguousarray(carry.T),
+    # carry is a view into the dx buffer, which the next layer down overwrites: dh0 is a copy
+    return LSTMGrads(dx=None if D == 0 else dx, dh0=carry.T.copy(),
                      dc0=np.ascontiguousarray(dc.T), dWx=dWx, dWh=dWh, db=db[0])
 
 
