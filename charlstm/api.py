@@ -22,6 +22,9 @@ from charlstm.decoding.sampling import generate, sample_texts
 from charlstm.data.vocab import Vocab
 
 
+CELL_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "peephole": "peephole LSTM"}
+
+
 class Model:
     """A network together with its vocabulary.
 
@@ -39,16 +42,16 @@ class Model:
 
     @classmethod
     def create(cls, vocab: Vocab, hidden_size: int | None = None, num_layers: int | None = None,
-               dropout: float | None = None, seed: int = 0, dtype=np.float32) -> "Model":
+               dropout: float | None = None, cell: str | None = None, seed: int = 0, dtype=np.float32) -> "Model":
         """A fresh, untrained model for a vocabulary (unset sizes take ModelConfig's defaults)."""
-        given = {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout}
+        given = {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout, "cell": cell}
         config = replace(ModelConfig(vocab_size=len(vocab)), **{k: v for k, v in given.items() if v is not None})
         return cls(init_params(config, np.random.default_rng(seed), dtype), config, vocab)
 
     def __repr__(self) -> str:
         c = self.config
         n = sum(p.size for p in self.params.values())
-        return (f"Model({c.num_layers} x {c.hidden_size} LSTM, {c.vocab_size} symbols "
+        return (f"Model({c.num_layers} x {c.hidden_size} {CELL_NAMES.get(c.cell, c.cell)}, {c.vocab_size} symbols "
                 f"({self.vocab.unit}), {n:,} parameters)")
 
     def generate(self, length: int = 500, temperature: float = 1.0, prime: str = "", top_k: int | None = None,
@@ -104,7 +107,8 @@ def evaluate(model: Model | str | Path, text: str | None = None, path=None) -> d
 
 def train(corpus=None, out_dir="run", config: "_train.TrainConfig | None" = None, text: str | None = None,
           resume=None, progress: bool = True, on_eval=None, hidden_size: int | None = None,
-          num_layers: int | None = None, dropout: float | None = None, **train_options) -> Model:
+          num_layers: int | None = None, dropout: float | None = None, cell: str | None = None,
+          **train_options) -> Model:
     """Train on a corpus file (or text=...) and return the trained Model.
 
     Training options are TrainConfig's fields (batch_size=, seq_length=, lr=, max_steps=,
@@ -115,7 +119,7 @@ def train(corpus=None, out_dir="run", config: "_train.TrainConfig | None" = None
         config = _train.TrainConfig(**train_options)
     elif train_options:
         config = replace(config, **train_options)
-    given = {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout}
+    given = {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout, "cell": cell}
     result = _train.train(corpus, out_dir, config, model={k: v for k, v in given.items() if v is not None},
                           text=text, resume=resume, progress=progress, on_eval=on_eval)
     model = Model(result.params, result.config, result.vocab)

@@ -80,7 +80,9 @@ _DEFAULTS = TrainConfig()
 @click.argument("corpus", required=False, type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", default="run", show_default=True, type=click.Path(path_type=Path),
               help="Run directory: latest.npz, best.npz, metrics.jsonl.")
-@click.option("--layers", "num_layers", type=int, default=None, help="LSTM layers [3].")
+@click.option("--cell", type=click.Choice(list(CELLS)), default=None,
+              help="The recurrent cell: " + "; ".join(f"{c.name}: {c.summary}" for c in CELLS.values()) + " [lstm].")
+@click.option("--layers", "num_layers", type=int, default=None, help="Recurrent layers [3].")
 @click.option("--hidden", "hidden_size", type=int, default=None, help="Units per layer [256].")
 @click.option("--dropout", type=float, default=None, help="Dropout on every layer's output [0.2].")
 @click.option("--batch-size", type=int, default=_DEFAULTS.batch_size, show_default=True)
@@ -118,7 +120,7 @@ _DEFAULTS = TrainConfig()
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
               help="Continue from a checkpoint (its settings are used, except the bounds).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(corpus, out_dir, num_layers, hidden_size, dropout, quiet, resume, encoding_errors, newline,
+def train(corpus, out_dir, cell, num_layers, hidden_size, dropout, quiet, resume, encoding_errors, newline,
           max_corpus_bytes, **options):
     """Train a model on CORPUS (default: the Python standard library's own sources)."""
     if corpus is None:
@@ -130,10 +132,10 @@ def train(corpus, out_dir, num_layers, hidden_size, dropout, quiet, resume, enco
                    f"{summary['bytes'] / 1e6:.1f} MB, written to {corpus}).", err=True)
     config = TrainConfig(**options)
     model_options = {k: v for k, v in
-                     {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout}.items()
+                     {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout, "cell": cell}.items()
                      if v is not None}
     if resume is not None and model_options:
-        raise CharlstmError("--layers, --hidden and --dropout come from the checkpoint when resuming")
+        raise CharlstmError("--cell, --layers, --hidden and --dropout come from the checkpoint when resuming")
     from charlstm.training.loop import train as run_training
     result = run_training(corpus, out_dir, config, model=model_options, resume=resume, progress=not quiet,
                           encoding_errors=encoding_errors, newline=newline, max_corpus_bytes=max_corpus_bytes)
@@ -351,7 +353,7 @@ def trace_command(checkpoint, file, output, max_symbols, chunk, top):
     t = _inspect.trace(api.load(checkpoint), read_text(file), max_symbols=max_symbols, chunk=chunk, top=top)
     t.save(output)
     mean = float(np.nanmean(t.loss)) if len(t) > 1 else float("nan")
-    click.echo(f"{output}: {len(t):,} symbols, {t.num_layers} x {t.hidden_size} units, "
+    click.echo(f"{output}: {len(t):,} symbols, {t.num_layers} x {t.hidden_size} {t.cell} units, "
                f"{mean / np.log(2):.3f} bits/char", err=True)
 
 
