@@ -15,7 +15,7 @@ from charlstm.api import Model, evaluate, load, train
 from charlstm.errors import CharlstmError
 from charlstm.analysis.trace import Trace, trace
 from charlstm.model import ModelConfig
-from charlstm.training.loop import TrainConfig
+from charlstm.training.config import TrainConfig
 from charlstm.data.vocab import Vocab, build_vocab
 
 __version__ = "0.1.0"

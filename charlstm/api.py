@@ -1,25 +1,28 @@
 """The notebook-facing API: a Model that samples, evaluates and saves itself, and load/train.
 
-Everything here is a thin layer over the pure functions below it (model.py, sample.py,
-evaluate.py, checkpoint.py, train.py); the CLI is a thin layer over this.
+Everything here is a thin layer over the packages below it (model, decoding, training); the CLI
+is a thin layer over this.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from charlstm.data.text import read_text
+from charlstm.data.vocab import Vocab
+from charlstm.decoding.sampling import generate, sample_texts
+from charlstm.errors import CharlstmError
+from charlstm.model import ModelConfig, init_params
+from charlstm.progress import ProgressBar, StopOnSignals
 from charlstm.training import loop as _train
 from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
-from charlstm.data.text import read_text
-from charlstm.errors import CharlstmError
+from charlstm.training.config import TrainConfig
 from charlstm.training.evaluation import evaluate_ids, nats_to_bits
-from charlstm.model import ModelConfig, init_params
-from charlstm.decoding.sampling import generate, sample_texts
-from charlstm.data.vocab import Vocab
 
 
 CELL_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "peephole": "peephole LSTM"}
@@ -39,6 +42,7 @@ class Model:
         self.history: list = []       # evaluations of the training run that produced it, if any
         self.out_dir: Path | None = None
         self.interrupted = False
+        self.step: int | None = None  # optimiser steps of that run, when it is known
 
     @classmethod
     def create(cls, vocab: Vocab, hidden_size: int | None = None, num_layers: int | None = None,
@@ -105,24 +109,35 @@ def evaluate(model: Model | str | Path, text: str | None = None, path=None) -> d
     return model.evaluate(text)
 
 
-def train(corpus=None, out_dir="run", config: "_train.TrainConfig | None" = None, text: str | None = None,
+def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text: str | None = None,
           resume=None, progress: bool = True, on_eval=None, hidden_size: int | None = None,
           num_layers: int | None = None, dropout: float | None = None, cell: str | None = None,
-          **train_options) -> Model:
+          stop_on_interrupt: bool = True, **train_options) -> Model:
     """Train on a corpus file (or text=...) and return the trained Model.
 
     Training options are TrainConfig's fields (batch_size=, seq_length=, lr=, max_steps=,
     max_time=, epochs=, eval_every=, ...), given as keywords or as a TrainConfig. on_eval is
     called with each Evaluation. The returned model's .history holds the evaluations.
+    progress: a progress bar (tqdm's notebook widget in Jupyter). stop_on_interrupt: while it
+    trains, Ctrl-C (or a notebook's interrupt) ends the run cleanly between two steps, saving
+    latest.npz, and the returned model has .interrupted set; False leaves signals alone.
+    Other options of the training loop (encoding_errors=, newline=, max_corpus_bytes=,
+    should_stop=) pass through.
     """
+    loop_options = {k: train_options.pop(k) for k in ("encoding_errors", "newline", "max_corpus_bytes",
+                                                       "should_stop") if k in train_options}
     if config is None:
-        config = _train.TrainConfig(**train_options)
+        config = TrainConfig(**train_options)
     elif train_options:
         config = replace(config, **train_options)
     given = {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout, "cell": cell}
-    result = _train.train(corpus, out_dir, config, model={k: v for k, v in given.items() if v is not None},
-                          text=text, resume=resume, progress=progress, on_eval=on_eval)
+    with (StopOnSignals() if stop_on_interrupt else contextlib.nullcontext(None)) as stop:
+        should_stop = loop_options.pop("should_stop", None) or stop
+        result = _train.train(corpus, out_dir, config, model={k: v for k, v in given.items() if v is not None},
+                              text=text, resume=resume, progress=ProgressBar() if progress else None,
+                              should_stop=should_stop, on_eval=on_eval, **loop_options)
     model = Model(result.params, result.config, result.vocab)
+    model.step = result.step
     model.history = result.evaluations
     model.out_dir = result.out_dir
     model.interrupted = result.interrupted

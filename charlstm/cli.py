@@ -20,7 +20,7 @@ from charlstm.data import corpora
 from charlstm.data.text import MAX_TEXT_BYTES, read_text
 from charlstm.errors import CharlstmError
 from charlstm.nn.cells import CELLS
-from charlstm.training.loop import DEFAULT_EPOCHS, TrainConfig
+from charlstm.training.config import DEFAULT_EPOCHS, TrainConfig
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -94,10 +94,16 @@ _DEFAULTS = TrainConfig()
 @click.option("--lr-decay", type=float, default=_DEFAULTS.lr_decay, show_default=True,
               help="Factor of the step schedule.")
 @click.option("--lr-decay-every", type=int, default=_DEFAULTS.lr_decay_every, show_default=True)
+@click.option("--lr-floor", type=float, default=_DEFAULTS.lr_floor, show_default=True,
+              help="The cosine schedule ends at this fraction of --lr.")
 @click.option("--warmup-steps", type=int, default=_DEFAULTS.warmup_steps, show_default=True)
 @click.option("--grad-clip", type=float, default=_DEFAULTS.grad_clip, show_default=True,
               help="Clip gradients to this global norm (0: off).")
 @click.option("--seed", type=int, default=_DEFAULTS.seed, show_default=True)
+@click.option("--sample-length", type=int, default=_DEFAULTS.sample_length, show_default=True,
+              help="Symbols of the sample shown at each evaluation (0: none).")
+@click.option("--sample-temperature", type=float, default=_DEFAULTS.sample_temperature, show_default=True,
+              help="Temperature of that sample.")
 @click.option("--max-steps", type=int, default=None, help="Stop after this many steps in all.")
 @click.option("--max-time", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--epochs", type=float, default=None,
@@ -136,16 +142,15 @@ def train(corpus, out_dir, cell, num_layers, hidden_size, dropout, quiet, resume
                      if v is not None}
     if resume is not None and model_options:
         raise CharlstmError("--cell, --layers, --hidden and --dropout come from the checkpoint when resuming")
-    from charlstm.training.loop import train as run_training
-    result = run_training(corpus, out_dir, config, model=model_options, resume=resume, progress=not quiet,
-                          encoding_errors=encoding_errors, newline=newline, max_corpus_bytes=max_corpus_bytes)
-    last = result.evaluations[-1] if result.evaluations else None
+    model = api.train(corpus, out_dir, config, resume=resume, progress=not quiet, encoding_errors=encoding_errors,
+                      newline=newline, max_corpus_bytes=max_corpus_bytes, **model_options)
+    last = model.history[-1] if model.history else None
     if last is not None and last.val_nats is not None:
         click.echo(f"step {last.step}: validation {last.val_nats:.4f} nats/char ({last.val_bpc:.3f} bits/char); "
                    f"checkpoints in {out_dir}", err=True)
-    if result.interrupted:
+    if model.interrupted:
         cmd = f"charlstm train {corpus} --out {out_dir} --resume {out_dir / 'latest.npz'}"
-        click.echo(f"Interrupted at step {result.step}; saved {out_dir / 'latest.npz'}. Resume with: {cmd}", err=True)
+        click.echo(f"Interrupted at step {model.step}; saved {out_dir / 'latest.npz'}. Resume with: {cmd}", err=True)
         sys.exit(EXIT_INTERRUPTED)
 
 

@@ -190,7 +190,8 @@ def test_a_signal_saves_and_says_how_to_resume(tmp_path, sig, uninterrupted):
     step = int(last.split("Interrupted at step ")[1].split(";")[0])
     assert 50 <= step < RESUME_TO
     assert step_of(out / "latest.npz") == step           # nothing after the last step is lost
-    assert metrics_of(out / "metrics.jsonl")[-1]["step"] == step
+    # the interrupt adds no evaluation: the record ends at the last evaluation step before it
+    assert metrics_of(out / "metrics.jsonl")[-1]["step"] == step // 50 * 50
 
     # Resuming with the printed command's checkpoint ends exactly where an uninterrupted run does.
     resumed = subprocess.run(charlstm_cmd("train", corpus, "--out", out, "--resume", out / "latest.npz",
@@ -247,45 +248,41 @@ def test_resume_is_exact(tmp_path, monkeypatch, dropout):
         assert not np.array_equal(forgetful.params["head.W"], straight.params["head.W"])
 
 
-def test_an_interrupted_cosine_run_resumes_exactly(tmp_path, monkeypatch):
+def stop_before_step(n):
+    """A should_stop that asks the run to stop before its step n + 1 (as a signal arriving then would)."""
+    calls = [0]
+
+    def should_stop():
+        calls[0] += 1
+        return calls[0] > n
+
+    return should_stop
+
+
+@pytest.mark.parametrize("N", [30, 17, 1])
+def test_an_interrupted_cosine_run_resumes_exactly(tmp_path, N):
     """A schedule that depends on the run's length (cosine, with warm-up) resumes exactly when the
-    resumed run keeps the interrupted run's bounds: stopped at step N as a signal would stop it,
-    resumed with the same max_steps."""
-    N = 30
+    resumed run keeps the interrupted run's bounds: stopped at step N, at an evaluation step or
+    between two, and resumed with the same max_steps. The interrupt adds nothing to the record:
+    metrics.jsonl and best.npz are those of the uninterrupted run."""
     model = {**MODEL, "dropout": 0.2}
-    config = replace(CONFIG, eval_every=10, max_steps=2 * N, lr_schedule="cosine", warmup_steps=5)
+    config = replace(CONFIG, eval_every=10, max_steps=60, lr_schedule="cosine", warmup_steps=5)
     straight = run_training(text=SMALL, out_dir=tmp_path / "a", config=config, model=model, progress=False)
-
-    class StopAfterStepN:                  # stands in for _StopSignal: "a signal arrives" at step N
-        received = None
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            pass
-
-    stop = StopAfterStepN()
-
-    def on_eval(ev):
-        if ev.step == N:
-            stop.received = "SIGINT"
-
-    monkeypatch.setattr(train_module, "_StopSignal", lambda: stop)
     first = run_training(text=SMALL, out_dir=tmp_path / "b", config=config, model=model, progress=False,
-                         on_eval=on_eval)
-    monkeypatch.undo()
+                         should_stop=stop_before_step(N))
     assert first.interrupted and first.step == N
+    assert [ev.step for ev in first.evaluations] == list(range(10, N + 1, 10))
     resumed = run_training(text=SMALL, out_dir=tmp_path / "b", config=config, resume=tmp_path / "b" / "latest.npz",
                            progress=False)
     assert_same_arrays(straight.params, resumed.params)
     assert_same_arrays(arrays_of(tmp_path / "a" / "latest.npz"), arrays_of(tmp_path / "b" / "latest.npz"))
+    assert_same_arrays(arrays_of(tmp_path / "a" / "best.npz"), arrays_of(tmp_path / "b" / "best.npz"))
 
-    def lrs(path):
-        return [(r["step"], r["lr"], r["train_loss"], r["val_nats"]) for r in metrics_of(path)]
+    def record(path):
+        return [{k: v for k, v in r.items() if k not in ("elapsed_s", "chars_per_s")} for r in metrics_of(path)]
 
-    assert lrs(tmp_path / "a" / "metrics.jsonl") == lrs(tmp_path / "b" / "metrics.jsonl")
-    assert len({lr for _, lr, _, _ in lrs(tmp_path / "a" / "metrics.jsonl")}) == 6   # the lr really varies
+    assert record(tmp_path / "a" / "metrics.jsonl") == record(tmp_path / "b" / "metrics.jsonl")
+    assert len({r["lr"] for r in record(tmp_path / "a" / "metrics.jsonl")}) == 6   # the lr really varies
 
 
 # --- non-finite losses and gradients ---------------------------------------------------------------

@@ -1,0 +1,69 @@
+"""What a person sees and does while a run trains: a progress bar, and Ctrl-C that stops cleanly.
+
+The training loop itself shows nothing and installs nothing (see training/loop.py); the notebook
+API and the command line set these up around it.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+from charlstm.training.evaluation import nats_to_bits
+
+
+class ProgressBar:
+    """A tqdm bar for the training loop: tqdm's notebook widget in Jupyter, a text bar elsewhere."""
+
+    def __init__(self):
+        self._bar = None
+
+    def start(self, total_steps, done_steps):
+        from tqdm.auto import tqdm
+        self._bar = tqdm(total=total_steps, initial=done_steps, unit="step", dynamic_ncols=True, smoothing=0.1)
+
+    def step(self, step, loss, chars_per_s):
+        self._bar.update(1)
+        if step % 10 == 0 or step == 1:        # the postfix costs a redraw: not every step
+            self._bar.set_postfix(loss=f"{loss:.3f}", bpc=f"{nats_to_bits(loss):.3f}",
+                                  chars_per_s=f"{chars_per_s:,.0f}", refresh=False)
+
+    def message(self, line):
+        if self._bar is not None:
+            self._bar.write(line)
+
+    def close(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class StopOnSignals:
+    """Within `with`, SIGINT (Ctrl-C, a notebook's interrupt) and SIGTERM set a flag instead of
+    raising, so the training loop ends between two steps and saves, never mid-update. Calling
+    the object tells whether a signal came. Outside the main thread, where Python cannot take
+    signals, it installs nothing."""
+
+    def __init__(self):
+        self.received: str | None = None
+        self._old = {}
+
+    def __enter__(self) -> "StopOnSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = signal.Signals(signum).name
+
+    def __call__(self) -> bool:
+        return self.received is not None
+
+    def __exit__(self, *exc):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        self._old = {}
+
+
+__all__ = ["ProgressBar", "StopOnSignals"]
