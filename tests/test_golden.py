@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import charlstm
 from charlstm.training.loop import TrainConfig, train

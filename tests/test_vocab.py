@@ -172,18 +172,6 @@ def test_large_vocabulary_uses_uint16():
     np.testing.assert_array_equal(ids, np.arange(300))
 
 
-def test_one_hot():
-    vocab = build_vocab("abcd")
-    ids = np.array([[0, 3], [2, 2], [1, 0]])
-    oh = vocab.one_hot(ids)
-    assert oh.shape == (3, 2, 4) and oh.dtype == np.float32
-    np.testing.assert_array_equal(oh.argmax(axis=-1), ids)
-    np.testing.assert_array_equal(oh.sum(axis=-1), 1.0)
-    assert set(np.unique(oh)) == {0.0, 1.0}
-    assert vocab.one_hot(vocab.encode("dab"), dtype=np.float64).dtype == np.float64
-    np.testing.assert_array_equal(vocab.one_hot(vocab.encode("dab")), np.eye(4, dtype=np.float32)[[3, 0, 1]])
-
-
 def test_dict_round_trip_and_validation():
     vocab = build_vocab("ab" + THUMBS_MEDIUM + "q", min_count=1)
     again = Vocab.from_dict(vocab.to_dict())

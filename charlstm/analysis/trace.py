@@ -21,7 +21,7 @@ the first `max_symbols` symbols are kept.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np

@@ -218,17 +218,6 @@ class Vocab:
         symbols = self.symbols
         return "".join(symbols[int(k)] for k in np.asarray(ids).reshape(-1))
 
-    def one_hot(self, ids, dtype=np.float32) -> np.ndarray:
-        """ids of any shape -> one-hot vectors of shape ids.shape + (len(self),).
-
-        Training never builds these (the first layer gathers rows instead); they are here for
-        teaching, inspection and tests.
-        """
-        ids = np.asarray(ids)
-        out = np.zeros(ids.shape + (len(self),), dtype=dtype)
-        np.put_along_axis(out, ids[..., None].astype(np.intp), 1, axis=-1)
-        return out
-
     def to_dict(self) -> dict:
         return {"unit": self.unit, "symbols": list(self.symbols), "unk": self.unk}
 

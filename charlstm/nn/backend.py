@@ -14,8 +14,6 @@ import os
 
 _SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
             "openblas_set_num_threads64_", "openblas_set_num_threads")
-_GETTERS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
-            "openblas_get_num_threads64_", "openblas_get_num_threads")
 
 
 def _openblas_paths() -> list[str]:
@@ -57,9 +55,3 @@ def set_threads(n: int | None) -> bool:
         return False
     setter(ctypes.c_int(n))
     return True
-
-
-def get_threads() -> int | None:
-    """The BLAS thread count in force, or None when it cannot be read."""
-    getter = _find(_GETTERS)
-    return int(getter()) if getter is not None else None
