@@ -133,7 +133,7 @@ def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text:
     given = {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout, "cell": cell}
     with (StopOnSignals() if stop_on_interrupt else contextlib.nullcontext(None)) as stop:
         should_stop = loop_options.pop("should_stop", None) or stop
-        result = _train.train(corpus, out_dir, config, model={k: v for k, v in given.items() if v is not None},
+        result = _train.train(corpus, out_dir, config, model_options={k: v for k, v in given.items() if v is not None},
                               text=text, resume=resume, progress=ProgressBar() if progress else None,
                               should_stop=should_stop, on_eval=on_eval, **loop_options)
     model = Model(result.params, result.config, result.vocab)

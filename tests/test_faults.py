@@ -211,8 +211,8 @@ def test_resume_is_exact(tmp_path, monkeypatch, dropout):
     N = 30
     model = {**MODEL, "dropout": dropout}
     config = replace(CONFIG, eval_every=10, max_steps=2 * N)
-    straight = run_training(text=SMALL, out_dir=tmp_path / "a", config=config, model=model, progress=False)
-    run_training(text=SMALL, out_dir=tmp_path / "b", config=replace(config, max_steps=N), model=model,
+    straight = run_training(text=SMALL, out_dir=tmp_path / "a", config=config, model_options=model, progress=False)
+    run_training(text=SMALL, out_dir=tmp_path / "b", config=replace(config, max_steps=N), model_options=model,
                  progress=False)
     shutil.copyfile(tmp_path / "b" / "latest.npz", tmp_path / "half.npz")
     resumed = run_training(text=SMALL, out_dir=tmp_path / "b", config=config, resume=tmp_path / "b" / "latest.npz",
@@ -267,8 +267,8 @@ def test_an_interrupted_cosine_run_resumes_exactly(tmp_path, N):
     metrics.jsonl and best.npz are those of the uninterrupted run."""
     model = {**MODEL, "dropout": 0.2}
     config = replace(CONFIG, eval_every=10, max_steps=60, lr_schedule="cosine", warmup_steps=5)
-    straight = run_training(text=SMALL, out_dir=tmp_path / "a", config=config, model=model, progress=False)
-    first = run_training(text=SMALL, out_dir=tmp_path / "b", config=config, model=model, progress=False,
+    straight = run_training(text=SMALL, out_dir=tmp_path / "a", config=config, model_options=model, progress=False)
+    first = run_training(text=SMALL, out_dir=tmp_path / "b", config=config, model_options=model, progress=False,
                          should_stop=stop_before_step(N))
     assert first.interrupted and first.step == N
     assert [ev.step for ev in first.evaluations] == list(range(10, N + 1, 10))
@@ -317,12 +317,12 @@ def poison(monkeypatch, at_calls, where: str = "loss") -> list[int]:
 @pytest.mark.parametrize("where", ["loss", "gradient"])
 def test_a_nonfinite_step_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, where):
     config = replace(CONFIG, eval_every=3, max_steps=20)
-    good = run_training(text=CORPUS, out_dir=tmp_path / "good", config=replace(config, max_steps=6), model=MODEL,
+    good = run_training(text=CORPUS, out_dir=tmp_path / "good", config=replace(config, max_steps=6), model_options=MODEL,
                         progress=False)
     poison(monkeypatch, {8}, where)
     out = tmp_path / "run"
     with pytest.raises(CharlstmError) as e:
-        run_training(text=CORPUS, out_dir=out, config=config, model=MODEL, progress=False)
+        run_training(text=CORPUS, out_dir=out, config=config, model_options=MODEL, progress=False)
     message = str(e.value)
     assert "step 8" in message and "not applied" in message and str(out / "latest.npz") in message
     assert "\n" not in message
@@ -345,7 +345,7 @@ def test_a_nonfinite_step_through_the_cli(tmp_path, monkeypatch):
 def test_a_nonfinite_first_step_says_there_is_no_checkpoint(tmp_path, monkeypatch):
     poison(monkeypatch, {1})
     with pytest.raises(CharlstmError, match="step 1 .*no checkpoint had been written yet"):
-        run_training(text=CORPUS, out_dir=tmp_path / "run", config=replace(CONFIG, max_steps=5), model=MODEL,
+        run_training(text=CORPUS, out_dir=tmp_path / "run", config=replace(CONFIG, max_steps=5), model_options=MODEL,
                      progress=False)
     assert not (tmp_path / "run" / "latest.npz").exists()
 
@@ -353,7 +353,7 @@ def test_a_nonfinite_first_step_says_there_is_no_checkpoint(tmp_path, monkeypatc
 def test_skip_mode_skips_the_batch_halves_the_lr_and_logs_it(tmp_path, monkeypatch):
     calls = poison(monkeypatch, {5})
     config = replace(CONFIG, eval_every=4, max_steps=12, on_nonfinite="skip", lr=1e-3)
-    result = run_training(text=CORPUS, out_dir=tmp_path / "run", config=config, model=MODEL, progress=False)
+    result = run_training(text=CORPUS, out_dir=tmp_path / "run", config=config, model_options=MODEL, progress=False)
     assert result.step == 12 and calls[0] == 13          # twelve updates and the skipped batch
     records = metrics_of(tmp_path / "run" / "metrics.jsonl")
     skips = [r for r in records if r.get("event") == "skipped_nonfinite_batch"]
@@ -370,7 +370,7 @@ def test_skip_mode_gives_up_when_every_batch_is_nonfinite(tmp_path, monkeypatch)
     calls = poison(monkeypatch, "all")
     config = replace(CONFIG, max_steps=100, on_nonfinite="skip")
     with pytest.raises(CharlstmError, match=r"step 1 .*11 non-finite batches in a row"):
-        run_training(text=CORPUS, out_dir=tmp_path / "run", config=config, model=MODEL, progress=False)
+        run_training(text=CORPUS, out_dir=tmp_path / "run", config=config, model_options=MODEL, progress=False)
     assert calls[0] == train_module.MAX_SKIPS_IN_A_ROW + 1
 
 
@@ -397,7 +397,7 @@ def test_a_full_disk_at_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch
     monkeypatch.setattr(np, "savez", savez_until_full)
     with pytest.raises(CharlstmError) as e:
         run_training(text=CORPUS, out_dir=tmp_path / "run", config=replace(CONFIG, eval_every=3, max_steps=9),
-                     model=MODEL, progress=False, on_eval=remember)
+                     model_options=MODEL, progress=False, on_eval=remember)
     message = str(e.value)
     assert "latest.npz" in message and "No space left on device" in message and "untouched" in message
     assert (tmp_path / "run" / "latest.npz").read_bytes() == saved["latest"]
@@ -440,7 +440,7 @@ def test_a_full_disk_when_copying_best_keeps_the_previous_best(tmp_path, monkeyp
     monkeypatch.setattr(shutil, "copyfile", copy_until_full)
     config = replace(CONFIG, eval_every=3, max_steps=9, val_fraction=0.0)   # every evaluation updates best
     with pytest.raises(CharlstmError, match="best.npz.*the previous best checkpoint is untouched"):
-        run_training(text=CORPUS, out_dir=tmp_path / "run", config=config, model=MODEL, progress=False)
+        run_training(text=CORPUS, out_dir=tmp_path / "run", config=config, model_options=MODEL, progress=False)
     assert step_of(tmp_path / "run" / "best.npz") == 3
     assert not [p for p in (tmp_path / "run").iterdir() if ".tmp-" in p.name]
 
@@ -470,7 +470,7 @@ def test_an_unwritable_output_directory_is_found_before_training(tmp_path, monke
 def test_a_second_run_on_a_locked_directory_is_refused(tmp_path):
     (tmp_path / "c.txt").write_text(CORPUS)
     out = tmp_path / "run"
-    run_training(text=CORPUS, out_dir=out, config=replace(CONFIG, max_steps=2), model=MODEL, progress=False)
+    run_training(text=CORPUS, out_dir=out, config=replace(CONFIG, max_steps=2), model_options=MODEL, progress=False)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     with RunDir(out):             # another run holds the directory
         for args in (["--resume", str(out / "latest.npz")], ["--max-steps", "3"]):
@@ -491,7 +491,7 @@ def test_a_second_run_on_a_locked_directory_is_refused(tmp_path):
 def test_leftovers_of_a_killed_run_are_cleaned_and_never_read(tmp_path):
     out = tmp_path / "run"
     config = replace(CONFIG, eval_every=2, max_steps=4)
-    run_training(text=CORPUS, out_dir=out, config=config, model=MODEL, progress=False)
+    run_training(text=CORPUS, out_dir=out, config=config, model_options=MODEL, progress=False)
     good = (out / "latest.npz").read_bytes()
     (out / ".latest.npz.tmp-424242").write_bytes(good[:1000])   # half a checkpoint
     (out / ".best.npz.tmp-77").write_bytes(b"")
@@ -521,7 +521,7 @@ def test_best_is_brought_up_to_date_after_a_kill_between_latest_and_best(tmp_pat
     config = replace(CONFIG, eval_every=4, max_steps=12, val_fraction=0.0)   # every checkpoint is the best
     monkeypatch.setattr(RunDir, "promote_best", dies_on_second_call)
     with pytest.raises(Killed):
-        run_training(text=CORPUS, out_dir=out, config=config, model=MODEL, progress=False)
+        run_training(text=CORPUS, out_dir=out, config=config, model_options=MODEL, progress=False)
     monkeypatch.undo()
     assert step_of(out / "latest.npz") == 8 and step_of(out / "best.npz") == 4
     run_training(text=CORPUS, out_dir=out, config=replace(config, max_steps=8), resume=out / "latest.npz",

@@ -30,7 +30,7 @@ def metrics(path):
 def test_a_seeded_run_trains_to_the_same_bits(tmp_path):
     text = (DATA / "golden_corpus.txt").read_text(encoding="utf-8")
     result = train(text=text, out_dir=tmp_path / "run", config=CONFIG,
-                   model={"hidden_size": 16, "num_layers": 2, "dropout": 0.2}, progress=False)
+                   model_options={"hidden_size": 16, "num_layers": 2, "dropout": 0.2}, progress=False)
     expected = golden_params()
     assert set(result.params) == set(expected)
     for key, value in expected.items():

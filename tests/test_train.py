@@ -43,7 +43,7 @@ def test_training_learns_and_writes_the_run_directory(tmp_path):
     config = TrainConfig(batch_size=8, seq_length=32, lr=1e-2, lr_schedule="constant", max_steps=200, eval_every=50,
                          val_fraction=0.1, sample_length=40, seed=0)
     seen = []
-    result = train(text=text, out_dir=tmp_path / "run", config=config, model={"hidden_size": 32, "num_layers": 1},
+    result = train(text=text, out_dir=tmp_path / "run", config=config, model_options={"hidden_size": 32, "num_layers": 1},
                    progress=False, on_eval=seen.append)
     assert result.step == 200 and not result.interrupted
     vals = [ev.val_nats for ev in result.evaluations]
@@ -79,7 +79,7 @@ def test_training_learns_and_writes_the_run_directory(tmp_path):
 def test_epochs_bound_runs_one_pass(tmp_path):
     text = sentences(40)
     config = TrainConfig(batch_size=4, seq_length=16, epochs=1, eval_every=1000, sample_length=5)
-    result = train(text=text, out_dir=tmp_path, config=config, model={"hidden_size": 8, "num_layers": 1},
+    result = train(text=text, out_dir=tmp_path, config=config, model_options={"hidden_size": 8, "num_layers": 1},
                    progress=False)
     n_train = len(text) - int(len(text) * 0.05)
     assert result.step == math.ceil((n_train - 1) / 4 / 16)
@@ -99,9 +99,9 @@ def test_resume_equals_uninterrupted(tmp_path, dropout):
     text = sentences(60)                       # about 6 chunks per pass: the runs cross epochs
     model = {"hidden_size": 16, "num_layers": 2, "dropout": dropout}
     N = 8
-    straight = train(text=text, out_dir=tmp_path / "straight", config=run_config(2 * N), model=model,
+    straight = train(text=text, out_dir=tmp_path / "straight", config=run_config(2 * N), model_options=model,
                      progress=False)
-    first = train(text=text, out_dir=tmp_path / "resumed", config=run_config(N), model=model, progress=False)
+    first = train(text=text, out_dir=tmp_path / "resumed", config=run_config(N), model_options=model, progress=False)
     assert first.step == N
     resumed = train(text=text, out_dir=tmp_path / "resumed", config=run_config(2 * N),
                     resume=tmp_path / "resumed" / "latest.npz", progress=False)
@@ -126,7 +126,7 @@ def test_resume_equals_uninterrupted(tmp_path, dropout):
     assert [m["step"] for m in ma] == [4, 8, 12, 16]
     assert strip(ma) == strip(mb)
     # and the runs really trained: the parameters moved from the initial ones
-    fresh = train(text=text, out_dir=tmp_path / "zero", config=run_config(0), model=model, progress=False)
+    fresh = train(text=text, out_dir=tmp_path / "zero", config=run_config(0), model_options=model, progress=False)
     assert not np.array_equal(fresh.params["head.W"], a.params["head.W"])
 
 
@@ -141,7 +141,7 @@ def test_state_carries_across_chunks_and_resets_each_pass(tmp_path, steps):
     text = sentences(60)
     config = run_config(steps, lr=1e-30, eval_every=100, dtype="float64")
     model = {"hidden_size": 8, "num_layers": 2, "dropout": 0.0}
-    train(text=text, out_dir=tmp_path, config=config, model=model, progress=False)
+    train(text=text, out_dir=tmp_path, config=config, model_options=model, progress=False)
     saved = load_checkpoint(tmp_path / "latest.npz")
 
     vocab = build_vocab(text)
@@ -159,7 +159,7 @@ def test_state_carries_across_chunks_and_resets_each_pass(tmp_path, steps):
 
 def test_saved_checkpoint_samples_the_same_text(tmp_path):
     text = sentences(60)
-    result = train(text=text, out_dir=tmp_path, config=run_config(6), model={"hidden_size": 16, "num_layers": 2, "dropout": 0.0},
+    result = train(text=text, out_dir=tmp_path, config=run_config(6), model_options={"hidden_size": 16, "num_layers": 2, "dropout": 0.0},
                    progress=False)
     model = load(tmp_path / "latest.npz")
     again = load(tmp_path / "latest.npz")
@@ -180,7 +180,7 @@ def test_float32_training_tracks_float64(tmp_path):
     for dtype in ("float32", "float64"):
         config = run_config(6, eval_every=1, dtype=dtype, sample_length=1)
         result = train(text=text, out_dir=tmp_path / dtype, config=config,
-                       model={"hidden_size": 16, "num_layers": 2, "dropout": 0.0}, progress=False)
+                       model_options={"hidden_size": 16, "num_layers": 2, "dropout": 0.0}, progress=False)
         assert result.params["head.W"].dtype == np.dtype(dtype)
         losses[dtype] = [(ev.train_loss, ev.val_nats) for ev in result.evaluations]
         assert load_checkpoint(tmp_path / dtype / "latest.npz").params["head.W"].dtype == np.dtype(dtype)

@@ -96,13 +96,15 @@ def read_prime(params, config: ModelConfig, ids: np.ndarray, batch_size: int):
 
 def generate(params, config: ModelConfig, vocab: Vocab, rng: np.random.Generator, length: int = 500,
              temperature: float = 1.0, prime: str = "", top_k: int | None = None,
-             top_p: float | None = None, num_samples: int = 1, stop: str | None = None
-             ) -> Iterator[tuple[list[str], np.ndarray]]:
+             top_p: float | None = None, num_samples: int = 1, stop: str | None = None,
+             uniform_block: int = 256) -> Iterator[tuple[list[str], np.ndarray]]:
     """Yield, step by step, (new text of each sample, which samples are finished).
 
     The first item holds the prime (the model reads it first); then each item holds the text each
     sample added in that step ("" once a sample has reached `stop`; the stop text itself is not
     emitted). Ends after `length` new symbols or when every sample has stopped.
+    The uniform numbers behind the draws come from rng `uniform_block` steps at a time (one call
+    instead of one per step): a seed gives the same text for the same block.
     """
     if length < 1:
         raise CharlstmError(f"the length must be at least 1 symbol, got {length}")
@@ -127,7 +129,7 @@ def generate(params, config: ModelConfig, vocab: Vocab, rng: np.random.Generator
     banned = vocab.unk
     ids = np.full(B, last, dtype=np.int64)
     held = [""] * B          # generated text that might still turn out to be the stop text
-    block = 256
+    block = uniform_block
     for n in range(length):
         if n % block == 0:
             uniforms = rng.random((block, B))

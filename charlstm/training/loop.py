@@ -103,7 +103,7 @@ def load_corpus(path, encoding_errors: str = "strict", newline: str = "keep",
     return text
 
 
-def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model: dict | None = None,
+def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model_options: dict | None = None,
           text: str | None = None, resume=None, progress: Progress | None = None,
           should_stop: Callable[[], bool] | None = None,
           on_eval: Callable[[Evaluation], None] | None = None,
@@ -111,7 +111,7 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
           max_corpus_bytes: int | None = MAX_TEXT_BYTES) -> TrainResult:
     """Train a model on a corpus file (or on `text`), writing checkpoints and metrics to out_dir.
 
-    model: overrides of ModelConfig's fields (cell, hidden_size, num_layers, dropout).
+    model_options: overrides of ModelConfig's fields (cell, hidden_size, num_layers, dropout).
     resume: a checkpoint to continue from; its model, vocabulary and training configuration are
     used, except the run's bounds (max_steps, max_time, epochs), which come from `config`.
     progress: shown the run's progress (default: nothing is shown).
@@ -143,7 +143,7 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
         ids = vocab.encode(text, unknown="unk")
     else:
         vocab, ids = build_and_encode(text, config.unit, config.min_count)
-        model_config = replace(ModelConfig(vocab_size=len(vocab)), **(model or {}))
+        model_config = replace(ModelConfig(vocab_size=len(vocab)), **(model_options or {}))
     train_ids, val_ids = split_ids(ids, config.val_fraction)
     streams = make_streams(train_ids, config.batch_size, config.seq_length)
 
