@@ -467,3 +467,55 @@ def novelty(checkpoint, corpus, n_samples, length, temperature, seed, as_json):
         click.echo(f"  longest copied span: {span.length} characters, sample {span.sample + 1} at {span.offset}, "
                    f"corpus line {span.corpus_line} (character {span.corpus_offset:,}):")
         click.echo(f"    {shown}")
+
+
+# --- handing a model to PyTorch and ONNX, and back ---------------------------------------------
+# `export` writes a checkpoint in another format through one writer per format, keyed by the
+# format's name, so that further formats join the same command as entries of EXPORT_WRITERS.
+# `import` reads a charlstm .pt file (written by `export --format torch` or charlstm.torch.save_torch)
+# back into a checkpoint. Both write atomically: on any error nothing is written.
+
+def _write_torch(model: "api.Model", path: Path) -> str:
+    from charlstm.torch import save_torch
+    save_torch(model, path)
+    return "PyTorch file; load it with charlstm.torch.load_torch or torch.load(path, weights_only=True)"
+
+
+def _write_onnx(model: "api.Model", path: Path) -> str:
+    from charlstm.onnx import save_onnx
+    save_onnx(model, path)
+    return "ONNX model (opset 17): inputs ids [T, B], h0 [, c0]; outputs logits [T, B, V], hT [, cT]"
+
+
+EXPORT_WRITERS = {"torch": _write_torch, "onnx": _write_onnx}
+EXPORT_SUFFIXES = {".pt": "torch", ".pth": "torch", ".onnx": "onnx"}
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The file to write.")
+@click.option("--format", "fmt", type=click.Choice(list(EXPORT_WRITERS)), default=None,
+              help=f"[from the output's suffix: {', '.join(f'{s} {f}' for s, f in EXPORT_SUFFIXES.items())}]")
+def export(checkpoint, output, fmt):
+    """Write CHECKPOINT's model for another framework: a PyTorch .pt file or an ONNX model."""
+    if fmt is None:
+        fmt = EXPORT_SUFFIXES.get(output.suffix.lower())
+        if fmt is None:
+            raise CharlstmError(f"{output}: cannot tell the format from the suffix; give --format "
+                                f"({' or '.join(EXPORT_WRITERS)})")
+    model = api.load(checkpoint)
+    what = EXPORT_WRITERS[fmt](model, output)
+    c = model.config
+    click.echo(f"{output}: {c.num_layers} x {c.hidden_size} {c.cell}, {c.vocab_size} symbols; {what}", err=True)
+
+
+@main.command(name="import")
+@click.argument("model_file", metavar="MODEL.pt", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The checkpoint .npz to write.")
+def import_command(model_file, output):
+    """Turn a charlstm .pt file (trained on in PyTorch, say) back into a checkpoint."""
+    from charlstm.torch import load_torch
+    model = load_torch(model_file)
+    model.save(output)
+    c = model.config
+    click.echo(f"{output}: {c.num_layers} x {c.hidden_size} {c.cell}, {c.vocab_size} symbols", err=True)
