@@ -15,6 +15,7 @@ import numpy as np
 
 from charlstm.data.text import read_text
 from charlstm.data.vocab import Vocab
+from charlstm.decoding.beam import BeamResult, beam_search
 from charlstm.decoding.sampling import generate, sample_texts
 from charlstm.errors import CharlstmError
 from charlstm.model import ModelConfig, init_params
@@ -68,17 +69,31 @@ class Model:
 
     def sample(self, length: int = 500, temperature: float = 1.0, prime: str = "", top_k: int | None = None,
                top_p: float | None = None, num_samples: int = 1, stop: str | None = None,
-               seed: int | None = None):
+               seed: int | None = None, beam: int | None = None, length_penalty: float = 1.0):
         """Generate text. Returns a string, or a list of num_samples strings when num_samples > 1.
 
         temperature 0 always takes the most likely symbol; top_k / top_p restrict the choice to the
         k most likely symbols / the smallest set holding probability top_p; stop ends a sample at
         that text (not included); the prime is read first and starts the returned text.
+        beam=K searches instead of sampling: the num_samples most likely texts of a beam of K (see
+        charlstm.decoding.beam; temperature, top_k, top_p and seed do not apply to it).
         """
+        if beam is not None:
+            results = self.beam_search(beam, length=length, prime=prime, stop=stop, num_results=num_samples,
+                                       length_penalty=length_penalty)
+            texts = [r.text for r in results]
+            return texts[0] if num_samples == 1 else texts
         texts = sample_texts(self.params, self.config, self.vocab, np.random.default_rng(seed),
                              length=length, temperature=temperature, prime=prime, top_k=top_k,
                              top_p=top_p, num_samples=num_samples, stop=stop)
         return texts[0] if num_samples == 1 else texts
+
+    def beam_search(self, beam: int, length: int = 500, prime: str = "", stop: str | None = None,
+                    num_results: int = 1, length_penalty: float = 1.0) -> list[BeamResult]:
+        """The num_results most likely continuations found by a beam of `beam` texts, best first,
+        each with its log-probability (see charlstm.decoding.beam)."""
+        return beam_search(self.params, self.config, self.vocab, beam, length=length, prime=prime, stop=stop,
+                           num_results=num_results, length_penalty=length_penalty)
 
     def evaluate(self, text: str) -> dict:
         """Mean cross-entropy of predicting each symbol of text from all the symbols before it,

@@ -166,15 +166,31 @@ def train(corpus, out_dir, cell, num_layers, hidden_size, dropout, quiet, resume
 @click.option("--top-p", type=float, default=None, help="Draw only among the most likely symbols holding p.")
 @click.option("--num-samples", type=int, default=1, show_default=True, help="Samples, generated as one batch.")
 @click.option("--stop", default=None, help='End a sample at this text, e.g. "\\n" for one line.')
-def sample(checkpoint, length, temperature, prime, seed, top_k, top_p, num_samples, stop):
-    """Generate text from a checkpoint, streamed to stdout."""
-    if stop is not None and "\\" in stop:
-        # unicode_escape reads bytes as Latin-1: non-Latin-1 text goes in as \U escapes, so "é\n"
-        # or an emoji before "\n" survive (UTF-8 bytes would come back as mojibake)
-        try:
-            stop = stop.encode("latin-1", "backslashreplace").decode("unicode_escape")
-        except UnicodeDecodeError as e:
-            raise CharlstmError(f"--stop {stop!r}: bad escape sequence ({e.reason})") from None
+@click.option("--beam", type=int, default=None,
+              help="Beam search of this width instead of sampling: the most likely texts "
+                   "(--num-samples of them); --temperature, --top-k, --top-p and --seed do not apply.")
+@click.option("--length-penalty", type=float, default=1.0, show_default=True,
+              help="With --beam and --stop: texts of different lengths are ranked by log-probability / "
+                   "symbols ** this (0: the plain sum, 1: the mean per symbol).")
+@click.pass_context
+def sample(ctx, checkpoint, length, temperature, prime, seed, top_k, top_p, num_samples, stop, beam, length_penalty):
+    """Generate text from a checkpoint, streamed to stdout.
+
+    In --prime and --stop, backslash escapes read as in Python ("\\n" a line break, "\\t" a tab,
+    "\\\\" a backslash).
+    """
+    prime, stop = _unescape("--prime", prime), _unescape("--stop", stop)
+    if beam is not None:
+        given = [f"--{name.replace('_', '-')}" for name in ("temperature", "top_k", "top_p", "seed")
+                 if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise CharlstmError(f"--beam searches the model's own probabilities: {', '.join(given)} "
+                                f"{'does' if len(given) == 1 else 'do'} not apply")
+        model = api.load(checkpoint)
+        for text in model.beam_search(beam, length=length, prime=prime, stop=stop, num_results=num_samples,
+                                      length_penalty=length_penalty):
+            sys.stdout.write(text.text + "\n")
+        return
     model = api.load(checkpoint)
     stream = model.generate(length=length, temperature=temperature, prime=prime, top_k=top_k, top_p=top_p,
                             num_samples=num_samples, stop=stop, seed=seed)
@@ -197,6 +213,17 @@ def sample(checkpoint, length, temperature, prime, seed, top_k, top_p, num_sampl
             printed += 1
     for k in range(printed, num_samples):
         out.write("".join(texts[k]) + "\n")
+
+
+def _unescape(option: str, value: str | None) -> str | None:
+    if value is None or "\\" not in value:
+        return value
+    # unicode_escape reads bytes as Latin-1: non-Latin-1 text goes in as \U escapes, so "é\n"
+    # or an emoji before "\n" survive (UTF-8 bytes would come back as mojibake)
+    try:
+        return value.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError as e:
+        raise CharlstmError(f"{option} {value!r}: bad escape sequence ({e.reason})") from None
 
 
 # --- eval --------------------------------------------------------------------------------------
