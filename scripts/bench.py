@@ -5,16 +5,17 @@
 
 Measures, on this machine's cores (torch.set_num_threads and BLAS both at --threads):
   training   characters per second of a full step (forward, BPTT, clipping, Adam) of a 3-layer
-             LSTM with a 65-symbol vocabulary, for H in {128, 256, 512}, B in {32, 64},
-             T in {64, 100}; the median over --steps steps after warm-up, the two sides
-             alternating step by step; and both as a share of the matrix-product limit: the time
-             the step's matrix products alone take at the float32 GEMM rate this script measures
-             for the same shapes (a step counted as 3x the forward's 2(D+H)4H per layer per symbol
-             plus the output layer).
+             network of each --cells cell (lstm, gru, rnn against nn.LSTM, nn.GRU, nn.RNN; the
+             peephole LSTM, which PyTorch lacks, against charlstm's own LSTM) with a 65-symbol
+             vocabulary, for H in {128, 256, 512}, B in {32, 64}, T in {64, 100}; the median over
+             --steps steps after warm-up, the two sides alternating step by step; and both as a
+             share of the matrix-product limit: the time the step's matrix products alone take at
+             the float32 GEMM rate this script measures for the same shapes (a step counted as 3x
+             the forward's 2(D+H)GH per layer per symbol, G gates, plus the output layer).
   sampling   symbols per second at batch 1 (one symbol at a time, temperature 0.8, as
              `charlstm sample` does it) and at batch 64, for H = 256 and 512, against the fastest
-             of several PyTorch loops (nn.LSTM stepped one symbol at a time, or three nn.LSTMCell,
-             under torch.inference_mode).
+             of several PyTorch loops (nn.LSTM/GRU/RNN stepped one symbol at a time, or three
+             nn.LSTMCell/GRUCell/RNNCell, under torch.inference_mode).
   memory     peak resident memory of a training run (a fresh process), against what must be held:
              parameters, gradients, Adam's two moments, one chunk's activations, and with
              dropout (run once without, once at the default 0.2) one chunk's masks.
@@ -40,6 +41,7 @@ import numpy as np
 
 V = 65
 LAYERS = 3
+GATES = {"lstm": 4, "peephole": 4, "gru": 3, "rnn": 1}   # blocks of H in a layer's weight matrices
 SETTLE_S = 0.3   # lets the other library's spinning worker threads go idle
 
 
@@ -54,12 +56,12 @@ def median_time(fn, steps: int) -> float:
 
 # --- the two training steps ----------------------------------------------------------------------
 
-def charlstm_trainer(H, B, T, seed=0):
+def charlstm_trainer(H, B, T, seed=0, cell="lstm"):
     from charlstm.model import ModelConfig, init_params, loss_and_grads, zero_state
     from charlstm.nn.optim import adam_init, adam_update, clip_by_global_norm
     from charlstm.nn.workspace import Workspace
     rng = np.random.default_rng(seed)
-    config = ModelConfig(V, H, LAYERS)
+    config = ModelConfig(V, H, LAYERS, cell=cell)
     workspace = Workspace()          # as `charlstm train` does
     params = init_params(config, rng)
     adam = adam_init(params)
@@ -75,15 +77,19 @@ def charlstm_trainer(H, B, T, seed=0):
     return step
 
 
-def torch_trainer(H, B, T, seed=0):
+TORCH_MODULES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
+
+
+def torch_trainer(H, B, T, seed=0, cell="lstm"):
     import torch
     torch.manual_seed(seed)
+    Recurrent = getattr(torch.nn, TORCH_MODULES[cell])
 
     class Net(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.embed = torch.nn.Embedding(V, H)
-            self.lstm = torch.nn.LSTM(H, H, LAYERS)
+            self.lstm = Recurrent(H, H, LAYERS)
             self.head = torch.nn.Linear(H, V)
 
         def forward(self, x, state):
@@ -95,22 +101,23 @@ def torch_trainer(H, B, T, seed=0):
     rng = np.random.default_rng(seed)
     x = torch.from_numpy(rng.integers(0, V, (T, B)))
     y = torch.from_numpy(rng.integers(0, V, (T, B)))
-    box = {"state": (torch.zeros(LAYERS, B, H), torch.zeros(LAYERS, B, H))}
+    zeros = torch.zeros(LAYERS, B, H)
+    box = {"state": (zeros, zeros.clone()) if cell == "lstm" else zeros}
 
     def step():
         opt.zero_grad(set_to_none=True)
-        logits, (h, c) = net(x, box["state"])
+        logits, state = net(x, box["state"])
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
         opt.step()
-        box["state"] = (h.detach(), c.detach())
+        box["state"] = tuple(s.detach() for s in state) if cell == "lstm" else state.detach()
     return step
 
 
-def step_flops(H, B, T) -> float:
-    """3x the forward's 2(D+H)4H per layer per symbol, plus the output layer (the issue's count)."""
-    per_symbol = sum(2 * ((V if l == 0 else H) + H) * 4 * H for l in range(LAYERS)) + 2 * H * V
+def step_flops(H, B, T, gates=4) -> float:
+    """3x the forward's 2(D+H)GH per layer per symbol, plus the output layer (the issue's count)."""
+    per_symbol = sum(2 * ((V if l == 0 else H) + H) * gates * H for l in range(LAYERS)) + 2 * H * V
     return 3.0 * per_symbol * B * T
 
 
@@ -127,21 +134,26 @@ def gemm_rate(m, k, n, min_time=0.3) -> float:
     return 2.0 * m * k * n * reps / (time.perf_counter() - t) / 1e9
 
 
-def gemm_limit_seconds(H, B, T, rates: dict) -> float:
+def gemm_limit_seconds(H, B, T, rates: dict, gates=4) -> float:
     """How long the step's matrix products take at the measured GEMM rates of their shapes: the
-    per-step (B, H) x (H, 4H) products (forward and backward) and the all-steps products."""
-    small = rates.setdefault(("step", B, H), gemm_rate(B, H, 4 * H))
-    large = rates.setdefault(("all", B * T, H), gemm_rate(B * T, H, 4 * H))
-    flops = step_flops(H, B, T)
-    recurrent = 2.0 * 2 * H * 4 * H * B * T * LAYERS          # forward and backward h Wh products
+    per-step (B, H) x (H, GH) products (forward and backward) and the all-steps products."""
+    small = rates.setdefault(("step", B, H, gates), gemm_rate(B, H, gates * H))
+    large = rates.setdefault(("all", B * T, H, gates), gemm_rate(B * T, H, gates * H))
+    flops = step_flops(H, B, T, gates)
+    recurrent = 2.0 * 2 * H * gates * H * B * T * LAYERS          # forward and backward h Wh products
     return recurrent / (small * 1e9) + (flops - recurrent) / (large * 1e9)
 
 
-def bench_training(configs, steps, warmup, have_torch):
+def bench_training(configs, steps, warmup, have_torch, cell="lstm"):
+    """charlstm's `cell` against PyTorch's module of it, or, for the peephole LSTM, against
+    charlstm's plain LSTM (its "torch" columns then hold that LSTM's figures)."""
     rows, rates = [], {}
     for H, B, T in configs:
-        ours = charlstm_trainer(H, B, T)
-        theirs = torch_trainer(H, B, T) if have_torch else None
+        ours = charlstm_trainer(H, B, T, cell=cell)
+        if cell == "peephole":
+            theirs = charlstm_trainer(H, B, T, cell="lstm")
+        else:
+            theirs = torch_trainer(H, B, T, cell=cell) if have_torch else None
         for _ in range(warmup):
             ours()
             if theirs:
@@ -153,9 +165,10 @@ def bench_training(configs, steps, warmup, have_torch):
             if theirs:
                 time.sleep(SETTLE_S)
                 t_theirs.append(median_time(theirs, 1))
-        limit = gemm_limit_seconds(H, B, T, rates)
+        limit = gemm_limit_seconds(H, B, T, rates, GATES[cell])
         ours_cps = B * T / float(np.median(t_ours))
-        row = {"H": H, "B": B, "T": T, "charlstm_chars_per_s": ours_cps,
+        row = {"cell": cell, "against": "charlstm lstm" if cell == "peephole" else f"torch nn.{TORCH_MODULES[cell]}",
+               "H": H, "B": B, "T": T, "charlstm_chars_per_s": ours_cps,
                "charlstm_share_of_gemm_limit": limit / float(np.median(t_ours)),
                "gemm_limit_chars_per_s": B * T / limit}
         if theirs:
@@ -168,21 +181,21 @@ def bench_training(configs, steps, warmup, have_torch):
 
 
 def _training_line(r) -> str:
-    s = (f"train H={r['H']:>3} B={r['B']:>2} T={r['T']:>3}: charlstm {r['charlstm_chars_per_s']:>8,.0f} c/s "
+    s = (f"train {r['cell']:>8} H={r['H']:>3} B={r['B']:>2} T={r['T']:>3}: charlstm {r['charlstm_chars_per_s']:>8,.0f} c/s "
          f"({100 * r['charlstm_share_of_gemm_limit']:4.0f} % of GEMM limit)")
     if "torch_chars_per_s" in r:
-        s += (f"  torch {r['torch_chars_per_s']:>8,.0f} c/s ({100 * r['torch_share_of_gemm_limit']:4.0f} %)"
+        s += (f"  {r['against']} {r['torch_chars_per_s']:>8,.0f} c/s ({100 * r['torch_share_of_gemm_limit']:4.0f} %)"
               f"  ratio {r['ratio']:.2f}")
     return s
 
 
 # --- sampling ------------------------------------------------------------------------------------
 
-def charlstm_sampler(H, B, length):
+def charlstm_sampler(H, B, length, cell="lstm"):
     from charlstm.model import ModelConfig, init_params
     from charlstm.decoding.sampling import generate
     from charlstm.data.vocab import Vocab
-    config = ModelConfig(V, H, LAYERS)
+    config = ModelConfig(V, H, LAYERS, cell=cell)
     params = init_params(config, np.random.default_rng(0))
     vocab = Vocab(tuple(chr(32 + k) for k in range(V - 1)) + ("\n",))
 
@@ -193,19 +206,21 @@ def charlstm_sampler(H, B, length):
     return run
 
 
-def torch_samplers(H, B, length):
+def torch_samplers(H, B, length, cell="lstm"):
     """Several ways to write the PyTorch sampling loop; the benchmark keeps the fastest."""
     import torch
     torch.manual_seed(0)
-    embed, lstm, head = torch.nn.Embedding(V, H), torch.nn.LSTM(H, H, LAYERS), torch.nn.Linear(H, V)
-    cells = [torch.nn.LSTMCell(H, H) for _ in range(LAYERS)]
+    name = TORCH_MODULES[cell]
+    embed, net, head = torch.nn.Embedding(V, H), getattr(torch.nn, name)(H, H, LAYERS), torch.nn.Linear(H, V)
+    cells = [getattr(torch.nn, name + "Cell")(H, H) for _ in range(LAYERS)]
+    has_c = cell == "lstm"
 
-    def with_lstm():
+    def with_module():
         with torch.inference_mode():
             x = torch.zeros(1, B, dtype=torch.long)
-            state = (torch.zeros(LAYERS, B, H), torch.zeros(LAYERS, B, H))
+            state = (torch.zeros(LAYERS, B, H), torch.zeros(LAYERS, B, H)) if has_c else torch.zeros(LAYERS, B, H)
             for _ in range(length):
-                out, state = lstm(embed(x), state)
+                out, state = net(embed(x), state)
                 probs = torch.softmax(head(out[0]) / 0.8, dim=-1)
                 x = torch.multinomial(probs, 1).T
     def with_cells():
@@ -215,24 +230,30 @@ def torch_samplers(H, B, length):
             cs = [torch.zeros(B, H) for _ in range(LAYERS)]
             for _ in range(length):
                 inp = embed(x)
-                for l, cell in enumerate(cells):
-                    hs[l], cs[l] = cell(inp, (hs[l], cs[l]))
+                for l, step in enumerate(cells):
+                    if has_c:
+                        hs[l], cs[l] = step(inp, (hs[l], cs[l]))
+                    else:
+                        hs[l] = step(inp, hs[l])
                     inp = hs[l]
                 probs = torch.softmax(head(inp) / 0.8, dim=-1)
                 x = torch.multinomial(probs, 1)[:, 0]
-    return {"nn.LSTM, inference_mode": with_lstm, "nn.LSTMCell x3, inference_mode": with_cells}
+    return {f"nn.{name}, inference_mode": with_module, f"nn.{name}Cell x3, inference_mode": with_cells}
 
 
-def bench_sampling(have_torch, length):
+def bench_sampling(have_torch, length, cell="lstm"):
     rows = []
     for H in (256, 512):
         for B in (1, 64):
             n = length if B == 1 else max(50, length // 8)
-            ours = charlstm_sampler(H, B, n)
+            ours = charlstm_sampler(H, B, n, cell)
             ours()
             best_name, best_t = None, None
             t_ours = []
-            loops = torch_samplers(H, B, n) if have_torch else {}
+            if cell == "peephole":
+                loops = {"charlstm lstm": charlstm_sampler(H, B, n, "lstm")}
+            else:
+                loops = torch_samplers(H, B, n, cell) if have_torch else {}
             for fn in loops.values():
                 fn()
             t_loops = {name: [] for name in loops}
@@ -242,16 +263,16 @@ def bench_sampling(have_torch, length):
                 for name, fn in loops.items():
                     time.sleep(SETTLE_S)
                     t_loops[name].append(median_time(fn, 1))
-            row = {"H": H, "B": B, "charlstm_symbols_per_s": B * n / float(np.median(t_ours))}
+            row = {"cell": cell, "H": H, "B": B, "charlstm_symbols_per_s": B * n / float(np.median(t_ours))}
             if loops:
                 best_name = min(t_loops, key=lambda k: np.median(t_loops[k]))
                 best_t = float(np.median(t_loops[best_name]))
                 row.update(torch_symbols_per_s=B * n / best_t, torch_loop=best_name,
                            ratio=row["charlstm_symbols_per_s"] / (B * n / best_t))
             rows.append(row)
-            line = f"sample H={H} B={B:>2}: charlstm {row['charlstm_symbols_per_s']:>9,.0f} sym/s"
+            line = f"sample {cell:>8} H={H} B={B:>2}: charlstm {row['charlstm_symbols_per_s']:>9,.0f} sym/s"
             if loops:
-                line += f"  torch {row['torch_symbols_per_s']:>9,.0f} sym/s ({best_name})  ratio {row['ratio']:.2f}"
+                line += f"  against {row['torch_symbols_per_s']:>9,.0f} sym/s ({best_name})  ratio {row['ratio']:.2f}"
             print(line, flush=True)
     return rows
 
@@ -357,6 +378,7 @@ def main():
     parser.add_argument("--sample-length", type=int, default=1000)
     parser.add_argument("--corpus", type=Path, default=None, help="text to build the encoding corpora from")
     parser.add_argument("--only", nargs="*", default=["training", "sampling", "memory", "encoding"])
+    parser.add_argument("--cells", nargs="*", default=["lstm"], help="lstm, gru, rnn, peephole")
     parser.add_argument("--configs", nargs="*", metavar="HxBxT",
                         help="training configurations to run (default: all 12), e.g. 256x32x100")
     args = parser.parse_args()
@@ -376,9 +398,10 @@ def main():
     if args.configs:
         configs = [tuple(int(n) for n in c.lower().split("x")) for c in args.configs]
     if "training" in args.only:
-        results["training"] = bench_training(configs, args.steps, args.warmup, have_torch)
+        results["training"] = [row for cell in args.cells
+                               for row in bench_training(configs, args.steps, args.warmup, have_torch, cell)]
     if "sampling" in args.only:
-        results["sampling"] = bench_sampling(have_torch, args.sample_length)
+        results["sampling"] = [row for cell in args.cells for row in bench_sampling(have_torch, args.sample_length, cell)]
     if "memory" in args.only:
         results["memory"] = bench_memory()
     if "encoding" in args.only:
