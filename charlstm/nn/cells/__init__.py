@@ -45,7 +45,7 @@ Each fast kernel has a textbook twin in `reference.py`; the tests hold them equa
 from __future__ import annotations
 
 from charlstm.errors import CharlstmError
-from charlstm.nn.cells import gru, lstm
+from charlstm.nn.cells import gru, lstm, rnn
 from charlstm.nn.cells.base import Cell, CellGrads
 
 CELLS: dict[str, Cell] = {}
@@ -64,7 +64,7 @@ def get_cell(name: str) -> Cell:
         raise CharlstmError(f"unknown cell {name!r}: use one of {', '.join(CELLS)}") from None
 
 
-for _cell in (lstm.CELL, gru.CELL):
+for _cell in (lstm.CELL, gru.CELL, rnn.CELL):
     register(_cell)
 
 __all__ = ["Cell", "CellGrads", "CELLS", "register", "get_cell"]
