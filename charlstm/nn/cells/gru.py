@@ -176,9 +176,10 @@ def gru_backward(dh_out, cache: GRUCache, dhT=None, workspace: Workspace | None 
     recurrence are computed for all its steps at once:
         dn_pre = dh (1 - z)(1 - n^2)          dz_pre = dh (h_prev - n) z(1 - z)
         dr_pre = dn_pre hn r(1 - r)            dhn    = dn_pre r
-    so that a step is three elementwise products, one product with Wh for the gradient flowing
-    to h_prev (plus dh z), and nothing else. dx of the chunk is then one product with Wx, and the
-    weight gradients are two large products (the biases come through the rows of ones).
+    so that a step is one sum, two elementwise products (each over two blocks at once), one
+    product with Wh for the gradient flowing to h_prev, and dh z added to it. dx of the chunk is
+    then one product with Wx, and the weight gradients are two large products (the biases come
+    through the rows of ones).
     """
     ws = workspace
     gates, h = cache.gates, cache.h
