@@ -39,13 +39,15 @@ The contract, with B the batch, T the steps, D the input size and H the units of
                   step.get_state() -> tuple of fresh (B, H) arrays in `state` order;
                   step.set_state(state) sets them (h into rows).
 
-Each fast kernel has a textbook twin in `reference.py`; the tests hold them equal.
+Each fast kernel has a textbook twin in `reference.py`; the tests hold them equal. A new cell is a
+module here (its kernel, its step, its `CELL`), an import and an entry in the tuple below, and its
+twin in reference.py.
 """
 
 from __future__ import annotations
 
 from charlstm.errors import CharlstmError
-from charlstm.nn.cells import lstm, peephole
+from charlstm.nn.cells import gru, lstm, peephole, rnn
 from charlstm.nn.cells.base import Cell, CellGrads
 
 CELLS: dict[str, Cell] = {}
@@ -64,7 +66,7 @@ def get_cell(name: str) -> Cell:
         raise CharlstmError(f"unknown cell {name!r}: use one of {', '.join(CELLS)}") from None
 
 
-for _cell in (lstm.CELL, peephole.CELL):
+for _cell in (lstm.CELL, gru.CELL, rnn.CELL, peephole.CELL):
     register(_cell)
 
 __all__ = ["Cell", "CellGrads", "CELLS", "register", "get_cell"]
