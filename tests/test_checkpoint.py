@@ -183,3 +183,86 @@ def test_shape_mismatch_and_non_finite_weights(tmp_path):
     save_checkpoint(path, nan, config, vocab)
     with pytest.raises(CharlstmError, match="NaN"):
         load_checkpoint(path)
+
+
+# --- format 2: the cell family -----------------------------------------------------------------
+
+def save_npz(path, arrays):
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def arrays_of(config, vocab, params, **meta_changes):
+    meta = {"format": "charlstm", "version": VERSION, "config": config.to_dict(), "vocab": vocab.to_dict(),
+            "train": None}
+    meta["config"].update(meta_changes)
+    return {"meta": np.array(json.dumps(meta)), **params}
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "peephole"])
+def test_every_cell_round_trips_under_its_own_keys(tmp_path, cell):
+    vocab = build_vocab(TEXT)
+    config = ModelConfig(vocab_size=len(vocab), hidden_size=4, num_layers=2, cell=cell)
+    params = init_params(config, np.random.default_rng(1))
+    save_checkpoint(tmp_path / "m.npz", params, config, vocab)
+    back = load_checkpoint(tmp_path / "m.npz")
+    assert back.config == config and set(back.params) == set(params)
+    assert all(k.startswith((f"{cell}.", "head.")) for k in back.params)
+    for k in params:
+        np.testing.assert_array_equal(back.params[k], params[k])
+
+
+def test_a_format_1_checkpoint_is_an_lstm(tmp_path):
+    vocab = build_vocab(TEXT)
+    config = ModelConfig(vocab_size=len(vocab), hidden_size=4, num_layers=1)
+    arrays = arrays_of(config, vocab, init_params(config, np.random.default_rng(0)))
+    meta = json.loads(str(arrays["meta"]))
+    meta["version"] = 1
+    del meta["config"]["cell"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    save_npz(tmp_path / "v1.npz", arrays)
+    assert load_checkpoint(tmp_path / "v1.npz").config.cell == "lstm"
+
+
+def test_an_unknown_cell_is_one_line(tmp_path):
+    vocab = build_vocab(TEXT)
+    config = ModelConfig(vocab_size=len(vocab), hidden_size=4, num_layers=1)
+    save_npz(tmp_path / "m.npz", arrays_of(config, vocab, init_params(config, np.random.default_rng(0)),
+                                           cell="nonsense"))
+    with pytest.raises(CharlstmError, match=r"m\.npz: unknown cell 'nonsense': use one of lstm, gru, rnn, peephole"):
+        load_checkpoint(tmp_path / "m.npz")
+
+
+def test_keys_of_one_cell_under_another_name_are_one_line(tmp_path):
+    """A GRU config with an LSTM's keys, and a GRU config with GRU keys of an LSTM's shapes."""
+    vocab = build_vocab(TEXT)
+    lstm = ModelConfig(vocab_size=len(vocab), hidden_size=4, num_layers=1)
+    lstm_params = init_params(lstm, np.random.default_rng(0))
+    save_npz(tmp_path / "a.npz", arrays_of(lstm, vocab, lstm_params, cell="gru"))
+    with pytest.raises(CharlstmError, match=r"a\.npz: holds lstm parameters \(lstm\.0\.Wx\) but its config names "
+                                            "the gru cell"):
+        load_checkpoint(tmp_path / "a.npz")
+    renamed = {k.replace("lstm.", "gru."): v for k, v in lstm_params.items()}
+    renamed["gru.0.bx"] = renamed.pop("gru.0.b")
+    renamed["gru.0.bh"] = renamed["gru.0.bx"].copy()
+    save_npz(tmp_path / "b.npz", arrays_of(lstm, vocab, renamed, cell="gru"))
+    with pytest.raises(CharlstmError, match=r"b\.npz: parameter gru\.0\.Wx has shape \(\d+, 16\), the config says "
+                                            r"\(\d+, 12\)"):
+        load_checkpoint(tmp_path / "b.npz")
+
+
+def test_a_member_that_would_unpack_into_more_than_its_shape_is_refused_unread(tmp_path):
+    """A small file whose member declares gigabytes: refused from the declared size, before any
+    decompression (a 4 GB member of zeros compresses to a few MB)."""
+    import zipfile
+    params, config, vocab = make()
+    path = tmp_path / "m.npz"
+    save_checkpoint(path, params, config, vocab)
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as z:
+        with z.open("adam.m.head.b.npy", "w", force_zip64=True) as member:
+            block = b"\0" * (1 << 20)
+            for _ in range(64):                     # 64 MiB declared, far over (V,) float64
+                member.write(block)
+    assert path.stat().st_size < 2 << 20
+    with pytest.raises(CharlstmError, match="declares 67,108,864 bytes, more than its shape allows"):
+        load_checkpoint(path)
