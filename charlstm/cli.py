@@ -454,3 +454,77 @@ def novelty(checkpoint, corpus, n_samples, length, temperature, seed, as_json):
         click.echo(f"  longest copied span: {span.length} characters, sample {span.sample + 1} at {span.offset}, "
                    f"corpus line {span.corpus_line} (character {span.corpus_offset:,}):")
         click.echo(f"    {shown}")
+
+
+# --- export ------------------------------------------------------------------------------------
+# A trained model in another form. Each format is one writer in EXPORTERS,
+#     writer(checkpoint, output, precision, eval_text=None, title=None) -> lines for stderr
+# (checkpoint: a loaded training.checkpoint.Checkpoint), so another format (torch, onnx) is one
+# function and one entry. Precisions are checked by the writer: formats support different ones.
+
+from charlstm.export import page as _page  # noqa: E402
+from charlstm.export import quantize as _quantize  # noqa: E402
+from charlstm.training.checkpoint import load_checkpoint as _load_checkpoint  # noqa: E402
+from charlstm.training.evaluation import nats_to_bits as _nats_to_bits  # noqa: E402
+
+EVAL_SYMBOLS = 20_000    # at most this many symbols of --eval-text measure a precision's loss
+SELF_SAMPLE = 2_000      # without --eval-text: this long a sample of the model itself (seed 0)
+
+
+def _validation_bits(ckpt) -> float | None:
+    """The training record's best validation loss, in bits per symbol, if it has one."""
+    best = ((ckpt.train or {}).get("progress") or {}).get("best_val")
+    if isinstance(best, (int, float)) and not isinstance(best, bool) and np.isfinite(best):
+        return _nats_to_bits(float(best))
+    return None
+
+
+def _precision_effect(model, precision: str, eval_text: Path | None) -> str:
+    """One line: the loss of a held-in text with float32 weights and with `precision`'s."""
+    if eval_text is not None:
+        ids = model.vocab.encode(read_text(eval_text), unknown="unk")[:EVAL_SYMBOLS]
+        source = f"{eval_text}"
+    else:
+        # text the model holds by construction: the increase is then close to how far the
+        # quantized model's predictions drift from the float32 ones
+        ids = model.vocab.encode(model.sample(SELF_SAMPLE, temperature=1.0, seed=0), unknown="unk")
+        source = "a sample of the model itself (seed 0; --eval-text FILE to choose)"
+    effect = _quantize.loss_effect(model.params, model.config, ids, precision)
+    return (f"{precision} weights: {effect['float32']:.4f} -> {effect[precision]:.4f} bits/char "
+            f"({effect['increase']:+.4f}) on {effect['symbols']:,} symbols of {source}")
+
+
+def _export_html(ckpt, output: Path, precision: str, eval_text: Path | None = None,
+                 title: str | None = None) -> list[str]:
+    _quantize.check_precision(precision)
+    model = api.Model(ckpt.params, ckpt.config, ckpt.vocab)
+    bits = _validation_bits(ckpt)
+    size = _page.export_page(model, output, precision, bits_per_char=bits, title=title or f"charlstm · {output.stem}")
+    lines = [f"{output}: {size / 1e6:.1f} MB, {_page.describe(model, precision, bits)}; open it in a browser"]
+    if precision != "float32":
+        lines.append(_precision_effect(model, precision, eval_text))
+    return lines
+
+
+EXPORTERS: dict = {"html": _export_html}
+
+
+@main.command(name="export")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The file to write.")
+@click.option("--format", "fmt", default="html", show_default=True,
+              help="html: one self-contained page that generates text in any browser, offline.")
+@click.option("--precision", default="float32", show_default=True,
+              help="Weights as float32, float16 or int8 (a half and a quarter of the size; the loss "
+                   "effect is measured and printed).")
+@click.option("--eval-text", type=click.Path(path_type=Path), default=None,
+              help="Held-in text to measure the precision's effect on [a sample of the model's own].")
+@click.option("--title", default=None, help="The page's title [charlstm · OUTPUT's name].")
+def export_command(checkpoint, output, fmt, precision, eval_text, title):
+    """Write CHECKPOINT in another form: --format html is a page that writes text in the browser."""
+    writer = EXPORTERS.get(fmt)
+    if writer is None:
+        raise CharlstmError(f"unknown format {fmt!r}: use one of {', '.join(EXPORTERS)}")
+    ckpt = _load_checkpoint(checkpoint)
+    for line in writer(ckpt, output, precision, eval_text=eval_text, title=title):
+        click.echo(line, err=True)
