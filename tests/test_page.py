@@ -507,6 +507,7 @@ def test_the_controls_generate_and_show_the_candidates(models, tmp_path):
     assert got["state"] == "done" and got["message"] == ""
     assert got["prime"] == "class P" and got["output"] == expected
     assert "80 symbols" in got["status"] and "seed 4" in got["status"]
+    assert got["context"] == "after \u201c\u2026" + expected[-24:].replace("\n", "\u21b5") + "\u201d"
     after = python_probs(m, expected)[-1]                      # what the model expects after all of it
     top = np.argsort(-after, kind="stable")[:10]
     assert [c["symbol"] for c in got["candidates"]] == [m.vocab.symbols[k] for k in top]

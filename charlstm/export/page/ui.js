@@ -10,7 +10,9 @@
  *                               it without --virtual-time-budget, under which the clock stands still)
  *   &kernel=js|wasm             runs any of them with that kernel
  *
- * The result is JSON in <pre id="test-result">, and <body data-test="done">.
+ * The result is JSON in <pre id="test-result">, and <body data-test="done">. Without test=, the
+ * hash sets the controls (prime, temperature, topK, topP, length, stop, seed) and `generate`
+ * presses Generate at load.
  */
 "use strict";
 
@@ -109,6 +111,7 @@ function generate() {
   var s = settings();
   if (!s) { document.body.setAttribute("data-state", "error"); return; }
   if (s.seed === null) s.seed = Math.floor(Math.random() * 4294967296);
+  clearTimeout(typing);                   // the panel follows the generation now, not the prime
   showMessage("");
   var token = {}, text = "", started = performance.now(), last = null;
   current = token;
@@ -175,7 +178,21 @@ $("model").setAttribute("title", "cell " + m.cell + ", " + m.layers + " layers o
   m.vocabSize + " symbols, " + m.precision + " weights, " + m.kernel + " kernel");
 document.body.setAttribute("data-kernel", m.kernel);
 document.body.setAttribute("data-state", "ready");
-if (!hash.test) followPrime();
+// The URL's hash can set the controls (#prime=def%20&temperature=0.5&length=200) and press
+// Generate (&generate), so that a view can be shared.
+function controlsFromHash() {
+  Object.keys(controls).forEach(function (name) {
+    if (hash[name] !== undefined) {
+      controls[name].value = hash[name];
+      controls[name].dispatchEvent(new Event("input", {bubbles: true}));   // as typing would
+    }
+  });
+}
+if (!hash.test) {
+  controlsFromHash();
+  followPrime();
+  if (hash.generate !== undefined) generate();
+}
 
 // --- the self-test ---------------------------------------------------------------------------------
 
@@ -188,6 +205,18 @@ function report(result) {
 function option(name, integer) {
   if (hash[name] === undefined || hash[name] === "") return undefined;
   return integer ? parseInt(hash[name], 10) : Number(hash[name]);
+}
+
+function shownState() {
+  return {
+    state: document.body.getAttribute("data-state"), output: output.textContent, prime: primeText.textContent,
+    generated: generated.textContent, message: $("message").hidden ? "" : $("message").textContent,
+    status: status.textContent, context: $("candidates-context").textContent,
+    candidates: Array.from($("candidates").rows).map(function (r) {
+      return {symbol: r.getAttribute("data-symbol"), p: Number(r.getAttribute("data-p")),
+              shown: r.cells[0].textContent, percent: r.cells[1].textContent};
+    })
+  };
 }
 
 function selfTest() {
@@ -210,26 +239,12 @@ function selfTest() {
   }
   if (t === "ui") {
     // as a person would: type into the controls, press Generate, wait for the page to settle
-    Object.keys(controls).forEach(function (name) {
-      if (hash[name] !== undefined) {
-        controls[name].value = hash[name];
-        controls[name].dispatchEvent(new Event("input", {bubbles: true}));
-      }
-    });
+    controlsFromHash();
     goButton.click();
     return new Promise(function (resolve) {
       (function wait() {
-        var state = document.body.getAttribute("data-state");
-        if (state === "generating") return setTimeout(wait, 10);
-        resolve({
-          state: state, output: output.textContent, prime: primeText.textContent, generated: generated.textContent,
-          message: $("message").hidden ? "" : $("message").textContent, status: status.textContent,
-          context: $("candidates-context").textContent,
-          candidates: Array.from($("candidates").rows).map(function (r) {
-            return {symbol: r.getAttribute("data-symbol"), p: Number(r.getAttribute("data-p")),
-                    shown: r.cells[0].textContent, percent: r.cells[1].textContent};
-          })
-        });
+        if (document.body.getAttribute("data-state") === "generating") return setTimeout(wait, 10);
+        setTimeout(function () { resolve(shownState()); }, 300);   // and for what a timer might still do
       })();
     });
   }
