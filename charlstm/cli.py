@@ -491,7 +491,7 @@ def _precision_effect(model, precision: str, eval_text: Path | None) -> str:
         source = "a sample of the model itself (seed 0; --eval-text FILE to choose)"
     effect = _quantize.loss_effect(model.params, model.config, ids, precision)
     return (f"{precision} weights: {effect['float32']:.4f} -> {effect[precision]:.4f} bits/char "
-            f"({effect['increase']:+.4f}) on {effect['symbols']:,} symbols of {source}")
+            f"({effect['increase']:+.5f}) on {effect['symbols']:,} symbols of {source}")
 
 
 def _export_html(ckpt, output: Path, precision: str, eval_text: Path | None = None,

@@ -332,7 +332,7 @@ def test_export_command_writes_the_page_and_reports_the_loss_effect(checkpoint, 
     assert r.exit_code == 0, r.output
     lines = r.stderr.splitlines()
     assert len(lines) == 2 and "p.html" in lines[0] and "int8 weights" in lines[0]
-    assert re.match(r"int8 weights: \d\.\d{4} -> \d\.\d{4} bits/char \([+-]\d\.\d{4}\) on \d+ symbols of ", lines[1])
+    assert re.match(r"int8 weights: \d\.\d{4} -> \d\.\d{4} bits/char \([+-]\d\.\d{5}\) on \d+ symbols of ", lines[1])
     data = page_json((tmp_path / "p.html").read_text())
     assert data["precision"] == "int8" and data["bits_per_char"] == round(1.5 / np.log(2), 4)
     r = CliRunner().invoke(main, ["export", str(checkpoint), "-o", str(tmp_path / "q.html")])   # float32: no measure
