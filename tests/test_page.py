@@ -519,6 +519,15 @@ def test_the_controls_generate_and_show_the_candidates(models, tmp_path):
 
 
 @needs_chromium
+def test_the_stop_button_ends_a_generation(models, tmp_path):
+    m = models["lstm"]
+    export_page(m, tmp_path / "page.html")
+    got = run_page(tmp_path / "page.html", query(test="ui", prime="def", temperature=0, length=200_000, stopAfter=1))
+    assert got["state"] == "done" and 0 < len(got["generated"]) < 200_000
+    assert m.sample(len(got["generated"]), temperature=0, prime="def") == got["output"]   # what it had, whole
+
+
+@needs_chromium
 @pytest.mark.parametrize("unit, prime, shown", [
     ("grapheme", "print('año')", "symbol 'ñ' (U+00F1)"),
     ("grapheme", "cafe\u0301 🇫🇷", "symbol '🇫🇷' (U+1F1EB)"),        # a flag is one grapheme, unknown whole

@@ -402,7 +402,9 @@ function splitter(unit) {
 
 // --- the API ------------------------------------------------------------------------------------------
 
-var SLICE_MS = 25;   // generate works in slices this long, then lets the page draw what it wrote
+// generate works in slices of this long, then lets the page draw what it wrote (and Stop be
+// pressed); at most SLICE_SYMBOLS a slice too, for clocks that stand still (headless virtual time)
+var SLICE_MS = 25, SLICE_SYMBOLS = 4096;
 
 function create(data, options) {
   var kernel = (options && options.kernel) || "auto";
@@ -487,7 +489,7 @@ function create(data, options) {
     if (s.onText && s.prime) s.onText(s.prime, {symbols: 0, done: false});
 
     job.run = function (until) {
-      var out = "";
+      var out = "", end = n + SLICE_SYMBOLS;
       while (!job.halted && read < first.length) {             // the prime, without the head
         net.advance(first[read++], false);
         if ((read & 63) === 0 && performance.now() > until) return false;
@@ -509,7 +511,7 @@ function create(data, options) {
             out += t.slice(0, t.length - keep); held = t.slice(t.length - keep);
           }
         }
-        if ((n & 7) === 0 && performance.now() > until) break;
+        if ((n & 7) === 0 && (performance.now() > until || n >= end)) break;
       }
       job.text += out;
       var done = job.halted || stopped || n >= s.length;
@@ -537,7 +539,7 @@ function create(data, options) {
 
   function generateSync(o) {
     var job = Job(o);
-    job.run(Infinity);
+    while (!job.run(Infinity)) { }
     return job.text;
   }
 

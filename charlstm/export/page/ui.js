@@ -4,7 +4,8 @@
  *   #test=probs&text=T          the next-symbol probabilities after each symbol of T, from a zero state
  *   #test=generate&prime=..&length=..&temperature=..&topK=..&topP=..&seed=..&stop=..
  *                               charlstm.generate's text
- *   #test=ui&prime=..&length=.. fills the controls, presses Generate, and reports what the page shows
+ *   #test=ui&prime=..&length=.. fills the controls, presses Generate (and Stop after stopAfter ms),
+ *                               and reports what the page shows
  *   #test=filter&logits=[..]&temperature=..&topK=..&topP=..    charlstm.filter's probabilities
  *   #test=bench&length=N        seconds to generate N symbols at temperature 1 (generateSync: open
  *                               it without --virtual-time-budget, under which the clock stands still)
@@ -241,6 +242,7 @@ function selfTest() {
     // as a person would: type into the controls, press Generate, wait for the page to settle
     controlsFromHash();
     goButton.click();
+    if (hash.stopAfter) setTimeout(function () { stopButton.click(); }, Number(hash.stopAfter));
     return new Promise(function (resolve) {
       (function wait() {
         if (document.body.getAttribute("data-state") === "generating") return setTimeout(wait, 10);
