@@ -220,8 +220,14 @@ function Network(data, kernel) {
   // One memory for every product's operands: Wx^T (layers >= 1), Wh^T, head.W^T, each row padded
   // to Hp floats, then the h of each layer (padded with zeros) and the products' outputs.
   var floats = (2 * nL - 1) * G * H * Hp + V * Hp + nL * (Hp + 2 * G * H) + V + (3 * nL + 2) * PAD;
-  var bytes = floats * 4, memory = new WebAssembly.Memory({initial: Math.ceil(bytes / 65536) + 1});
-  var M = new Float32Array(memory.buffer), top = 0;
+  var bytes = floats * 4, wasm = kernel !== "js" && typeof WebAssembly === "object" ? wasmKernel() : null;
+  if (wasm && !WebAssembly.validate(wasm)) {
+    if (kernel === "wasm") throw new Error("this browser has no WebAssembly SIMD");
+    wasm = null;
+  }
+  if (!wasm && kernel === "wasm") throw new Error("this browser has no WebAssembly");
+  var memory = wasm ? new WebAssembly.Memory({initial: Math.ceil(bytes / 65536) + 1}) : null;
+  var M = new Float32Array(memory ? memory.buffer : new ArrayBuffer(bytes)), top = 0;
   function alloc(n) { var at = top; top += Math.ceil(n / PAD) * PAD; return at; }   // 64-byte aligned
   function transposed(W, K, N) {           // W (K, N) row-major -> N rows of Hp floats, zero-padded
     var at = alloc(N * Hp);
@@ -250,17 +256,9 @@ function Network(data, kernel) {
   });
   var logitsAt = alloc(V), logits = M.subarray(logitsAt, logitsAt + V);
 
-  var matvec = null, kind = "js";
-  if (kernel !== "js" && typeof WebAssembly === "object") {
-    var wasm = wasmKernel();
-    if (WebAssembly.validate(wasm)) {
-      matvec = new WebAssembly.Instance(new WebAssembly.Module(wasm), {env: {mem: memory}}).exports.matvec;
-      kind = "wasm";
-    } else if (kernel === "wasm") {
-      throw new Error("this browser has no WebAssembly SIMD");
-    }
-  }
-  if (!matvec) matvec = jsKernel(M);
+  var matvec = wasm ? new WebAssembly.Instance(new WebAssembly.Module(wasm), {env: {mem: memory}}).exports.matvec
+                    : jsKernel(M);
+  var kind = wasm ? "wasm" : "js";
 
   // Feeds symbol id; with scores, leaves the next symbol's scores in `logits`.
   function advance(id, scores) {
