@@ -496,44 +496,115 @@ def novelty(checkpoint, corpus, n_samples, length, temperature, seed, as_json):
         click.echo(f"    {shown}")
 
 
-# --- handing a model to PyTorch and ONNX, and back ---------------------------------------------
-# `export` writes a checkpoint in another format through one writer per format, keyed by the
-# format's name, so that further formats join the same command as entries of EXPORT_WRITERS.
-# `import` reads a charlstm .pt file (written by `export --format torch` or charlstm.torch.save_torch)
-# back into a checkpoint. Both write atomically: on any error nothing is written.
+# --- export and import ------------------------------------------------------------------------
+# A trained model in another form. Each format is one writer in EXPORTERS,
+#     writer(checkpoint, output, precision, eval_text=None, title=None) -> lines for stderr
+# (checkpoint: a loaded training.checkpoint.Checkpoint), so another format is one function and one
+# entry. Precisions are checked by the writer: formats support different ones. Every writer writes
+# atomically: on any error nothing is written. `import` reads a charlstm .pt file (written by
+# `export --format torch` or charlstm.torch.save_torch) back into a checkpoint.
 
-def _write_torch(model: "api.Model", path: Path) -> str:
+from charlstm.export import page as _page  # noqa: E402
+from charlstm.export import quantize as _quantize  # noqa: E402
+from charlstm.training.checkpoint import load_checkpoint as _load_checkpoint  # noqa: E402
+from charlstm.training.evaluation import nats_to_bits as _nats_to_bits  # noqa: E402
+
+EVAL_SYMBOLS = 20_000    # at most this many symbols of --eval-text measure a precision's loss
+SELF_SAMPLE = 2_000      # without --eval-text: this long a sample of the model itself (seed 0)
+
+
+def _validation_bits(ckpt) -> float | None:
+    """The training record's best validation loss, in bits per symbol, if it has one."""
+    best = ((ckpt.train or {}).get("progress") or {}).get("best_val")
+    if isinstance(best, (int, float)) and not isinstance(best, bool) and np.isfinite(best):
+        return _nats_to_bits(float(best))
+    return None
+
+
+def _precision_effect(model, precision: str, eval_text: Path | None) -> str:
+    """One line: the loss of a held-in text with float32 weights and with `precision`'s."""
+    if eval_text is not None:
+        ids = model.vocab.encode(read_text(eval_text), unknown="unk")[:EVAL_SYMBOLS]
+        source = f"{eval_text}"
+    else:
+        # text the model holds by construction: the increase is then close to how far the
+        # quantized model's predictions drift from the float32 ones
+        ids = model.vocab.encode(model.sample(SELF_SAMPLE, temperature=1.0, seed=0), unknown="unk")
+        source = "a sample of the model itself (seed 0; --eval-text FILE to choose)"
+    effect = _quantize.loss_effect(model.params, model.config, ids, precision)
+    return (f"{precision} weights: {effect['float32']:.4f} -> {effect[precision]:.4f} bits/char "
+            f"({effect['increase']:+.5f}) on {effect['symbols']:,} symbols of {source}")
+
+
+def _export_html(ckpt, output: Path, precision: str, eval_text: Path | None = None,
+                 title: str | None = None) -> list[str]:
+    _quantize.check_precision(precision)
+    model = api.Model(ckpt.params, ckpt.config, ckpt.vocab)
+    bits = _validation_bits(ckpt)
+    size = _page.export_page(model, output, precision, bits_per_char=bits, title=title or f"charlstm · {output.stem}")
+    lines = [f"{output}: {size / 1e6:.1f} MB, {_page.describe(model, precision, bits)}; open it in a browser"]
+    if precision != "float32":
+        lines.append(_precision_effect(model, precision, eval_text))
+    return lines
+
+
+def _only_float32(fmt: str, precision: str) -> None:
+    if precision != "float32":
+        raise CharlstmError(f"--precision {precision} is for --format html; {fmt} keeps the weights in float32")
+
+
+def _export_torch(ckpt, output: Path, precision: str, **_) -> list[str]:
+    _only_float32("torch", precision)
     from charlstm.torch import save_torch
-    save_torch(model, path)
-    return "PyTorch file; load it with charlstm.torch.load_torch or torch.load(path, weights_only=True)"
+    model = api.Model(ckpt.params, ckpt.config, ckpt.vocab)
+    save_torch(model, output)
+    return [f"{output}: {_describe(model)}; PyTorch file: load it with charlstm.torch.load_torch or "
+            "torch.load(path, weights_only=True)"]
 
 
-def _write_onnx(model: "api.Model", path: Path) -> str:
+def _export_onnx(ckpt, output: Path, precision: str, **_) -> list[str]:
+    _only_float32("onnx", precision)
     from charlstm.onnx import save_onnx
-    save_onnx(model, path)
-    return "ONNX model (opset 17): inputs ids [T, B], h0 [, c0]; outputs logits [T, B, V], hT [, cT]"
+    model = api.Model(ckpt.params, ckpt.config, ckpt.vocab)
+    save_onnx(model, output)
+    return [f"{output}: {_describe(model)}; ONNX model (opset 17): inputs ids [T, B], h0 [, c0]; "
+            "outputs logits [T, B, V], hT [, cT]"]
 
 
-EXPORT_WRITERS = {"torch": _write_torch, "onnx": _write_onnx}
-EXPORT_SUFFIXES = {".pt": "torch", ".pth": "torch", ".onnx": "onnx"}
+def _describe(model) -> str:
+    c = model.config
+    return f"{c.num_layers} x {c.hidden_size} {c.cell}, {c.vocab_size} symbols"
 
 
-@main.command()
+EXPORTERS: dict = {"html": _export_html, "torch": _export_torch, "onnx": _export_onnx}
+EXPORT_SUFFIXES = {".html": "html", ".htm": "html", ".pt": "torch", ".pth": "torch", ".onnx": "onnx"}
+
+
+@main.command(name="export")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The file to write.")
-@click.option("--format", "fmt", type=click.Choice(list(EXPORT_WRITERS)), default=None,
-              help=f"[from the output's suffix: {', '.join(f'{s} {f}' for s, f in EXPORT_SUFFIXES.items())}]")
-def export(checkpoint, output, fmt):
-    """Write CHECKPOINT's model for another framework: a PyTorch .pt file or an ONNX model."""
+@click.option("--format", "fmt", default=None,
+              help="html: one self-contained page that generates text in any browser, offline; torch: a "
+                   "PyTorch .pt file; onnx: an ONNX model [from OUTPUT's suffix: .html, .pt, .onnx].")
+@click.option("--precision", default="float32", show_default=True,
+              help="html: weights as float32, float16 or int8 (a half and a quarter of the size; the loss "
+                   "effect is measured and printed).")
+@click.option("--eval-text", type=click.Path(path_type=Path), default=None,
+              help="Held-in text to measure the precision's effect on [a sample of the model's own].")
+@click.option("--title", default=None, help="The page's title [charlstm · OUTPUT's name].")
+def export_command(checkpoint, output, fmt, precision, eval_text, title):
+    """Write CHECKPOINT in another form: a page that writes text in the browser, PyTorch or ONNX."""
     if fmt is None:
         fmt = EXPORT_SUFFIXES.get(output.suffix.lower())
         if fmt is None:
             raise CharlstmError(f"{output}: cannot tell the format from the suffix; give --format "
-                                f"({' or '.join(EXPORT_WRITERS)})")
-    model = api.load(checkpoint)
-    what = EXPORT_WRITERS[fmt](model, output)
-    c = model.config
-    click.echo(f"{output}: {c.num_layers} x {c.hidden_size} {c.cell}, {c.vocab_size} symbols; {what}", err=True)
+                                f"({', '.join(EXPORTERS)})")
+    writer = EXPORTERS.get(fmt)
+    if writer is None:
+        raise CharlstmError(f"unknown format {fmt!r}: use one of {', '.join(EXPORTERS)}")
+    ckpt = _load_checkpoint(checkpoint)
+    for line in writer(ckpt, output, precision, eval_text=eval_text, title=title):
+        click.echo(line, err=True)
 
 
 @main.command(name="import")
