@@ -78,7 +78,7 @@ def shakespeare(args) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for cell in args.cells:
-            out = Path(tmp) / cell
+            out = (args.out or Path(tmp)) / cell
             model = charlstm.train(text=text, out_dir=out, cell=cell, max_time=args.max_time, val_fraction=0.1,
                                    progress=False)
             best = charlstm.load(out / "best.npz")
@@ -109,6 +109,7 @@ def main():
     t.add_argument("--cells", nargs="+", default=["lstm", "gru", "rnn"])
     t.add_argument("--max-time", type=float, default=600)
     t.add_argument("--json", type=Path)
+    t.add_argument("--out", type=Path, help="keep each cell's run directory here [a temporary one]")
     args = parser.parse_args()
     rows = synth(args) if args.what == "synth" else shakespeare(args)
     if args.json:
