@@ -1,7 +1,7 @@
 """Handing a model to PyTorch and ONNX Runtime and back (charlstm.torch, charlstm.onnx,
 charlstm/export/): the same scores, the same parameters after a round trip, PyTorch's training
 brought back, .pt and .onnx files, one-line errors, the `export` and `import` commands, and the
-code blocks of docs/handoff.md as written.
+code blocks of the README as written.
 
 Two kinds of check:
 - for every cell registered in charlstm.nn.cells.CELLS, charlstm's own forward against PyTorch and
@@ -41,11 +41,11 @@ from charlstm.errors import CharlstmError  # noqa: E402
 from charlstm.export import torch_module  # noqa: E402
 from charlstm.export.layouts import LAYOUTS, from_torch_arrays  # noqa: E402
 from charlstm.model import ModelConfig, State, forward, init_params, zero_state  # noqa: E402
-from charlstm.nn.cells import CELLS  # noqa: E402
+from charlstm.nn.cells import CELLS, reference  # noqa: E402
 
 REGISTERED = sorted(CELLS)
 MAPPED = sorted(LAYOUTS)
-DOC = Path(__file__).parent.parent / "docs" / "handoff.md"
+DOC = Path(__file__).parent.parent / "README.md"   # its code blocks run as written
 TEXT = "".join(f"The line {i}: the quick brown fox jumps over the lazy dog.\n" for i in range(12))
 HELD_OUT = "The lazy dog jumps over the quick brown fox: line 7.\nThe end.\n"
 
@@ -252,26 +252,16 @@ def test_pt_file_round_trip_with_weights_only(cell, tmp_path):
 
 # --- every mapped cell, registered or not: PyTorch and ONNX against the equations ----------------
 
-def sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
-
-
 def reference_step(cell, p, x, h, c):
-    """One step of the cell as docs/handoff.md writes it, x (B, D), h and c (B, H)."""
-    H = h.shape[1]
+    """One step of the cell as charlstm's textbook twin writes it (nn/cells/reference.py), x (B, D),
+    h and c (B, H)."""
     if cell == "rnn":
-        return np.tanh(x @ p["Wx"] + h @ p["Wh"] + p["b"]), None
+        return reference.rnn_step_forward(x, h, p["Wx"], p["Wh"], p["b"])[0], None
     if cell == "gru":
-        zx, zh = x @ p["Wx"] + p["bx"], h @ p["Wh"] + p["bh"]
-        r = sigmoid(zx[:, :H] + zh[:, :H])
-        z = sigmoid(zx[:, H:2 * H] + zh[:, H:2 * H])
-        n = np.tanh(zx[:, 2 * H:] + r * zh[:, 2 * H:])
-        return (1 - z) * n + z * h, None
-    zi, zf, zg, zo = np.split(x @ p["Wx"] + h @ p["Wh"] + p["b"], 4, axis=1)
-    peep = {k: p.get(k, 0.0) for k in ("p_i", "p_f", "p_o")}
-    i, f = sigmoid(zi + peep["p_i"] * c), sigmoid(zf + peep["p_f"] * c)
-    c = f * c + i * np.tanh(zg)
-    return sigmoid(zo + peep["p_o"] * c) * np.tanh(c), c
+        return reference.gru_step_forward(x, h, p["Wx"], p["Wh"], p["bx"], p["bh"])[0], None
+    if cell == "lstm":
+        return reference.lstm_step_forward(x, h, c, p["Wx"], p["Wh"], p["b"])[:2]
+    return reference.peephole_step_forward(x, h, c, p["Wx"], p["Wh"], p["b"], p["p_i"], p["p_f"], p["p_o"])[:2]
 
 
 def reference_forward(cell, params, V, L, ids, state):
@@ -579,7 +569,7 @@ def test_cli_bad_inputs_fail_in_one_line_and_write_nothing(tmp_path):
     fails(tmp_path, "import", "missing.pt", "-o", "back.npz", needle="no such file")
 
 
-# --- the code of docs/handoff.md, as written -----------------------------------------------------
+# --- the code of the README, as written -----------------------------------------------------
 
 def doc_block(marker: str) -> str:
     found = re.search(rf"<!-- test: {re.escape(marker)} -->\s*```python\n(.*?)```", DOC.read_text("utf-8"), re.S)
