@@ -13,7 +13,7 @@ charlstm.model as pure functions.
 
 from charlstm.api import Model, evaluate, load, train
 from charlstm.errors import CharlstmError
-from charlstm.analysis.trace import Trace, trace
+from charlstm.analysis.traces import Trace, trace
 from charlstm.model import ModelConfig
 from charlstm.training.config import TrainConfig
 from charlstm.data.vocab import Vocab, build_vocab

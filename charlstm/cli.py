@@ -352,7 +352,7 @@ def check(task, checkpoint, n_lines, temperature, max_n, context, max_length, se
 # Looking inside a model: traces, neuron finding, explorable pages, and copying versus generating.
 
 from charlstm.analysis import features as _features  # noqa: E402
-from charlstm.analysis import trace as _inspect  # noqa: E402
+from charlstm.analysis import traces as _traces  # noqa: E402
 from charlstm.analysis import novelty as _novelty  # noqa: E402
 from charlstm.analysis import report as _report  # noqa: E402
 from charlstm.analysis import viz as _viz  # noqa: E402
@@ -361,11 +361,11 @@ from charlstm.analysis import viz as _viz  # noqa: E402
 _QUANTITIES = tuple(dict.fromkeys(q for cell in CELLS.values() for q in cell.quantities))
 
 
-def _load_trace(checkpoint: Path, file: Path, max_symbols: int) -> "_inspect.Trace":
+def _load_trace(checkpoint: Path, file: Path, max_symbols: int) -> "_traces.Trace":
     if file.suffix == ".npz":
-        return _inspect.Trace.load(file)
+        return _traces.Trace.load(file)
     model = api.load(checkpoint)
-    return _inspect.trace(model, read_text(file), max_symbols=max_symbols)
+    return _traces.trace(model, read_text(file), max_symbols=max_symbols)
 
 
 def _write_page(path: Path, page: str) -> None:
@@ -382,7 +382,7 @@ def _write_page(path: Path, page: str) -> None:
 @click.option("--top", type=int, default=5, show_default=True, help="Next-symbol candidates kept per symbol.")
 def trace_command(checkpoint, file, output, max_symbols, chunk, top):
     """Record h, c and the gates of every unit at every symbol of FILE."""
-    t = _inspect.trace(api.load(checkpoint), read_text(file), max_symbols=max_symbols, chunk=chunk, top=top)
+    t = _traces.trace(api.load(checkpoint), read_text(file), max_symbols=max_symbols, chunk=chunk, top=top)
     t.save(output)
     mean = float(np.nanmean(t.loss)) if len(t) > 1 else float("nan")
     click.echo(f"{output}: {len(t):,} symbols, {t.num_layers} x {t.hidden_size} {t.cell} units, "

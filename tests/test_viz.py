@@ -21,11 +21,11 @@ from click.testing import CliRunner
 import charlstm
 from charlstm.cli import main
 from charlstm.errors import CharlstmError
-from charlstm.analysis.trace import trace
+from charlstm.analysis.traces import trace
 from charlstm.analysis.report import line_chart, read_metrics, render_report
 from charlstm.analysis.viz import page_data, render_page
 from charlstm.data.vocab import build_vocab
-from test_trace import COUNTING, planted_counting_model
+from test_traces import COUNTING, planted_counting_model
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed "

@@ -11,7 +11,7 @@ import charlstm
 from charlstm.cli import main
 from charlstm.errors import CharlstmError
 from charlstm.analysis.features import correlations, feature_values, rank_units
-from charlstm.analysis.trace import LSTM_QUANTITIES as QUANTITIES, Trace, trace
+from charlstm.analysis.traces import LSTM_QUANTITIES as QUANTITIES, Trace, trace
 from charlstm.model import forward, zero_state
 from charlstm.nn.head import log_softmax
 from charlstm.data.vocab import build_vocab
