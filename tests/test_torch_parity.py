@@ -129,3 +129,44 @@ def test_weighted_loss_and_dropout_masks_match_torch():
     assert_close(grads["head.b"], head.bias.grad, "head.b")
     assert_close(dstate.h, h0.grad, "initial h")
     assert_close(dstate.c, c0.grad, "initial c")
+
+
+# --- every cell: the loss and every gradient through charlstm's hand-off module ---------------------
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "peephole"])
+def test_loss_and_every_gradient_equal_pytorchs_for_every_cell(cell):
+    """The whole stack (3 layers, a carried initial state, the head and the mean cross-entropy)
+    against PyTorch's nn.LSTM / nn.GRU / nn.RNN (and charlstm's PeepholeLSTM in PyTorch) holding
+    the same weights, in float64: the loss, every parameter's gradient and the initial state's."""
+    import charlstm
+    from charlstm.data.vocab import Vocab
+    from charlstm.export.layouts import to_torch_arrays
+    from charlstm.torch import to_torch
+    V, H, L, T, B = 7, 5, 3, 6, 4
+    config = ModelConfig(vocab_size=V, hidden_size=H, num_layers=L, dropout=0.0, cell=cell)
+    rng = np.random.default_rng(1)
+    params = {k: v + rng.standard_normal(v.shape) * 0.3 for k, v in init_params(config, rng, np.float64).items()}
+    inputs, targets = rng.integers(0, V, size=(T, B)), rng.integers(0, V, size=(T, B))
+    parts = {"h": rng.standard_normal((L, B, H)) * 0.5}
+    if "c" in config.cell_type.state:
+        parts["c"] = rng.standard_normal((L, B, H)) * 0.5
+    loss, grads, _, dstate = loss_and_grads(params, config, inputs, targets, State(**parts))
+
+    module = to_torch(charlstm.Model(params, config, Vocab(tuple("abcdefg"))), torch.float64)
+    start = {k: torch.from_numpy(v.copy()).requires_grad_() for k, v in parts.items()}
+    state = (start["h"], start["c"]) if "c" in start else start["h"]
+    logits, _ = module(torch.from_numpy(inputs.T.copy()), state)            # batch first
+    theirs = torch.nn.functional.cross_entropy(logits.reshape(-1, V), torch.from_numpy(targets.T.reshape(-1)))
+    theirs.backward()
+    assert loss == pytest.approx(theirs.item(), rel=1e-12)
+    torch_grads = {k: p.grad.numpy() for k, p in module.named_parameters()}
+    expected = to_torch_arrays(grads, cell, L)            # charlstm's gradients in PyTorch's names
+    for key, g in torch_grads.items():
+        if key.startswith("rnn.bias_hh") and cell != "gru":
+            # b = bias_ih + bias_hh: both get the gradient of b
+            np.testing.assert_allclose(g, torch_grads[key.replace("_hh", "_ih")], rtol=1e-9, atol=1e-12)
+            continue
+        np.testing.assert_allclose(expected[key], g, rtol=1e-8, atol=1e-11, err_msg=key)
+        assert np.abs(g).max() > 1e-6, key
+    for part, tensor in start.items():
+        np.testing.assert_allclose(getattr(dstate, part), tensor.grad.numpy(), rtol=1e-8, atol=1e-11)
