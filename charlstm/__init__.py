@@ -1,24 +1,26 @@
-"""charlstm: character-level text generation with a multi-layer LSTM written in NumPy.
+"""charlstm: character-level text generation with recurrent networks written in NumPy.
 
     import charlstm
-    model = charlstm.train("corpus.txt", out_dir="run", max_time=300)
+    model = charlstm.train("corpus.txt", out_dir="run", max_time=300)        # cell="gru", ...
     print(model.sample(500, temperature=0.8))
     model = charlstm.load("run/best.npz")
     charlstm.evaluate(model, path="heldout.txt")
+    t = charlstm.trace(model, "some text")                                     # every unit, every symbol
 
-The public names: Model, load, train, evaluate, TrainConfig, ModelConfig, Vocab, build_vocab,
-CharlstmError. The math lives in charlstm.lstm, charlstm.softmax, charlstm.optim and
-charlstm.model as pure functions.
+The public names: Model, load, train, evaluate, trace, Trace, TrainConfig, ModelConfig, Vocab,
+build_vocab, CharlstmError. The math lives in charlstm.nn (the cells, their textbook twins in
+charlstm.nn.cells.reference, the head, Adam) and charlstm.model (the stack over any cell) as pure
+functions; charlstm.torch and charlstm.onnx hand a model to PyTorch and ONNX.
 """
 
-from charlstm.api import Model, evaluate, load, train
-from charlstm.errors import CharlstmError
 from charlstm.analysis.traces import Trace, trace
+from charlstm.api import Model, evaluate, load, train
+from charlstm.data.vocab import Vocab, build_vocab
+from charlstm.errors import CharlstmError
 from charlstm.model import ModelConfig
 from charlstm.training.config import TrainConfig
-from charlstm.data.vocab import Vocab, build_vocab
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "load", "train", "evaluate", "trace", "Trace", "TrainConfig", "ModelConfig", "Vocab", "build_vocab",
-           "CharlstmError", "__version__"]
+__all__ = ["Model", "load", "train", "evaluate", "trace", "Trace", "TrainConfig", "ModelConfig", "Vocab",
+           "build_vocab", "CharlstmError", "__version__"]
