@@ -19,6 +19,7 @@ from charlstm.analysis import synth_check
 from charlstm.data import corpora
 from charlstm.data.text import MAX_TEXT_BYTES, read_text
 from charlstm.errors import CharlstmError
+from charlstm.files import write_text
 from charlstm.nn.cells import CELLS
 from charlstm.training.config import DEFAULT_EPOCHS, TrainConfig
 
@@ -252,14 +253,6 @@ def corpus():
     """Build corpora: code trees, tweet archives, synthetic languages."""
 
 
-def _write_text(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise CharlstmError(f"cannot write {path}: {e.strerror or e}") from None
-
-
 @corpus.command()
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
 @click.option("--python-stdlib", is_flag=True, help="The default corpus: the Python standard library's sources.")
@@ -280,7 +273,7 @@ def code(directory, python_stdlib, ext, max_bytes, max_file_bytes, exclude, no_h
         text, summary = corpora.build_code_corpus(directory, exts=exts, max_bytes=max_bytes,
                                                   max_file_bytes=max_file_bytes, exclude=exclude,
                                                   headers=not no_headers)
-    _write_text(output, text)
+    write_text(output, text)
     skipped = ", ".join(f"{k} {v}" for k, v in summary.items() if k not in ("files_read", "bytes") and v)
     click.echo(f"{output}: {summary['files_read']} files, {summary['bytes']:,} bytes"
                + (f"; skipped: {skipped}" if skipped else ""), err=True)
@@ -307,7 +300,7 @@ def tweets(files, output, text_field, keep_retweets, urls, since, until):
     """Turn tweet archives (tweets.js, JSON, JSON Lines, CSV; gzip too) into one tweet per line."""
     lines, summary = corpora.read_tweets(list(files), text_field=text_field, keep_retweets=keep_retweets,
                                          urls=urls, since=_date(since), until=_date(until))
-    _write_text(output, "".join(line + "\n" for line in lines))
+    write_text(output, "".join(line + "\n" for line in lines))
     dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items() if v) or "none"
     click.echo(f"{output}: read {summary['read']} tweets, kept {summary['kept']}; dropped: {dropped}; "
                f"{summary['distinct_symbols']} distinct symbols", err=True)
@@ -322,7 +315,7 @@ def tweets(files, output, text_field, keep_retweets, urls, since, until):
 def synth(task, output, n_lines, max_n, seed):
     """A synthetic language, one example a line: counting, selective, remember, copy."""
     lines = corpora.synth_lines(task, n_lines, max_n=max_n, rng=np.random.default_rng(seed))
-    _write_text(output, "".join(line + "\n" for line in lines))
+    write_text(output, "".join(line + "\n" for line in lines))
     click.echo(f"{output}: {len(lines)} lines of {task}", err=True)
 
 
@@ -369,7 +362,7 @@ def _load_trace(checkpoint: Path, file: Path, max_symbols: int) -> "_inspect.Tra
 
 
 def _write_page(path: Path, page: str) -> None:
-    _write_text(path, page)
+    write_text(path, page, "page")
     click.echo(f"{path}: {len(page.encode('utf-8')) / 1e6:.1f} MB; open it in a browser", err=True)
 
 

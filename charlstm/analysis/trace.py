@@ -28,6 +28,7 @@ import numpy as np
 
 from charlstm.data.vocab import split_symbols
 from charlstm.errors import CharlstmError
+from charlstm.files import write_atomically
 from charlstm.model import forward, layer_values, zero_state
 from charlstm.nn.head import log_softmax
 
@@ -96,17 +97,13 @@ class Trace:
         return render_frame(self)
 
     def save(self, path) -> None:
-        """Write the trace as one .npz file (no pickled objects)."""
+        """Write the trace as one .npz file (no pickled objects), atomically."""
         meta = {"format": "charlstm-trace", "version": TRACE_VERSION, "symbols": self.symbols,
                 "vocab": self.vocab, "cell": self.cell, "quantities": list(self.quantities)}
         arrays = {"meta": np.array(json.dumps(meta, ensure_ascii=False)), "ids": self.ids,
                   "top_ids": self.top_ids, "top_probs": self.top_probs, "loss": self.loss}
         arrays.update(self.arrays)
-        try:
-            with open(path, "wb") as f:
-                np.savez_compressed(f, **arrays)
-        except OSError as e:
-            raise CharlstmError(f"cannot write {path}: {e.strerror or e}") from None
+        write_atomically(path, lambda f: np.savez_compressed(f, **arrays), "trace")
 
     @classmethod
     def load(cls, path) -> "Trace":

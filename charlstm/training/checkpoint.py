@@ -21,7 +21,6 @@ CharlstmError line.
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from charlstm.errors import CharlstmError
+from charlstm.files import write_atomically
 from charlstm.model.config import ModelConfig
 from charlstm.model import param_shapes
 from charlstm.nn.cells import CELLS
@@ -50,9 +50,8 @@ class Checkpoint:
 
 def save_checkpoint(path, params, config: ModelConfig, vocab: Vocab, train: dict | None = None,
                     extra: dict[str, np.ndarray] | None = None) -> None:
-    """Write a checkpoint atomically: a temporary file in the same directory, flushed and
-    fsynced, then renamed over the real name, so a crash leaves either the old file or the new
-    one under that name, never half of one."""
+    """Write a checkpoint atomically (charlstm.files.write_atomically): a crash leaves either the
+    old file or the new one under that name, never half of one."""
     path = Path(path)
     meta = {"format": FORMAT, "version": VERSION, "config": config.to_dict(),
             "vocab": vocab.to_dict(), "train": train}
@@ -60,35 +59,7 @@ def save_checkpoint(path, params, config: ModelConfig, vocab: Vocab, train: dict
     arrays.update(params)
     if extra:
         arrays.update(extra)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise CharlstmError(f"cannot write checkpoint {path}: {e.strerror or e}; "
-                            "the previous checkpoint is untouched") from None
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable (where the platform allows opening a directory)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    write_atomically(path, lambda f: np.savez(f, **arrays), "checkpoint")
 
 
 def load_checkpoint(path) -> Checkpoint:
