@@ -136,11 +136,14 @@ def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text:
     progress: a progress bar (tqdm's notebook widget in Jupyter). stop_on_interrupt: while it
     trains, Ctrl-C (or a notebook's interrupt) ends the run cleanly between two steps, saving
     latest.npz, and the returned model has .interrupted set; False leaves signals alone.
+    resume= continues a run from its checkpoint (its settings and bounds, unless bounds are
+    given); init_from= starts a new run from a checkpoint's weights and vocabulary (fine-tuning).
     Other options of the training loop (encoding_errors=, newline=, max_corpus_bytes=,
-    should_stop=) pass through.
+    should_stop=, init_from=, on_locked=) pass through.
     """
     loop_options = {k: train_options.pop(k) for k in ("encoding_errors", "newline", "max_corpus_bytes",
-                                                       "should_stop") if k in train_options}
+                                                       "should_stop", "init_from", "on_locked")
+                    if k in train_options}
     if config is None:
         config = TrainConfig(**train_options)
     elif train_options:

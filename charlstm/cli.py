@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -125,34 +126,92 @@ _DEFAULTS = TrainConfig()
 @click.option("--max-corpus-bytes", type=int, default=MAX_TEXT_BYTES, show_default=True,
               help="Refuse a larger corpus file (before reading it).")
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
-              help="Continue from a checkpoint (its settings are used, except the bounds).")
+              help="Continue the run of this checkpoint: its model, vocabulary, training options, "
+                   "--newline, --encoding-errors and bounds are used. Only --max-steps, --max-time and "
+                   "--epochs may be given (any of them replaces its bounds); every other training "
+                   "option is refused. CORPUS must be the run's own.")
+@click.option("--init-from", type=click.Path(path_type=Path), default=None,
+              help="Start a new run from this checkpoint's weights and vocabulary (fine-tuning, e.g. on "
+                   "another corpus): a fresh optimiser at step 0, this command's training options; "
+                   "--cell, --layers, --hidden, --dropout, --unit and --min-count come from it.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(corpus, out_dir, cell, num_layers, hidden_size, dropout, quiet, resume, encoding_errors, newline,
-          max_corpus_bytes, **options):
-    """Train a model on CORPUS (default: the Python standard library's own sources)."""
-    if corpus is None:
-        corpus = out_dir / "corpus.txt"
-        text, summary = corpora.build_stdlib_corpus()
-        out_dir.mkdir(parents=True, exist_ok=True)
-        corpus.write_text(text, encoding="utf-8")
-        click.echo(f"No corpus given: training on the Python standard library ({summary['files_read']} files, "
-                   f"{summary['bytes'] / 1e6:.1f} MB, written to {corpus}).", err=True)
-    config = TrainConfig(**options)
+@click.pass_context
+def train(ctx, corpus, out_dir, cell, num_layers, hidden_size, dropout, quiet, resume, init_from, encoding_errors,
+          newline, max_corpus_bytes, **options):
+    """Train a model on CORPUS (default: the Python standard library's own sources, copied to
+    OUT/corpus.txt)."""
+    given = {name for name in ctx.params
+             if ctx.get_parameter_source(name) in (click.core.ParameterSource.COMMANDLINE,
+                                                    click.core.ParameterSource.ENVIRONMENT)}
     model_options = {k: v for k, v in
                      {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout, "cell": cell}.items()
                      if v is not None}
-    if resume is not None and model_options:
-        raise CharlstmError("--cell, --layers, --hidden and --dropout come from the checkpoint when resuming")
-    model = api.train(corpus, out_dir, config, resume=resume, progress=not quiet, encoding_errors=encoding_errors,
-                      newline=newline, max_corpus_bytes=max_corpus_bytes, **model_options)
+    if resume is not None:
+        refused = [_option_name(ctx, name) for name in ctx.params if name in given and name not in _RESUME_MAY_GIVE]
+        if refused:
+            raise CharlstmError(f"{', '.join(refused)}: these come from the checkpoint when resuming (the run "
+                                "keeps its own settings); give only --max-steps, --max-time or --epochs, or start "
+                                f"a new run from the weights of {resume} with --init-from")
+        encoding_errors = newline = None            # the run's own, from the checkpoint
+    if init_from is not None:
+        refused = [_option_name(ctx, name) for name in ("cell", "num_layers", "hidden_size", "dropout", "unit",
+                                                        "min_count") if name in given]
+        if refused:
+            raise CharlstmError(f"{', '.join(refused)}: the model and its vocabulary come from {init_from} "
+                                "with --init-from")
+    if max_corpus_bytes < 0:
+        raise CharlstmError(f"--max-corpus-bytes must be >= 0, got {max_corpus_bytes}")
+    config = TrainConfig(**options)
+    text, on_locked = None, None
+    if corpus is None:
+        corpus, text, on_locked = _default_corpus(out_dir)
+    model = api.train(corpus, out_dir, config, text=text, resume=resume, init_from=init_from, progress=not quiet,
+                      encoding_errors=encoding_errors, newline=newline, max_corpus_bytes=max_corpus_bytes,
+                      on_locked=on_locked, **model_options)
     last = model.history[-1] if model.history else None
     if last is not None and last.val_nats is not None:
         click.echo(f"step {last.step}: validation {last.val_nats:.4f} nats/char ({last.val_bpc:.3f} bits/char); "
                    f"checkpoints in {out_dir}", err=True)
     if model.interrupted:
-        cmd = f"charlstm train {corpus} --out {out_dir} --resume {out_dir / 'latest.npz'}"
-        click.echo(f"Interrupted at step {model.step}; saved {out_dir / 'latest.npz'}. Resume with: {cmd}", err=True)
+        latest = out_dir / "latest.npz"
+        cmd = shlex.join(["charlstm", "train", str(corpus), "--out", str(out_dir), "--resume", str(latest)])
+        click.echo(f"Interrupted at step {model.step}; saved {latest}. Resume with: {cmd}", err=True)
         sys.exit(EXIT_INTERRUPTED)
+
+
+# What --resume accepts beside the checkpoint: the bounds, and what says where and how to run.
+_RESUME_MAY_GIVE = {"corpus", "out_dir", "resume", "quiet", "max_steps", "max_time", "epochs", "max_corpus_bytes"}
+
+
+def _option_name(ctx, name: str) -> str:
+    param = next(p for p in ctx.command.params if p.name == name)
+    return max(param.opts, key=len) if param.opts else name
+
+
+def _default_corpus(out_dir: Path):
+    """(OUT/corpus.txt, its text, a function writing it once the run directory is locked). A
+    corpus.txt already there is used only if it is this Python's standard-library corpus (a run
+    resumed); anything else there is the user's, never replaced."""
+    corpus = out_dir / "corpus.txt"
+    text, summary = corpora.build_stdlib_corpus()
+    if corpus.exists():
+        if corpus.is_file() and corpus.stat().st_size == len(text.encode("utf-8")) \
+                and read_text(corpus, max_bytes=None) == text:
+            return corpus, text, None
+        raise CharlstmError(f"{corpus}: exists and is not the built-in corpus; give it as CORPUS to train on it, "
+                            "or choose another --out for the built-in one")
+
+    def write_copy(run_dir: Path) -> None:
+        write_text(corpus, text, "corpus")
+        click.echo(f"No corpus given: training on the Python standard library ({summary['files_read']} files, "
+                   f"{summary['bytes'] / 1e6:.1f} MB, written to {corpus}).", err=True)
+
+    return corpus, text, write_copy
+
+
+def _about(path: Path, message: str) -> str:
+    """A message about a file names the file (once)."""
+    return message if str(path) in message else f"{path}: {message}"
 
 
 # --- sample ------------------------------------------------------------------------------------

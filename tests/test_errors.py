@@ -379,7 +379,9 @@ def test_resume_needs_training_state(tmp_path, good_checkpoint, training_checkpo
                              str(training_checkpoint), "--hidden", "4"], "come from the checkpoint")
     write(tmp_path / "other.txt", "\u4e2d\u6587" * 400)   # symbols the checkpoint's vocabulary lacks
     fails_cleanly(tmp_path, ["train", "other.txt", "--quiet", "--out", "run", "--resume",
-                             str(training_checkpoint)], "not in the model's vocabulary")
+                             str(training_checkpoint)], "other.txt", "is not the corpus", "2,400 bytes", "--init-from")
+    fails_cleanly(tmp_path, ["train", "other.txt", "--quiet", "--out", "run", "--init-from",
+                             str(training_checkpoint)], "other.txt", "not in the model's vocabulary", "latest.npz")
     assert not (tmp_path / "run").exists()
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from charlstm.errors import CharlstmError
 from charlstm.files import write_atomically
+from charlstm.validate import load_json
 from charlstm.model.config import ModelConfig
 from charlstm.model import param_shapes
 from charlstm.nn.cells import CELLS
@@ -158,7 +159,8 @@ def _extra_shape(key: str, shapes: dict, config: ModelConfig, train):
         if key.startswith(prefix):
             return shapes.get(key[len(prefix):])
     if key in {f"state.{part}" for part in config.cell_type.state}:
-        batch = train.get("config", {}).get("batch_size") if isinstance(train, dict) else None
+        train_config = train.get("config") if isinstance(train, dict) else None
+        batch = train_config.get("batch_size") if isinstance(train_config, dict) else None
         if not isinstance(batch, int) or not 1 <= batch <= 1 << 20:
             batch = 1
         return (config.num_layers, batch, config.hidden_size)
@@ -168,10 +170,7 @@ def _extra_shape(key: str, shapes: dict, config: ModelConfig, train):
 def _read_meta(raw, name: str) -> dict:
     if raw.shape != () or raw.dtype.kind != "U":
         raise CharlstmError(f"{name}: not a charlstm checkpoint (meta is not a text record)")
-    try:
-        meta = json.loads(str(raw))
-    except json.JSONDecodeError:
-        raise CharlstmError(f"{name}: the meta record is not valid JSON") from None
+    meta = load_json(str(raw), f"{name}: the meta record")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CharlstmError(f"{name}: not a charlstm checkpoint")
     version = meta.get("version")
