@@ -85,13 +85,14 @@ def fsync_directory(directory) -> None:
         os.close(fd)
 
 
-def read_bounded(path, limit: int, too_big: str | None = None, what: str = "file") -> bytes:
+def read_bounded(path, limit: int, too_big: str | None = None, what: str = "file") -> bytes | bytearray:
     """The bytes of a file, read in blocks; more than `limit` bytes is refused with one line,
     whether the size was known beforehand (a regular file is refused from stat alone, before a
     byte is read) or only found while reading (a device, a FIFO, a file that grows).
 
     too_big: what the refusal adds after the sizes, e.g. "pass --max-corpus-bytes to raise it".
-    A directory or a missing file is one line too.
+    A directory or a missing file is one line too. A large input read in blocks comes back as
+    the bytearray it was read into (bytes-like, not copied once more).
     """
     path = Path(path)
     if limit < 0:
@@ -108,24 +109,27 @@ def read_bounded(path, limit: int, too_big: str | None = None, what: str = "file
     if stat.S_ISREG(info.st_mode) and info.st_size > limit:
         raise CharlstmError(f"{path}: is {info.st_size:,} bytes, more than the {limit:,}-byte limit on a "
                             f"{what}{hint}")
-    # A regular file is read in one call of its size (plus one byte, to see it grew); anything
-    # else, or a file that grew, in blocks up to the bound.
-    first = info.st_size + 1 if stat.S_ISREG(info.st_mode) else BLOCK
-    blocks, total = [], 0
     try:
         with open(path, "rb") as f:
-            while True:
-                block = f.read(min(first if not blocks else BLOCK, limit + 1 - total))
+            if stat.S_ISREG(info.st_mode):
+                # One read of the size stat gave, plus one byte to see whether the file grew since.
+                data = f.read(info.st_size + 1)
+                if len(data) <= info.st_size:
+                    return data
+                buffer = bytearray(data)
+            else:
+                buffer = bytearray()
+            # A device, a FIFO or a file that grows: blocks up to the bound. The buffer grows in
+            # place (no second copy), so the cost is the bound plus one block.
+            while len(buffer) <= limit:
+                block = f.read(min(BLOCK, limit + 1 - len(buffer)))
                 if not block:
-                    break
-                blocks.append(block)
-                total += len(block)
-                if total > limit:
-                    raise CharlstmError(f"{path}: holds more than the {limit:,}-byte limit on a {what} "
-                                        f"(it did not end after {limit:,} bytes){hint}")
+                    return bytes(buffer) if len(buffer) < BLOCK else buffer
+                buffer += block
     except OSError as e:
         raise CharlstmError(f"{path}: cannot read ({e.strerror or e})") from None
-    return blocks[0] if len(blocks) == 1 else b"".join(blocks)
+    raise CharlstmError(f"{path}: holds more than the {limit:,}-byte limit on a {what} "
+                        f"(it did not end after {limit:,} bytes){hint}")
 
 
 def require_regular_file(path, what: str) -> Path:

@@ -126,14 +126,14 @@ def test_code_corpus_errors(tmp_path, tree):
 
 def test_code_corpus_unreadable_file(tree, monkeypatch):
     # Simulated, because file permissions do not stop a test run as root.
-    real_read_bytes = pathlib.Path.read_bytes
+    import charlstm.files
 
-    def read_bytes(self):
-        if self.name == "b.py":
+    def unreadable(file, *args, **kwargs):
+        if pathlib.Path(file).name == "b.py":
             raise PermissionError(13, "Permission denied")
-        return real_read_bytes(self)
+        return open(file, *args, **kwargs)
 
-    monkeypatch.setattr(pathlib.Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(charlstm.files, "open", unreadable, raising=False)
     text, summary = build_code_corpus(tree)
     assert summary["unreadable"] == 1
     assert "b.py" not in text and "### FILE: a.py\n" in text
