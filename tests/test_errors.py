@@ -300,7 +300,7 @@ CHECKPOINT_CASES = {
     "no vocab": ["'vocab'"],
     "no version": ["version"],
     "config lacks hidden_size": ["hidden_size"],
-    "config hidden_size is text": ["hidden_size", "integer"],
+    "config hidden_size is text": ["hidden_size", "whole number"],
     "vocab symbols not strings": ["symbols"],
     "newer version": ["format 99", "upgrade"],
     "shape inconsistent": ["lstm.0.Wh", "(8, 16)", "(8, 32)"],
@@ -442,14 +442,14 @@ def test_corpus_code_skips_and_counts_what_it_cannot_use(tmp_path, monkeypatch):
     (tree / "pkg" / "dangling.py").symlink_to(tree / "gone.py")
     before = snapshot(tree)
     # Tests run as root, which chmod cannot lock out, so the unreadable file is simulated.
-    real_read_bytes = Path.read_bytes
+    import charlstm.files
 
-    def read_bytes(self):
-        if self.name == "secret.py":
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_read_bytes(self)
+    def unreadable(file, *args, **kwargs):
+        if Path(file).name == "secret.py":
+            raise PermissionError(13, "Permission denied", str(file))
+        return open(file, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(charlstm.files, "open", unreadable, raising=False)
     result = CliRunner().invoke(cli.main, ["corpus", "code", str(tree), "--max-file-bytes", "1000",
                                            "-o", str(tmp_path / "out.txt")])
     monkeypatch.undo()

@@ -149,7 +149,7 @@ def _check_cell_keys(sizes: dict, config: ModelConfig, name: str) -> None:
         key = key[len("adam.m."):] if key.startswith(("adam.m.", "adam.v.")) else key
         prefix = key.split(".", 1)[0]
         if prefix in CELLS and prefix != config.cell:
-            raise CharlstmError(f"{name}: holds {prefix} parameters ({key}) but its config names the "
+            raise CharlstmError(f"{name}: holds {prefix} parameters ({key!r}) but its config names the "
                                 f"{config.cell} cell")
 
 
