@@ -299,9 +299,9 @@ def _step(run: _Run, inputs, targets, weights, workspace: Workspace, lr: float) 
     # A finite gradient can still give non-finite weights (a learning rate of 1e300): such weights
     # must never reach a checkpoint. One pass over the weights, well under 1 % of a step.
     if not all(np.isfinite(p).all() for p in run.params.values()):
+        kept = "no checkpoint had been written yet" if run.prog.step == 0 else "checkpoints written before it are kept"
         raise CharlstmError(f"training diverged at step {run.prog.step + 1}: the update made the weights "
-                            f"non-finite (learning rate {lr:g}); the last good checkpoint is kept; "
-                            "restart with a lower --lr")
+                            f"non-finite (learning rate {lr:g}); {kept}; restart with a lower --lr")
     run.state = new_state
     return loss, norm, True
 
