@@ -3,7 +3,7 @@
 Two kinds of input reach charlstm untrusted:
 
 - numbers given as options, which numpy may refuse with a traceback (`default_rng(-1)`) or turn
-  into gigabytes (`"a" * 10**15`): `seed`, `whole` and `count` check them;
+  into gigabytes (`"a" * 10**15`): `seed` and `whole` check them;
 - what is read back from a file charlstm wrote, which anyone may have edited: the JSON of a
   checkpoint's meta record, a trace's meta record, metrics.jsonl. `load_json` parses it with a
   bound on nesting; `Fields` reads one JSON object's fields by type and range; `check_text` refuses
@@ -52,15 +52,6 @@ def whole(value, option: str, lo: int | None = None, hi: int | None = None) -> i
             rule = f"between {lo:,} and {hi:,}"
         raise CharlstmError(f"{option} must be {rule}, got {value:,}")
     return int(value)
-
-
-def number(value, option: str, lo: float | None = None, hi: float | None = None) -> float:
-    """A finite number option within [lo, hi]."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-            or not math.isfinite(value) or lo is not None and value < lo or hi is not None and value > hi:
-        rule = "a number" + (f" >= {lo:g}" if lo is not None else "") + (f" <= {hi:g}" if hi is not None else "")
-        raise CharlstmError(f"{option} must be {rule}, got {value!r}")
-    return float(value)
 
 
 # --- text -------------------------------------------------------------------------------------------
@@ -223,5 +214,5 @@ class Fields:
             raise CharlstmError(f"{self.where}: {e}") from None
 
 
-__all__ = ["seed", "whole", "number", "check_text", "shown", "printable", "load_json", "Fields",
+__all__ = ["seed", "whole", "check_text", "shown", "printable", "load_json", "Fields",
            "MAX_JSON_DEPTH"]
