@@ -487,3 +487,14 @@ def test_ctrl_c_before_training_is_one_line(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli.main, TRAIN + ["c.txt"])
     assert result.exit_code == 130
     assert result.stderr.splitlines() == ["charlstm: interrupted"]
+
+
+def test_out_of_memory_advice_is_the_commands_own(tmp_path, good_checkpoint, monkeypatch):
+    """Running out of memory while sampling names sampling's options, not training's."""
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    (tmp_path / "model.npz").write_bytes(good_checkpoint.read_bytes())
+    monkeypatch.setattr(charlstm.Model, "generate", no_memory)
+    message = fails_cleanly(tmp_path, ["sample", "model.npz"], "out of memory", "--num-samples")
+    assert "--hidden" not in message and "--batch-size" not in message
