@@ -205,6 +205,17 @@ def test_gzip_detected_by_magic_bytes_not_suffix(tmp_path):
     assert lines[0] == "first  tweet"
 
 
+def test_gzip_of_several_members_and_cut_short(tmp_path):
+    """Members one after another (cat a.gz b.gz) unpack whole; an archive cut short is one line."""
+    data = json.dumps(TWEETS).encode("utf-8")
+    path = tmp_path / "archive.json.gz"
+    path.write_bytes(gzip.compress(data[:40]) + gzip.compress(data[40:]))
+    assert read_tweets(path)[0][0] == "first  tweet"
+    path.write_bytes(gzip.compress(data)[:-12])
+    with pytest.raises(CharlstmError, match="corrupt: it is cut short"):
+        read_tweets(path)
+
+
 def test_csv_text_field_and_date_column(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("body,date\nhello,2020-01-02\n\"multi\nline\",2020-01-01T10:00:00Z\n")

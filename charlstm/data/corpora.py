@@ -295,13 +295,18 @@ def _load_text(path: pathlib.Path) -> str:
     unpacking both stop at MAX_ARCHIVE_BYTES, whatever the file's size says."""
     data = read_bounded(path, MAX_ARCHIVE_BYTES, "use a part of it", what="tweet archive")
     if data[:2] == b"\x1f\x8b":
+        packed, parts, size = data, [], 0
         try:
-            unpacker = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            data = unpacker.decompress(data, MAX_ARCHIVE_BYTES + 1)
+            while packed and size <= MAX_ARCHIVE_BYTES:       # one gzip member after another
+                unpacker = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                parts.append(unpacker.decompress(packed, MAX_ARCHIVE_BYTES + 1 - size))
+                size += len(parts[-1])
+                if not unpacker.eof and size <= MAX_ARCHIVE_BYTES:
+                    raise CharlstmError(f"{path} looks gzip-compressed but is corrupt: it is cut short")
+                packed = unpacker.unused_data
         except zlib.error as err:
             raise CharlstmError(f"{path} looks gzip-compressed but is corrupt: {err}") from None
-        if not unpacker.eof and len(data) <= MAX_ARCHIVE_BYTES:
-            raise CharlstmError(f"{path} looks gzip-compressed but is corrupt: it is cut short")
+        data = b"".join(parts)
         if len(data) > MAX_ARCHIVE_BYTES:
             raise CharlstmError(f"{path}: unpacks to more than the {MAX_ARCHIVE_BYTES:,}-byte limit on a "
                                 "tweet archive; use a part of it")
