@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from charlstm import validate
 from charlstm.data.text import read_text
 from charlstm.data.vocab import Vocab
 from charlstm.decoding.beam import BeamResult, beam_search
@@ -51,7 +52,7 @@ class Model:
         """A fresh, untrained model for a vocabulary (unset sizes take ModelConfig's defaults)."""
         given = {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout, "cell": cell}
         config = replace(ModelConfig(vocab_size=len(vocab)), **{k: v for k, v in given.items() if v is not None})
-        return cls(init_params(config, np.random.default_rng(seed), dtype), config, vocab)
+        return cls(init_params(config, validate.seed(seed), dtype), config, vocab)
 
     def __repr__(self) -> str:
         c = self.config
@@ -63,7 +64,7 @@ class Model:
                  top_p: float | None = None, num_samples: int = 1, stop: str | None = None,
                  seed: int | None = None) -> Iterator[tuple[list[str], np.ndarray]]:
         """Stream generated text: yields (new text of each sample, which samples are finished)."""
-        return generate(self.params, self.config, self.vocab, np.random.default_rng(seed), length=length,
+        return generate(self.params, self.config, self.vocab, validate.seed(seed), length=length,
                         temperature=temperature, prime=prime, top_k=top_k, top_p=top_p,
                         num_samples=num_samples, stop=stop)
 
@@ -83,7 +84,7 @@ class Model:
                                        length_penalty=length_penalty)
             texts = [r.text for r in results]
             return texts[0] if num_samples == 1 else texts
-        texts = sample_texts(self.params, self.config, self.vocab, np.random.default_rng(seed),
+        texts = sample_texts(self.params, self.config, self.vocab, validate.seed(seed),
                              length=length, temperature=temperature, prime=prime, top_k=top_k,
                              top_p=top_p, num_samples=num_samples, stop=stop)
         return texts[0] if num_samples == 1 else texts
@@ -136,11 +137,14 @@ def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text:
     progress: a progress bar (tqdm's notebook widget in Jupyter). stop_on_interrupt: while it
     trains, Ctrl-C (or a notebook's interrupt) ends the run cleanly between two steps, saving
     latest.npz, and the returned model has .interrupted set; False leaves signals alone.
+    resume= continues a run from its checkpoint (its settings and bounds, unless bounds are
+    given); init_from= starts a new run from a checkpoint's weights and vocabulary (fine-tuning).
     Other options of the training loop (encoding_errors=, newline=, max_corpus_bytes=,
-    should_stop=) pass through.
+    should_stop=, init_from=, on_locked=) pass through.
     """
     loop_options = {k: train_options.pop(k) for k in ("encoding_errors", "newline", "max_corpus_bytes",
-                                                       "should_stop") if k in train_options}
+                                                       "should_stop", "init_from", "on_locked")
+                    if k in train_options}
     if config is None:
         config = TrainConfig(**train_options)
     elif train_options:

@@ -6,19 +6,26 @@ did not anticipate) becomes one line on stderr and exit status 1; no traceback r
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
+import io
 import json
+import os
+import shlex
 import sys
+import warnings
 from pathlib import Path
 
 import click
 import numpy as np
 
-from charlstm import api
+from charlstm import api, validate
 from charlstm.analysis import synth_check
 from charlstm.data import corpora
 from charlstm.data.text import MAX_TEXT_BYTES, read_text
-from charlstm.errors import CharlstmError
+from charlstm.errors import CharlstmError, TextError
+from charlstm.files import write_text
 from charlstm.nn.cells import CELLS
 from charlstm.training.config import DEFAULT_EPOCHS, TrainConfig
 
@@ -27,7 +34,28 @@ EXIT_INTERRUPTED = 130
 
 
 class _Group(click.Group):
-    """Turns library errors into one line and a non-zero exit."""
+    """Turns library errors into one line and a non-zero exit, and keeps the standard streams from
+    ever producing a traceback (closed, full, a pipe whose reader left, an encoding that cannot
+    hold the text)."""
+
+    def main(self, *args, **kwargs):
+        """The whole program, --help and usage errors included (click prints those before invoke)."""
+        _replace_closed_streams()
+        with warnings.catch_warnings():
+            # numpy's numeric warnings (a mean of nothing, an overflow handled right after) are not
+            # messages for the user; every real problem is a CharlstmError.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            try:
+                result = super().main(*args, **kwargs)
+                code = None
+            except SystemExit as e:
+                result, code = None, e.code
+            except OSError as e:                  # click writing --help or a usage error
+                result, code = None, _output_failed(e)
+            code = _flush_stdout(code)
+        if code is not None:
+            sys.exit(code)
+        return result
 
     def invoke(self, ctx):
         try:
@@ -37,11 +65,76 @@ class _Group(click.Group):
         except KeyboardInterrupt:      # Ctrl-C outside the training loop (which saves and says so itself)
             click.echo("charlstm: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except UnicodeEncodeError as e:   # a terminal whose encoding cannot hold the text
+            _fail(f"cannot write {ascii(e.object[e.start:e.start + 1])} to an output whose encoding is {e.encoding}; "
+                  "set PYTHONIOENCODING=utf-8 (or use a UTF-8 locale)")
         except (OSError, MemoryError) as e:
-            if isinstance(e, BrokenPipeError):     # `charlstm sample ... | head`
-                sys.stderr.close()
-                sys.exit(0)
-            _fail(_describe_os_error(e))
+            if isinstance(e, OSError) and e.filename is None and _is_stdout_error(e):
+                sys.exit(_output_failed(e))
+            _fail(_describe_os_error(e, ctx.invoked_subcommand))
+
+
+class _ClosedOutput(io.TextIOBase):
+    """Stands for a standard stream whose file descriptor was closed before charlstm started."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text):
+        raise OSError(errno.EBADF, "it is closed")
+
+
+def _replace_closed_streams() -> None:
+    """Python sets sys.stdout (sys.stderr) to None when descriptor 1 (2) is closed: writing to it
+    then is an error with one line (stdout), or goes nowhere (stderr, where that line would go)."""
+    if sys.stdout is None:
+        sys.stdout = _ClosedOutput()
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")
+
+
+def _is_stdout_error(e: OSError) -> bool:
+    return e.errno in (errno.EPIPE, errno.EBADF, errno.ENOSPC, errno.EIO) or isinstance(e, BrokenPipeError)
+
+
+def _output_failed(e: OSError) -> int:
+    """Standard output cannot be written: a reader that left (`| head`) ends the program quietly,
+    anything else (closed, a full disk) is one line. Either way the rest of the output is dropped,
+    so that Python's own flush at exit has nothing left to fail on."""
+    _drop_stdout()
+    if isinstance(e, BrokenPipeError) or e.errno == errno.EPIPE:
+        return 0
+    click.echo(f"charlstm: error: cannot write to standard output: {e.strerror or e}", err=True)
+    return EXIT_ERROR
+
+
+def _flush_stdout(code):
+    """Flush what is left of standard output while errors can still be reported."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError as e:
+        failed = _output_failed(e)
+        return failed if code in (None, 0) else code
+    return code
+
+
+def _drop_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
+        pass
+    sys.stdout = _Discard()
+
+
+class _Discard(io.TextIOBase):
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text):
+        return len(text)
 
 
 def _fail(message: str):
@@ -49,9 +142,19 @@ def _fail(message: str):
     sys.exit(EXIT_ERROR)
 
 
-def _describe_os_error(e: BaseException) -> str:
+# What to lower when a command runs out of memory.
+_MEMORY_ADVICE = {"train": "a smaller --hidden, --batch-size or --seq-length",
+                  "sample": "a smaller --num-samples, --beam or --length",
+                  "trace": "a smaller --max-symbols or --chunk", "neurons": "a smaller --max-symbols",
+                  "viz": "a smaller --max-symbols or --max-values", "novelty": "a smaller --n-samples or --length",
+                  "check": "a smaller --n or --max-length", "synth": "a smaller --n-lines or --max-n",
+                  "code": "a smaller --max-bytes"}
+
+
+def _describe_os_error(e: BaseException, command: str | None = None) -> str:
     if isinstance(e, MemoryError):
-        return "out of memory; try a smaller --hidden, --batch-size or --seq-length"
+        advice = _MEMORY_ADVICE.get(command or "")
+        return "out of memory" + (f"; try {advice}" if advice else "")
     name = getattr(e, "filename", None)
     reason = getattr(e, "strerror", None) or str(e)
     return f"{name}: {reason}" if name else reason
@@ -124,34 +227,116 @@ _DEFAULTS = TrainConfig()
 @click.option("--max-corpus-bytes", type=int, default=MAX_TEXT_BYTES, show_default=True,
               help="Refuse a larger corpus file (before reading it).")
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
-              help="Continue from a checkpoint (its settings are used, except the bounds).")
+              help="Continue the run of this checkpoint: its model, vocabulary, training options, "
+                   "--newline, --encoding-errors and bounds are used. Only --max-steps, --max-time and "
+                   "--epochs may be given (any of them replaces its bounds); every other training "
+                   "option is refused. CORPUS must be the run's own.")
+@click.option("--init-from", type=click.Path(path_type=Path), default=None,
+              help="Start a new run from this checkpoint's weights and vocabulary (fine-tuning, e.g. on "
+                   "another corpus): a fresh optimiser at step 0, this command's training options; "
+                   "--cell, --layers, --hidden, --dropout, --unit and --min-count come from it.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(corpus, out_dir, cell, num_layers, hidden_size, dropout, quiet, resume, encoding_errors, newline,
-          max_corpus_bytes, **options):
-    """Train a model on CORPUS (default: the Python standard library's own sources)."""
-    if corpus is None:
-        corpus = out_dir / "corpus.txt"
-        text, summary = corpora.build_stdlib_corpus()
-        out_dir.mkdir(parents=True, exist_ok=True)
-        corpus.write_text(text, encoding="utf-8")
-        click.echo(f"No corpus given: training on the Python standard library ({summary['files_read']} files, "
-                   f"{summary['bytes'] / 1e6:.1f} MB, written to {corpus}).", err=True)
-    config = TrainConfig(**options)
+@click.pass_context
+def train(ctx, corpus, out_dir, cell, num_layers, hidden_size, dropout, quiet, resume, init_from, encoding_errors,
+          newline, max_corpus_bytes, **options):
+    """Train a model on CORPUS (default: the Python standard library's own sources, copied to
+    OUT/corpus.txt)."""
+    given = {name for name in ctx.params
+             if ctx.get_parameter_source(name) in (click.core.ParameterSource.COMMANDLINE,
+                                                    click.core.ParameterSource.ENVIRONMENT)}
     model_options = {k: v for k, v in
                      {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout, "cell": cell}.items()
                      if v is not None}
-    if resume is not None and model_options:
-        raise CharlstmError("--cell, --layers, --hidden and --dropout come from the checkpoint when resuming")
-    model = api.train(corpus, out_dir, config, resume=resume, progress=not quiet, encoding_errors=encoding_errors,
-                      newline=newline, max_corpus_bytes=max_corpus_bytes, **model_options)
+    if resume is not None and init_from is not None:
+        raise CharlstmError("give --resume (continue a run) or --init-from (start a new one from its weights), "
+                            "not both")
+    if resume is not None:
+        refused = [_option_name(ctx, name) for name in ctx.params if name in given and name not in _RESUME_MAY_GIVE]
+        if refused:
+            raise CharlstmError(f"{', '.join(refused)}: these come from the checkpoint when resuming (the run "
+                                "keeps its own settings); give only --max-steps, --max-time or --epochs, or start "
+                                f"a new run from the weights of {resume} with --init-from")
+        encoding_errors = newline = None            # the run's own, from the checkpoint
+    if init_from is not None:
+        refused = [_option_name(ctx, name) for name in ("cell", "num_layers", "hidden_size", "dropout", "unit",
+                                                        "min_count") if name in given]
+        if refused:
+            raise CharlstmError(f"{', '.join(refused)}: the model and its vocabulary come from {init_from} "
+                                "with --init-from")
+    if max_corpus_bytes < 0:
+        raise CharlstmError(f"--max-corpus-bytes must be >= 0, got {max_corpus_bytes}")
+    config = TrainConfig(**options)
+    text, on_locked = None, None
+    if corpus is None:
+        corpus, text, on_locked = _default_corpus(out_dir)
+    model = api.train(corpus, out_dir, config, text=text, resume=resume, init_from=init_from, progress=not quiet,
+                      encoding_errors=encoding_errors, newline=newline, max_corpus_bytes=max_corpus_bytes,
+                      on_locked=on_locked, **model_options)
     last = model.history[-1] if model.history else None
     if last is not None and last.val_nats is not None:
         click.echo(f"step {last.step}: validation {last.val_nats:.4f} nats/char ({last.val_bpc:.3f} bits/char); "
                    f"checkpoints in {out_dir}", err=True)
     if model.interrupted:
-        cmd = f"charlstm train {corpus} --out {out_dir} --resume {out_dir / 'latest.npz'}"
-        click.echo(f"Interrupted at step {model.step}; saved {out_dir / 'latest.npz'}. Resume with: {cmd}", err=True)
+        latest = out_dir / "latest.npz"
+        cmd = shlex.join(["charlstm", "train", str(corpus), "--out", str(out_dir), "--resume", str(latest)])
+        click.echo(f"Interrupted at step {model.step}; saved {latest}. Resume with: {cmd}", err=True)
         sys.exit(EXIT_INTERRUPTED)
+
+
+# What --resume accepts beside the checkpoint: the bounds, and what says where and how to run.
+_RESUME_MAY_GIVE = {"corpus", "out_dir", "resume", "quiet", "max_steps", "max_time", "epochs", "max_corpus_bytes"}
+
+
+def _option_name(ctx, name: str) -> str:
+    param = next(p for p in ctx.command.params if p.name == name)
+    return max(param.opts, key=len) if param.opts else name
+
+
+def _default_corpus(out_dir: Path):
+    """(OUT/corpus.txt, its text, a function writing it once the run directory is locked). A
+    corpus.txt already there is used only if it is this Python's standard-library corpus (a run
+    resumed); anything else there is the user's, never replaced."""
+    corpus = out_dir / "corpus.txt"
+    text, summary = corpora.build_stdlib_corpus()
+    if corpus.exists():
+        if corpus.is_file() and corpus.stat().st_size == len(text.encode("utf-8")) \
+                and read_text(corpus, max_bytes=None) == text:
+            return corpus, text, None
+        raise CharlstmError(f"{corpus}: exists and is not the built-in corpus; give it as CORPUS to train on it, "
+                            "or choose another --out for the built-in one")
+
+    def write_copy(run_dir: Path) -> None:
+        write_text(corpus, text, "corpus")
+        click.echo(f"No corpus given: training on the Python standard library ({summary['files_read']} files, "
+                   f"{summary['bytes'] / 1e6:.1f} MB, written to {corpus}).", err=True)
+
+    return corpus, text, write_copy
+
+
+def _about(path, message: str) -> str:
+    """A message about a file names the file (once)."""
+    return message if message.startswith(f"{path}:") else f"{path}: {message}"
+
+
+@contextlib.contextmanager
+def _naming(source, checkpoint=None):
+    """Problems with the content of a text (a symbol the vocabulary lacks, too few symbols) name
+    where the text came from (a file, --prime) and the checkpoint whose vocabulary it is."""
+    try:
+        yield
+    except TextError as e:
+        suffix = f" ({checkpoint})" if checkpoint is not None and "vocabulary" in str(e) else ""
+        raise CharlstmError(_about(source, str(e)) + suffix) from None
+
+
+def _encoding_errors_option(what: str):
+    return click.option("--encoding-errors", type=click.Choice(["strict", "replace"]), default="strict",
+                        show_default=True, help=f"replace: bytes of {what} that are not UTF-8 read as U+FFFD.")
+
+
+def _read(path: Path, encoding_errors: str = "strict") -> str:
+    """A text file a command reads (not a training corpus): capped at MAX_TEXT_BYTES."""
+    return read_text(path, errors=encoding_errors, limit_option=None)
 
 
 # --- sample ------------------------------------------------------------------------------------
@@ -187,13 +372,17 @@ def sample(ctx, checkpoint, length, temperature, prime, seed, top_k, top_p, num_
             raise CharlstmError(f"--beam searches the model's own probabilities: {', '.join(given)} "
                                 f"{'does' if len(given) == 1 else 'do'} not apply")
         model = api.load(checkpoint)
-        for text in model.beam_search(beam, length=length, prime=prime, stop=stop, num_results=num_samples,
-                                      length_penalty=length_penalty):
+        with _naming("--prime", checkpoint):
+            results = model.beam_search(beam, length=length, prime=prime, stop=stop, num_results=num_samples,
+                                        length_penalty=length_penalty)
+        for text in results:
             sys.stdout.write(text.text + "\n")
         return
     model = api.load(checkpoint)
     stream = model.generate(length=length, temperature=temperature, prime=prime, top_k=top_k, top_p=top_p,
                             num_samples=num_samples, stop=stop, seed=seed)
+    with _naming("--prime", checkpoint):
+        stream = _first_item_read(stream)      # the prime is encoded and read before the first item
     out = sys.stdout
     if num_samples == 1:
         for pieces, _ in stream:
@@ -215,6 +404,16 @@ def sample(ctx, checkpoint, length, temperature, prime, seed, top_k, top_p, num_
         out.write("".join(texts[k]) + "\n")
 
 
+def _first_item_read(stream):
+    """The generator with its first item already computed (so that its errors come here)."""
+    first = next(stream)
+
+    def chained():
+        yield first
+        yield from stream
+    return chained()
+
+
 def _unescape(option: str, value: str | None) -> str | None:
     if value is None or "\\" not in value:
         return value
@@ -223,7 +422,7 @@ def _unescape(option: str, value: str | None) -> str | None:
     try:
         return value.encode("latin-1", "backslashreplace").decode("unicode_escape")
     except UnicodeDecodeError as e:
-        raise CharlstmError(f"{option} {value!r}: bad escape sequence ({e.reason})") from None
+        raise CharlstmError(f"{option} '{validate.printable(value)}': bad escape sequence ({e.reason})") from None
 
 
 # --- eval --------------------------------------------------------------------------------------
@@ -234,10 +433,15 @@ def _unescape(option: str, value: str | None) -> str | None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--max-corpus-bytes", type=int, default=MAX_TEXT_BYTES, show_default=True,
               help="Refuse a larger FILE (before reading it).")
-def eval_command(checkpoint, file, as_json, max_corpus_bytes):
+@_encoding_errors_option("FILE")
+def eval_command(checkpoint, file, as_json, max_corpus_bytes, encoding_errors):
     """Mean cross-entropy of FILE under the model: each symbol predicted from all before it."""
+    if max_corpus_bytes < 0:
+        raise CharlstmError(f"--max-corpus-bytes must be >= 0, got {max_corpus_bytes}")
     model = api.load(checkpoint)
-    result = model.evaluate(read_text(file, max_bytes=max_corpus_bytes))
+    text = read_text(file, errors=encoding_errors, max_bytes=max_corpus_bytes)
+    with _naming(file, checkpoint):
+        result = model.evaluate(text)
     if as_json:
         click.echo(json.dumps(result))
     else:
@@ -250,14 +454,6 @@ def eval_command(checkpoint, file, as_json, max_corpus_bytes):
 @main.group(cls=_Group)
 def corpus():
     """Build corpora: code trees, tweet archives, synthetic languages."""
-
-
-def _write_text(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise CharlstmError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 @corpus.command()
@@ -280,7 +476,7 @@ def code(directory, python_stdlib, ext, max_bytes, max_file_bytes, exclude, no_h
         text, summary = corpora.build_code_corpus(directory, exts=exts, max_bytes=max_bytes,
                                                   max_file_bytes=max_file_bytes, exclude=exclude,
                                                   headers=not no_headers)
-    _write_text(output, text)
+    write_text(output, text)
     skipped = ", ".join(f"{k} {v}" for k, v in summary.items() if k not in ("files_read", "bytes") and v)
     click.echo(f"{output}: {summary['files_read']} files, {summary['bytes']:,} bytes"
                + (f"; skipped: {skipped}" if skipped else ""), err=True)
@@ -307,7 +503,7 @@ def tweets(files, output, text_field, keep_retweets, urls, since, until):
     """Turn tweet archives (tweets.js, JSON, JSON Lines, CSV; gzip too) into one tweet per line."""
     lines, summary = corpora.read_tweets(list(files), text_field=text_field, keep_retweets=keep_retweets,
                                          urls=urls, since=_date(since), until=_date(until))
-    _write_text(output, "".join(line + "\n" for line in lines))
+    write_text(output, "".join(line + "\n" for line in lines))
     dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items() if v) or "none"
     click.echo(f"{output}: read {summary['read']} tweets, kept {summary['kept']}; dropped: {dropped}; "
                f"{summary['distinct_symbols']} distinct symbols", err=True)
@@ -321,8 +517,8 @@ def tweets(files, output, text_field, keep_retweets, urls, since, until):
 @click.option("--seed", type=int, default=0, show_default=True)
 def synth(task, output, n_lines, max_n, seed):
     """A synthetic language, one example a line: counting, selective, remember, copy."""
-    lines = corpora.synth_lines(task, n_lines, max_n=max_n, rng=np.random.default_rng(seed))
-    _write_text(output, "".join(line + "\n" for line in lines))
+    lines = corpora.synth_lines(task, n_lines, max_n=max_n, rng=validate.seed(seed))
+    write_text(output, "".join(line + "\n" for line in lines))
     click.echo(f"{output}: {len(lines)} lines of {task}", err=True)
 
 
@@ -361,15 +557,17 @@ from charlstm.analysis import viz as _viz  # noqa: E402
 _QUANTITIES = tuple(dict.fromkeys(q for cell in CELLS.values() for q in cell.quantities))
 
 
-def _load_trace(checkpoint: Path, file: Path, max_symbols: int) -> "_traces.Trace":
+def _load_trace(checkpoint: Path, file: Path, max_symbols: int, encoding_errors: str) -> "_traces.Trace":
     if file.suffix == ".npz":
         return _traces.Trace.load(file)
     model = api.load(checkpoint)
-    return _traces.trace(model, read_text(file), max_symbols=max_symbols)
+    text = _read(file, encoding_errors)
+    with _naming(file, checkpoint):
+        return _traces.trace(model, text, max_symbols=max_symbols)
 
 
 def _write_page(path: Path, page: str) -> None:
-    _write_text(path, page)
+    write_text(path, page, "page")
     click.echo(f"{path}: {len(page.encode('utf-8')) / 1e6:.1f} MB; open it in a browser", err=True)
 
 
@@ -380,9 +578,13 @@ def _write_page(path: Path, page: str) -> None:
 @click.option("--max-symbols", type=int, default=20_000, show_default=True, help="Keep the first this many symbols.")
 @click.option("--chunk", type=int, default=256, show_default=True, help="Symbols read at once (the state carries).")
 @click.option("--top", type=int, default=5, show_default=True, help="Next-symbol candidates kept per symbol.")
-def trace_command(checkpoint, file, output, max_symbols, chunk, top):
-    """Record h, c and the gates of every unit at every symbol of FILE."""
-    t = _traces.trace(api.load(checkpoint), read_text(file), max_symbols=max_symbols, chunk=chunk, top=top)
+@_encoding_errors_option("FILE")
+def trace_command(checkpoint, file, output, max_symbols, chunk, top, encoding_errors):
+    """Record every unit's quantities (h, c and the gates) at every symbol of FILE."""
+    model = api.load(checkpoint)
+    text = _read(file, encoding_errors)
+    with _naming(file, checkpoint):
+        t = _traces.trace(model, text, max_symbols=max_symbols, chunk=chunk, top=top)
     t.save(output)
     mean = float(np.nanmean(t.loss)) if len(t) > 1 else float("nan")
     click.echo(f"{output}: {len(t):,} symbols, {t.num_layers} x {t.hidden_size} {t.cell} units, "
@@ -400,12 +602,13 @@ def trace_command(checkpoint, file, output, max_symbols, chunk, top):
 @click.option("--layer", type=int, default=None, help="Only this layer [all].")
 @click.option("--max-symbols", type=int, default=20_000, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def neurons(checkpoint, file, feature, top, quantity, layer, max_symbols, as_json):
+@_encoding_errors_option("a text FILE")
+def neurons(checkpoint, file, feature, top, quantity, layer, max_symbols, as_json, encoding_errors):
     """Rank units by how well they follow a feature of FILE.
 
     FILE is a text file, or a trace .npz written by `charlstm trace` (CHECKPOINT is then not read).
     """
-    t = _load_trace(checkpoint, file, max_symbols)
+    t = _load_trace(checkpoint, file, max_symbols, encoding_errors)
     ranked = _features.rank_units(t, feature, quantity=quantity, top=top, layer=layer)
     if as_json:
         click.echo(json.dumps({"feature": feature, "symbols": len(t),
@@ -432,12 +635,15 @@ def neurons(checkpoint, file, feature, top, quantity, layer, max_symbols, as_jso
 @click.option("--max-values", type=int, default=_viz.MAX_VALUES, show_default=True,
               help="At most this many stored unit values (symbols x series) keep the page small.")
 @click.option("--title", default=None, help="The page's title [the file's name].")
-def viz(checkpoint, file, output, layer, unit, quantity, feature_names, top, max_symbols, max_values, title):
+@_encoding_errors_option("a text FILE")
+def viz(checkpoint, file, output, layer, unit, quantity, feature_names, top, max_symbols, max_values, title,
+        encoding_errors):
     """Write a self-contained HTML page that colours FILE by any unit's value.
 
     FILE is a text file, or a trace .npz written by `charlstm trace` (CHECKPOINT is then not read).
     """
-    t = _load_trace(checkpoint, file, max_symbols)
+    validate.whole(max_values, "--max-values", lo=1)
+    t = _load_trace(checkpoint, file, max_symbols, encoding_errors)
     ranked = {name: _features.rank_units(t, name, top=top) for name in feature_names}
     first = next((units[0] for units in ranked.values() if units), None)
     if first is not None and layer is None and unit is None and quantity is None:
@@ -453,9 +659,10 @@ def viz(checkpoint, file, output, layer, unit, quantity, feature_names, top, max
 @click.option("--corpus", type=click.Path(path_type=Path), default=None,
               help="The training corpus, to check the samples for copying [RUN_DIR/corpus.txt if there].")
 @click.option("--title", default=None)
-def report(run_dir, output, corpus, title):
+@_encoding_errors_option("the corpus")
+def report(run_dir, output, corpus, title, encoding_errors):
     """Write a training run's curves, learning rate and samples as one HTML page."""
-    _write_page(output, _report.render_report(run_dir, corpus=corpus, title=title))
+    _write_page(output, _report.render_report(run_dir, corpus=corpus, title=title, encoding_errors=encoding_errors))
 
 
 @main.command()
@@ -466,14 +673,17 @@ def report(run_dir, output, corpus, title):
 @click.option("--temperature", type=float, default=1.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def novelty(checkpoint, corpus, n_samples, length, temperature, seed, as_json):
+@_encoding_errors_option("CORPUS")
+def novelty(checkpoint, corpus, n_samples, length, temperature, seed, as_json, encoding_errors):
     """How much of what the model writes occurs verbatim in CORPUS (n-grams of 10 to 50 characters)."""
     if n_samples < 1 or length < 1:
         raise CharlstmError("--n-samples and --length must be at least 1")
+    validate.seed(seed)
     model = api.load(checkpoint)
+    text = _read(corpus, encoding_errors)
     samples = model.sample(length, temperature=temperature, num_samples=n_samples, seed=seed)
     samples = [samples] if isinstance(samples, str) else samples
-    index = _novelty.CorpusIndex.from_text(read_text(corpus))
+    index = _novelty.CorpusIndex.from_text(text)
     result = _novelty.novelty(index, samples)
     if as_json:
         click.echo(json.dumps({"samples": n_samples, "length": length, "temperature": temperature,
@@ -490,7 +700,7 @@ def novelty(checkpoint, corpus, n_samples, length, temperature, seed, as_json):
     if span is None:
         click.echo("  no symbol of the samples occurs in the corpus")
     else:
-        shown = span.text.replace("\n", "↵").replace("\t", "→")
+        shown = validate.printable(span.text)
         click.echo(f"  longest copied span: {span.length} characters, sample {span.sample + 1} at {span.offset}, "
                    f"corpus line {span.corpus_line} (character {span.corpus_offset:,}):")
         click.echo(f"    {shown}")

@@ -42,7 +42,8 @@ def synth_run(cell: str, task: str, max_n: int, steps: int, out: Path, n_check: 
     model = charlstm.train(text=text, out_dir=out, cell=cell, max_steps=steps, **SYNTH_RECIPE)
     seconds = time.perf_counter() - started
     model = charlstm.load(out / "best.npz")
-    report = check_model(model, task, n=n_check, temperature=1.0, max_n=max_n, context=3, seed=0)
+    report = check_model(model, task, n=n_check, temperature=1.0, max_n=max_n, context=3, seed=0,
+                         max_length=max(200, 2 * max_n + 10))   # room for the longest line
     return {"cell": cell, "task": task, "max_n": max_n, "steps": steps, "seconds": round(seconds, 1),
             "free_valid": report["valid_share"], "exact_up_to": report["extrapolation"]["perfect_up_to"],
             "val_nats": model_val(out)}

@@ -126,14 +126,14 @@ def test_code_corpus_errors(tmp_path, tree):
 
 def test_code_corpus_unreadable_file(tree, monkeypatch):
     # Simulated, because file permissions do not stop a test run as root.
-    real_read_bytes = pathlib.Path.read_bytes
+    import charlstm.files
 
-    def read_bytes(self):
-        if self.name == "b.py":
+    def unreadable(file, *args, **kwargs):
+        if pathlib.Path(file).name == "b.py":
             raise PermissionError(13, "Permission denied")
-        return real_read_bytes(self)
+        return open(file, *args, **kwargs)
 
-    monkeypatch.setattr(pathlib.Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(charlstm.files, "open", unreadable, raising=False)
     text, summary = build_code_corpus(tree)
     assert summary["unreadable"] == 1
     assert "b.py" not in text and "### FILE: a.py\n" in text
@@ -203,6 +203,17 @@ def test_gzip_detected_by_magic_bytes_not_suffix(tmp_path):
     path.write_bytes(gzip.compress(json.dumps(TWEETS).encode("utf-8")))
     lines, _ = read_tweets(path)
     assert lines[0] == "first  tweet"
+
+
+def test_gzip_of_several_members_and_cut_short(tmp_path):
+    """Members one after another (cat a.gz b.gz) unpack whole; an archive cut short is one line."""
+    data = json.dumps(TWEETS).encode("utf-8")
+    path = tmp_path / "archive.json.gz"
+    path.write_bytes(gzip.compress(data[:40]) + gzip.compress(data[40:]))
+    assert read_tweets(path)[0][0] == "first  tweet"
+    path.write_bytes(gzip.compress(data)[:-12])
+    with pytest.raises(CharlstmError, match="corrupt: it is cut short"):
+        read_tweets(path)
 
 
 def test_csv_text_field_and_date_column(tmp_path):

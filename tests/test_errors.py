@@ -300,7 +300,7 @@ CHECKPOINT_CASES = {
     "no vocab": ["'vocab'"],
     "no version": ["version"],
     "config lacks hidden_size": ["hidden_size"],
-    "config hidden_size is text": ["hidden_size", "integer"],
+    "config hidden_size is text": ["hidden_size", "whole number"],
     "vocab symbols not strings": ["symbols"],
     "newer version": ["format 99", "upgrade"],
     "shape inconsistent": ["lstm.0.Wh", "(8, 16)", "(8, 32)"],
@@ -379,7 +379,9 @@ def test_resume_needs_training_state(tmp_path, good_checkpoint, training_checkpo
                              str(training_checkpoint), "--hidden", "4"], "come from the checkpoint")
     write(tmp_path / "other.txt", "\u4e2d\u6587" * 400)   # symbols the checkpoint's vocabulary lacks
     fails_cleanly(tmp_path, ["train", "other.txt", "--quiet", "--out", "run", "--resume",
-                             str(training_checkpoint)], "not in the model's vocabulary")
+                             str(training_checkpoint)], "other.txt", "is not the corpus", "2,400 bytes", "--init-from")
+    fails_cleanly(tmp_path, ["train", "other.txt", "--quiet", "--out", "run", "--init-from",
+                             str(training_checkpoint)], "other.txt", "not in the model's vocabulary", "latest.npz")
     assert not (tmp_path / "run").exists()
 
 
@@ -440,14 +442,14 @@ def test_corpus_code_skips_and_counts_what_it_cannot_use(tmp_path, monkeypatch):
     (tree / "pkg" / "dangling.py").symlink_to(tree / "gone.py")
     before = snapshot(tree)
     # Tests run as root, which chmod cannot lock out, so the unreadable file is simulated.
-    real_read_bytes = Path.read_bytes
+    import charlstm.files
 
-    def read_bytes(self):
-        if self.name == "secret.py":
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_read_bytes(self)
+    def unreadable(file, *args, **kwargs):
+        if Path(file).name == "secret.py":
+            raise PermissionError(13, "Permission denied", str(file))
+        return open(file, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(charlstm.files, "open", unreadable, raising=False)
     result = CliRunner().invoke(cli.main, ["corpus", "code", str(tree), "--max-file-bytes", "1000",
                                            "-o", str(tmp_path / "out.txt")])
     monkeypatch.undo()
@@ -485,3 +487,14 @@ def test_ctrl_c_before_training_is_one_line(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli.main, TRAIN + ["c.txt"])
     assert result.exit_code == 130
     assert result.stderr.splitlines() == ["charlstm: interrupted"]
+
+
+def test_out_of_memory_advice_is_the_commands_own(tmp_path, good_checkpoint, monkeypatch):
+    """Running out of memory while sampling names sampling's options, not training's."""
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    (tmp_path / "model.npz").write_bytes(good_checkpoint.read_bytes())
+    monkeypatch.setattr(charlstm.Model, "generate", no_memory)
+    message = fails_cleanly(tmp_path, ["sample", "model.npz"], "out of memory", "--num-samples")
+    assert "--hidden" not in message and "--batch-size" not in message

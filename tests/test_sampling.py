@@ -219,3 +219,53 @@ def test_draw_one_row_and_many_rows_follow_the_same_rule():
     one_by_one = np.array([draw(probs[k:k + 1], uniforms[k:k + 1])[0] for k in range(200)])
     np.testing.assert_array_equal(together, one_by_one)
     assert (probs[np.arange(200), together] > 0).all()
+
+
+# --- the edges: tiny temperatures, ties, CRLF clusters, a vocabulary of nothing ----------------------
+
+@pytest.mark.parametrize("temperature", [1e-300, 5e-324, 1e-30])
+def test_a_temperature_that_underflows_still_takes_the_most_likely_symbol(temperature):
+    """Dividing the scores by 1e-300 overflows; the most likely symbol (not the last) must win."""
+    model = fixed_model([0.1, 0.6, 0.2, 0.1], "abcd")
+    assert sample(model, length=20, temperature=temperature)[0] == "b" * 20
+    probs = filter_probs(np.log([[0.1, 0.6, 0.2, 0.1]]), temperature)
+    assert np.array_equal(probs, [[0, 1, 0, 0]])
+
+
+def test_top_k_keeps_exactly_k_symbols_when_several_tie_at_the_kth_score():
+    logits = np.log([[0.1, 0.3, 0.2, 0.2, 0.2]])
+    for k in (1, 2, 3, 4):
+        probs = filter_probs(logits, 1.0, top_k=k)
+        assert np.count_nonzero(probs) == k, probs
+    assert np.count_nonzero(filter_probs(logits, 1.0, top_k=2)[0, 2:]) == 1   # one of the tied three
+    model = fixed_model([0.4, 0.2, 0.2, 0.2], "abcd")
+    assert set(sample(model, length=300, top_k=2, seed=3)[0]) == {"a", "b"}   # the first of the tie by id
+
+
+def test_stop_at_a_line_feed_leaves_no_carriage_return_of_a_crlf_cluster():
+    """In grapheme mode CRLF is one symbol: --stop '\\n' ends the line before it, not after '\\r'."""
+    model = fixed_model([0.5, 0.5], ["a", "\r\n"])
+    params, config, vocab = model
+    vocab = Vocab(("a", "\r\n"), unit="grapheme")
+    texts = sample_texts(params, config, vocab, np.random.default_rng(0), length=50, stop="\n", num_samples=8)
+    assert all("\r" not in t and "\n" not in t for t in texts), texts
+    texts = sample_texts(params, config, vocab, np.random.default_rng(0), length=50, stop="\na", num_samples=8)
+    assert all(not t.endswith("\r") for t in texts), texts
+    from charlstm.decoding.beam import beam_search
+    for result in beam_search(params, config, vocab, 2, length=10, stop="\n", num_results=2):
+        assert "\r" not in result.text, result
+
+
+def test_a_vocabulary_of_only_the_unknown_symbol_has_nothing_to_write():
+    model = fixed_model([1.0], [UNK], unk=0)
+    with pytest.raises(CharlstmError, match="only the unknown symbol"):
+        sample(model, length=5)
+    from charlstm.decoding.beam import beam_search
+    with pytest.raises(CharlstmError, match="only the unknown symbol"):
+        beam_search(*model, 2, length=5)
+
+
+@pytest.mark.parametrize("num_samples", [100_001, 10 ** 11])
+def test_a_batch_too_large_to_hold_is_refused_before_allocating(num_samples):
+    with pytest.raises(CharlstmError, match="between 1 and 100,000"):
+        sample(fixed_model([0.5, 0.5], "ab"), length=5, num_samples=num_samples)

@@ -246,7 +246,7 @@ def test_report_of_a_run_without_validation_checkpoint_or_samples(tmp_path):
     assert "best validation" not in page and "model" not in page.split("<table")[1].split("</table>")[0]
     assert "12 characters (corpus line 1)" in page            # "<tag> & more" is copied whole
     (tmp_path / "metrics.jsonl").write_text("{not json\n")
-    with pytest.raises(CharlstmError, match="line 1 is not JSON"):
+    with pytest.raises(CharlstmError, match="line 1 is not valid JSON"):
         read_metrics(tmp_path)
 
 

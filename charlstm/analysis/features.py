@@ -26,6 +26,7 @@ import numpy as np
 import regex
 
 from charlstm.errors import CharlstmError
+from charlstm.validate import printable
 
 _URL = regex.compile(r"https?://[^\s\"'<>]+")
 _HASHTAG = regex.compile(r"(?<![\w#&])#\w+")
@@ -184,9 +185,9 @@ def correlations(values: np.ndarray, feature: np.ndarray) -> np.ndarray:
 
 
 def example_text(symbols: list[str], position: int, before: int = 30, after: int = 10) -> str:
-    """One line of text around a symbol, the symbol in ⟦ ⟧, newlines as ↵ and tabs as →."""
-    def show(s: str) -> str:
-        return s.replace("\n", "↵").replace("\t", "→")
+    """One line of text around a symbol, the symbol in ⟦ ⟧, newlines as ↵, tabs as → and every
+    other control character escaped (validate.printable): a terminal shows it, never obeys it."""
+    show = printable
     left = "".join(symbols[max(0, position - before):position])
     right = "".join(symbols[position + 1:position + 1 + after])
     return f"{show(left)}⟦{show(symbols[position])}⟧{show(right)}"

@@ -10,7 +10,6 @@ verbatim in the corpus and its longest copied span (see novelty.py).
 from __future__ import annotations
 
 import html
-import json
 import math
 from pathlib import Path
 
@@ -18,33 +17,51 @@ from charlstm.analysis.pages import fill, read_page_file
 from charlstm.training.checkpoint import load_checkpoint
 from charlstm.data.text import read_text
 from charlstm.errors import CharlstmError
+from charlstm.files import read_bounded
+from charlstm.validate import Fields, load_json
 from charlstm.analysis.novelty import DEFAULT_NS, CorpusIndex, novelty
 
 LN2 = math.log(2.0)
 COLOURS = ("#2662c8", "#dc3228", "#2a9d4b", "#8a4fc8")
 
 
+MAX_METRICS_BYTES = 256 << 20
+
+
 def read_metrics(run_dir) -> list[dict]:
-    """The evaluations of a run, in the order they were written (other events are left out)."""
+    """The evaluations of a run, in the order they were written (other events are left out),
+    each field checked (see charlstm.validate): a damaged line is one error naming it."""
     path = Path(run_dir) / "metrics.jsonl"
     if not Path(run_dir).is_dir():
         raise CharlstmError(f"{run_dir}: not a directory (give a training run's --out directory)")
     if not path.exists():
         raise CharlstmError(f"{path}: no such file; is {run_dir} a training run's directory?")
+    data = read_bounded(path, MAX_METRICS_BYTES, what="metrics file")
     records = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                raise CharlstmError(f"{path}: line {number} is not JSON") from None
-            if isinstance(record, dict) and "step" in record and "train_loss" in record:
-                records.append(record)
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise CharlstmError(f"{path}: line {number} is not UTF-8 text (byte {e.start} of the line)") from None
+        record = load_json(line, f"{path}: line {number}")
+        if isinstance(record, dict) and "step" in record and "train_loss" in record:
+            records.append(_evaluation(Fields(record, f"{path}: line {number}")))
     if not records:
         raise CharlstmError(f"{path}: holds no evaluation yet")
     return records
+
+
+def _evaluation(f: Fields) -> dict:
+    """One evaluation's record with every field the report reads of the type it needs."""
+    return {"step": f.integer("step", lo=0), "train_loss": f.number("train_loss", lo=0, optional=True),
+            "epoch": f.number("epoch", lo=0, default=0), "elapsed_s": f.number("elapsed_s", lo=0, default=0),
+            "val_nats": f.number("val_nats", optional=True, default=None),
+            "val_bpc": f.number("val_bpc", optional=True, default=None),
+            "chars_per_s": f.number("chars_per_s", lo=0, optional=True, default=None),
+            "lr": f.number("lr", optional=True, default=None),
+            "sample": f.text("sample", optional=True, default="")}
 
 
 def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -148,9 +165,11 @@ def _run_summary(run_dir: Path, records: list[dict]) -> list[tuple[str, str]]:
     return rows
 
 
-def render_report(run_dir, corpus=None, title: str | None = None, ns=DEFAULT_NS) -> str:
+def render_report(run_dir, corpus=None, title: str | None = None, ns=DEFAULT_NS,
+                  encoding_errors: str = "strict") -> str:
     """The HTML report of a training run. corpus: the training text's path, for the novelty of
-    the samples (default: RUN_DIR/corpus.txt when it exists; False: none)."""
+    the samples (default: RUN_DIR/corpus.txt when it exists; False: none), read with
+    `encoding_errors` (strict or replace)."""
     run_dir = Path(run_dir)
     records = read_metrics(run_dir)
     if corpus is None and (run_dir / "corpus.txt").exists():
@@ -164,7 +183,7 @@ def render_report(run_dir, corpus=None, title: str | None = None, ns=DEFAULT_NS)
     samples = [r.get("sample") or "" for r in records]
     nov = None
     if corpus:
-        index = CorpusIndex.from_text(read_text(corpus))
+        index = CorpusIndex.from_text(read_text(corpus, errors=encoding_errors, limit_option=None))
         nov = novelty(index, samples, ns=ns, each=True)
 
     title = title or f"charlstm run {run_dir.resolve().name}"

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from charlstm.data.corpora import SYNTH_TASKS, check_lines, synth_lines
+from charlstm import validate
 from charlstm.errors import CharlstmError
 
 _GROUP = 100          # free samples that share one context (one batch of the sampler)
@@ -119,6 +120,7 @@ def check_model(model, task: str, n: int = 1000, temperature: float = 1.0, max_n
     """
     if task not in SYNTH_TASKS:
         raise CharlstmError(f"unknown task {task!r}; choose one of {', '.join(SYNTH_TASKS)}")
+    rng = validate.seed(seed)
     if n < 1:
         raise CharlstmError(f"--n must be at least 1, got {n}")
     if max_n < 1:
@@ -130,7 +132,6 @@ def check_model(model, task: str, n: int = 1000, temperature: float = 1.0, max_n
     if missing:
         raise CharlstmError(f"the model's vocabulary lacks {', '.join(map(repr, missing))}, which the {task} "
                             "language uses; was it trained on another task?")
-    rng = np.random.default_rng(seed)
 
     # Free sampling, in groups that each continue their own context.
     lines: list[str] = []
@@ -160,7 +161,7 @@ def _runs(text: str) -> str:
     parts = []
     for symbol, group in itertools.groupby(text):
         k = len(list(group))
-        shown = "\\n" if symbol == "\n" else symbol
+        shown = "\\n" if symbol == "\n" else validate.printable(symbol)
         parts.append(f"{shown}*{k}" if k > 1 else shown)
     return " ".join(parts) if parts else "(nothing)"
 

@@ -21,15 +21,18 @@ the first `max_symbols` symbols are kept.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from charlstm.data.vocab import split_symbols
-from charlstm.errors import CharlstmError
+from charlstm.errors import CharlstmError, TextError
+from charlstm.files import require_regular_file, write_atomically
 from charlstm.model import forward, layer_values, zero_state
+from charlstm.nn.cells import CELLS
 from charlstm.nn.head import log_softmax
+from charlstm.validate import Fields, load_json, shown
 
 LSTM_QUANTITIES = ("h", "c", "i", "f", "g", "o")     # what a format-1 trace holds
 TRACE_VERSION = 2
@@ -96,43 +99,101 @@ class Trace:
         return render_frame(self)
 
     def save(self, path) -> None:
-        """Write the trace as one .npz file (no pickled objects)."""
+        """Write the trace as one .npz file (no pickled objects), atomically."""
         meta = {"format": "charlstm-trace", "version": TRACE_VERSION, "symbols": self.symbols,
                 "vocab": self.vocab, "cell": self.cell, "quantities": list(self.quantities)}
         arrays = {"meta": np.array(json.dumps(meta, ensure_ascii=False)), "ids": self.ids,
                   "top_ids": self.top_ids, "top_probs": self.top_probs, "loss": self.loss}
         arrays.update(self.arrays)
-        try:
-            with open(path, "wb") as f:
-                np.savez_compressed(f, **arrays)
-        except OSError as e:
-            raise CharlstmError(f"cannot write {path}: {e.strerror or e}") from None
+        write_atomically(path, lambda f: np.savez_compressed(f, **arrays), "trace")
 
     @classmethod
     def load(cls, path) -> "Trace":
-        """Read a trace written by `save` (or `charlstm trace`); format 1 (LSTM only) too."""
-        path = Path(path)
-        if not path.exists():
-            raise CharlstmError(f"{path}: no such file")
+        """Read a trace written by `save` (or `charlstm trace`); format 1 (LSTM only) too. The
+        file is checked as a checkpoint is (see charlstm.validate): its meta record field by
+        field, every array's shape against the symbol list and against the others, so a damaged
+        or hand-edited trace is one error line, never a wrong answer."""
+        path = require_regular_file(path, "charlstm trace")
+        name = str(path)
+        try:
+            with zipfile.ZipFile(path) as archive:
+                sizes = {i.filename[:-4]: i.file_size for i in archive.infolist() if i.filename.endswith(".npy")}
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+            raise CharlstmError(f"{name}: not a charlstm trace (not an .npz archive, or truncated)") from None
+        if "meta" not in sizes:
+            raise CharlstmError(f"{name}: not a charlstm trace (no meta record)")
+        budget = max(MIN_UNPACK_BYTES, UNPACK_RATIO * path.stat().st_size)
+        if sizes["meta"] > MAX_META_BYTES or sum(sizes.values()) > budget:
+            raise CharlstmError(f"{name}: its members declare {sum(sizes.values()):,} bytes unpacked, more than "
+                                f"a trace of {path.stat().st_size:,} bytes can hold; refusing to unpack it")
         try:
             with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(str(z["meta"]))
-                if not isinstance(meta, dict):
-                    raise ValueError("meta is not an object")
-                version = meta.get("version")
-                quantities = LSTM_QUANTITIES if version == 1 else tuple(meta.get("quantities", ()))
-                if not all(isinstance(q, str) and q.isidentifier() for q in quantities):
-                    raise ValueError("its quantities are not names")
+                raw = z["meta"]
+                if raw.shape != () or raw.dtype.kind != "U":
+                    raise CharlstmError(f"{name}: not a charlstm trace (meta is not a text record)")
+                meta = Fields(load_json(str(raw), f"{name}: the meta record"), f"{name}: the trace's meta record")
+                if meta.record.get("format") != "charlstm-trace":
+                    raise CharlstmError(f"{name}: not a charlstm trace (format {shown(meta.record.get('format'))})")
+                version = meta.integer("version", lo=1, hi=TRACE_VERSION)
+                symbols = meta.strings("symbols", nonempty=True)
+                vocab = meta.strings("vocab", nonempty=True)
+                cell = meta.text("cell", choices=tuple(CELLS), default="lstm")
+                quantities = LSTM_QUANTITIES if version == 1 else tuple(meta.strings("quantities"))
+                if not quantities or quantities[0] != "h" or len(set(quantities)) != len(quantities) \
+                        or not set(quantities) <= set(CELLS[cell].quantities):
+                    raise CharlstmError(f"{name}: the trace's quantities {shown(', '.join(quantities))} are not "
+                                        f"the {cell} cell's ({', '.join(CELLS[cell].quantities)})")
+                missing = [k for k in (*quantities, "ids", "top_ids", "top_probs", "loss") if k not in sizes]
+                if missing:
+                    raise CharlstmError(f"{name}: not a whole charlstm trace (no {', '.join(missing)})")
                 arrays = {q: z[q] for q in quantities}
                 rest = {k: z[k] for k in ("ids", "top_ids", "top_probs", "loss")}
-        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
-            raise CharlstmError(f"{path}: not a charlstm trace ({e})") from None
-        if meta.get("format") != "charlstm-trace" or meta.get("version") not in (1, TRACE_VERSION):
-            raise CharlstmError(f"{path}: not a charlstm trace (format {meta.get('format')!r})")
-        if "h" not in arrays:
-            raise CharlstmError(f"{path}: not a charlstm trace (it holds no hidden state h)")
-        return cls(symbols=list(meta["symbols"]), vocab=list(meta["vocab"]), arrays=arrays,
-                   cell=str(meta.get("cell", "lstm")), **rest)
+        except CharlstmError:
+            raise
+        except ValueError as e:
+            if "allow_pickle" in str(e) or "object" in str(e).lower():
+                raise CharlstmError(f"{name}: holds Python objects; refusing to load it "
+                                    "(loading a trace never unpickles)") from None
+            raise CharlstmError(f"{name}: damaged trace ({e})") from None
+        except Exception as e:      # a truncated or corrupt member: zlib, zipfile, EOF
+            raise CharlstmError(f"{name}: damaged or truncated trace ({type(e).__name__})") from None
+        _check_arrays(name, symbols, vocab, arrays, rest)
+        return cls(symbols=symbols, vocab=vocab, arrays=arrays, cell=cell, **rest)
+
+
+MAX_META_BYTES = 64 << 20
+MIN_UNPACK_BYTES = 256 << 20       # a trace's members may unpack to this much whatever the file's size ...
+UNPACK_RATIO = 100                 # ... or to this many times the file (traces hardly compress; bombs do)
+
+
+def _check_arrays(name: str, symbols, vocab, arrays: dict, rest: dict) -> None:
+    """Every array of a trace agrees with its symbol list, its vocabulary and the others."""
+    N, V = len(symbols), len(vocab)
+    h = arrays["h"]
+    if N < 1:
+        raise CharlstmError(f"{name}: the trace holds no symbol")
+    if h.ndim != 3 or h.shape[1] != N or 0 in h.shape:
+        raise CharlstmError(f"{name}: h has shape {h.shape}, not (layers, {N} symbols, units)")
+    for q, a in arrays.items():
+        if a.shape != h.shape or not np.issubdtype(a.dtype, np.floating):
+            raise CharlstmError(f"{name}: {q} has shape {a.shape} ({a.dtype}), h has {h.shape}")
+        if not np.isfinite(a).all():
+            raise CharlstmError(f"{name}: {q} holds NaN or infinite values")
+    ids, top_ids, top_probs, loss = rest["ids"], rest["top_ids"], rest["top_probs"], rest["loss"]
+    for key, a, shape in (("ids", ids, (N,)), ("loss", loss, (N,))):
+        if a.shape != shape:
+            raise CharlstmError(f"{name}: {key} has shape {a.shape}, the trace has {N} symbols")
+    if top_ids.ndim != 2 or top_ids.shape[0] != N or not 1 <= top_ids.shape[1] <= V:
+        raise CharlstmError(f"{name}: top_ids has shape {top_ids.shape}, not ({N}, k) with k at most {V}")
+    if top_probs.shape != top_ids.shape:
+        raise CharlstmError(f"{name}: top_probs has shape {top_probs.shape}, top_ids {top_ids.shape}")
+    for key, a in (("ids", ids), ("top_ids", top_ids)):
+        if not np.issubdtype(a.dtype, np.integer) or (a < 0).any() or (a >= V).any():
+            raise CharlstmError(f"{name}: {key} are not ids of its {V}-symbol vocabulary")
+    if not np.issubdtype(top_probs.dtype, np.floating) or not ((top_probs >= 0) & (top_probs <= 1)).all():
+        raise CharlstmError(f"{name}: top_probs are not probabilities")
+    if not np.issubdtype(loss.dtype, np.floating) or (loss[np.isfinite(loss)] < 0).any() or np.isinf(loss).any():
+        raise CharlstmError(f"{name}: loss is not a number of nats per symbol")
 
 
 def _leading_symbols(text: str, unit: str, count: int) -> list[str]:
@@ -166,7 +227,7 @@ def trace(model, text: str, max_symbols: int = 20_000, chunk: int = 256, top: in
     top = min(top, len(vocab))
     symbols = _leading_symbols(text, vocab.unit, max_symbols + 1)
     if not symbols:
-        raise CharlstmError("the text is empty")
+        raise TextError("the text is empty")
     ids = vocab.encode("".join(symbols), unknown="unk").astype(np.intp)
     if len(ids) != len(symbols):          # a cut grapheme re-split differently: trust the ids
         symbols = split_symbols("".join(symbols), vocab.unit)

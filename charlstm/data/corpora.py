@@ -10,20 +10,22 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import fnmatch
-import gzip
 import html
 import io
 import json
 import os
 import pathlib
 import re
+import stat
 import sysconfig
+import zlib
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import regex
 
 from charlstm.errors import CharlstmError
+from charlstm.files import read_bounded
 
 # --------------------------------------------------------------------------------------
 # Code corpora
@@ -115,12 +117,20 @@ def _walk_candidates(
 def _read_code_file(path: pathlib.Path, max_file_bytes: int, summary: dict) -> str | None:
     """The file's text with LF line ends, or None after counting why it was skipped."""
     try:
-        if path.stat().st_size > max_file_bytes:
-            summary["too_large"] += 1
-            return None
-        data = path.read_bytes()
+        info = path.stat()
     except OSError:  # PermissionError included
         summary["unreadable"] += 1
+        return None
+    if not stat.S_ISREG(info.st_mode):   # a FIFO or a device named like a source file
+        summary["unreadable"] += 1
+        return None
+    if info.st_size > max_file_bytes:
+        summary["too_large"] += 1
+        return None
+    try:
+        data = read_bounded(path, max_file_bytes)     # bounded even if it grows meanwhile
+    except CharlstmError as e:
+        summary["too_large" if "limit" in str(e) else "unreadable"] += 1
         return None
     if b"\0" in data[:_BINARY_SNIFF_BYTES]:
         summary["binary"] += 1
@@ -277,19 +287,29 @@ def _parse_date(value: object) -> dt.datetime | None:
     return stamp
 
 
+MAX_ARCHIVE_BYTES = 512 * 1024 * 1024   # a tweet archive, read or unpacked
+
+
 def _load_text(path: pathlib.Path) -> str:
-    """The file's text, gunzipped first when it starts with the gzip magic bytes."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CharlstmError(f"no such file: {path}") from None
-    except OSError as err:
-        raise CharlstmError(f"cannot read {path}: {err.strerror or err}") from None
+    """The file's text, gunzipped first when it starts with the gzip magic bytes; reading and
+    unpacking both stop at MAX_ARCHIVE_BYTES, whatever the file's size says."""
+    data = read_bounded(path, MAX_ARCHIVE_BYTES, "use a part of it", what="tweet archive")
     if data[:2] == b"\x1f\x8b":
+        packed, parts, size = data, [], 0
         try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as err:
+            while packed and size <= MAX_ARCHIVE_BYTES:       # one gzip member after another
+                unpacker = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                parts.append(unpacker.decompress(packed, MAX_ARCHIVE_BYTES + 1 - size))
+                size += len(parts[-1])
+                if not unpacker.eof and size <= MAX_ARCHIVE_BYTES:
+                    raise CharlstmError(f"{path} looks gzip-compressed but is corrupt: it is cut short")
+                packed = unpacker.unused_data
+        except zlib.error as err:
             raise CharlstmError(f"{path} looks gzip-compressed but is corrupt: {err}") from None
+        data = b"".join(parts)
+        if len(data) > MAX_ARCHIVE_BYTES:
+            raise CharlstmError(f"{path}: unpacks to more than the {MAX_ARCHIVE_BYTES:,}-byte limit on a "
+                                "tweet archive; use a part of it")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -571,7 +591,16 @@ def synth_lines(
         raise CharlstmError(f"n_lines must be at least 1, got {n_lines}")
     if max_n < 1:
         raise CharlstmError(f"max_n must be at least 1, got {max_n}")
+    # Refused before a line is made: the lines are held in memory (a line is at most 4 N + 2).
+    if n_lines > MAX_SYNTH_LINES or n_lines * (4 * max_n + 2) > MAX_SYNTH_BYTES:
+        raise CharlstmError(f"{n_lines:,} lines of N up to {max_n:,} could take {n_lines * (4 * max_n + 2):,} "
+                            f"bytes; at most {MAX_SYNTH_LINES:,} lines and {MAX_SYNTH_BYTES:,} bytes are made "
+                            "(lower the number of lines or max-n)")
     return [_synth_one(task, max_n, rng) for _ in range(n_lines)]
+
+
+MAX_SYNTH_LINES = 10_000_000
+MAX_SYNTH_BYTES = 1 << 30
 
 
 def check_line(task: str, line: str) -> tuple[bool, int | None]:

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from charlstm.errors import CharlstmError
+from charlstm.files import read_bounded
 
+_UTF32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -26,33 +28,31 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 # ten times its size at the peak of encoding), so a bigger file is refused before a byte of it is
 # read, with a message naming the option that raises the cap.
 MAX_TEXT_BYTES = 512 * 1024 * 1024
+MAX_UNBOUNDED_BYTES = 1 << 62      # max_bytes=None: no cap a file could reach
 
 
-def read_text(path, errors: str = "strict", newline: str = "keep", max_bytes: int | None = MAX_TEXT_BYTES) -> str:
+def read_text(path, errors: str = "strict", newline: str = "keep", max_bytes: int | None = MAX_TEXT_BYTES,
+              limit_option: str | None = "--max-corpus-bytes") -> str:
     """Read a UTF-8 text file with errors a user can act on.
 
     errors: "strict" (an invalid byte is an error naming its offset) or "replace" (it becomes
-    U+FFFD). newline: "keep" or "normalize" (CRLF and lone CR become LF). max_bytes: larger
-    files are refused before any of them is read (None: no cap).
+    U+FFFD). newline: "keep" or "normalize" (CRLF and lone CR become LF). max_bytes: a larger
+    regular file is refused before any of it is read, and any other input (a device, a FIFO)
+    is read in blocks and refused once it passes the cap (None: no cap). limit_option: the
+    option that raises the cap, named when a file is refused (None: the command has none).
     """
     path = Path(path)
-    if not path.exists():
-        raise CharlstmError(f"{path}: no such file")
-    if path.is_dir():
-        raise CharlstmError(f"{path}: is a directory, not a text file")
-    try:
-        size = path.stat().st_size
-        if max_bytes is not None and size > max_bytes:
-            raise CharlstmError(f"{path}: is {size:,} bytes, more than the {max_bytes:,}-byte limit on a text "
-                                "file; pass --max-corpus-bytes to raise it, or use a part of the file")
-        data = path.read_bytes()
-    except OSError as e:
-        raise CharlstmError(f"{path}: cannot read ({e.strerror or e})") from None
+    limit = MAX_UNBOUNDED_BYTES if max_bytes is None else max_bytes
+    advice = f"pass {limit_option} to raise it, or use a part of the file" if limit_option else "use a part of it"
+    data = read_bounded(path, limit, advice, what="text file")
     return decode_text(data, str(path), errors=errors, newline=newline)
 
 
 def decode_text(data: bytes, name: str, errors: str = "strict", newline: str = "keep") -> str:
     """Bytes -> text, with the checks of read_text."""
+    if data.startswith(_UTF32_BOMS):      # before UTF-16's: UTF-32-LE's mark starts with UTF-16-LE's
+        raise CharlstmError(f"{name}: is UTF-32 (it starts with a UTF-32 byte-order mark); "
+                            "convert it to UTF-8 first, e.g. iconv -f UTF-32 -t UTF-8")
     if data.startswith(_UTF16_BOMS):
         raise CharlstmError(f"{name}: is UTF-16 (it starts with a UTF-16 byte-order mark); "
                             "convert it to UTF-8 first, e.g. iconv -f UTF-16 -t UTF-8")

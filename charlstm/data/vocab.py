@@ -23,13 +23,15 @@ replacement; the sampler never emits it.
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 import regex
 
-from charlstm.errors import CharlstmError
+from charlstm.errors import CharlstmError, TextError
+from charlstm.validate import check_text, shown
 
 UNITS = ("grapheme", "codepoint")
 UNK = "\ufffd"
@@ -210,8 +212,7 @@ class Vocab:
         return ids.astype(self.dtype)
 
     def _unknown_symbol(self, symbol: str):
-        shown = symbol.encode("unicode_escape").decode("ascii") if not symbol.isprintable() else symbol
-        raise CharlstmError(f"symbol {shown!r} (U+{ord(symbol[0]):04X}) is not in the model's vocabulary")
+        raise TextError(f"symbol {shown(symbol)} (U+{ord(symbol[0]):04X}) is not in the model's vocabulary")
 
     def decode(self, ids) -> str:
         """ids -> text. decode(encode(s)) == s for any s made of the vocabulary's symbols."""
@@ -228,6 +229,13 @@ class Vocab:
             raise CharlstmError("vocabulary description: symbols must be a list of non-empty strings")
         if unk is not None and (not isinstance(unk, int) or isinstance(unk, bool)):
             raise CharlstmError(f"vocabulary description: unk must be an integer or null, got {unk!r}")
+        for k, s in enumerate(symbols):
+            check_text(s, f"vocabulary description: symbol {k}")
+            # A symbol of several code points is a grapheme cluster; a control character inside one
+            # (an escape sequence passed off as a symbol) is no text a corpus could have made.
+            if len(s) > 1 and s != "\r\n" and any(unicodedata.category(c) == "Cc" for c in s):
+                raise CharlstmError(f"vocabulary description: symbol {k} ({shown(s, 40)}) holds control "
+                                    "characters inside a cluster; no corpus makes such a symbol")
         try:
             return cls(symbols=tuple(d["symbols"]), unit=d["unit"], unk=d.get("unk"))
         except (KeyError, TypeError) as e:

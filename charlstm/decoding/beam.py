@@ -22,10 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from charlstm.data.vocab import Vocab
-from charlstm.decoding.sampling import read_prime
+from charlstm.decoding.sampling import check_writable, read_prime
 from charlstm.errors import CharlstmError
 from charlstm.model import ModelConfig, State, Stepper
 from charlstm.nn.head import log_softmax
+
+
+MAX_BEAM = 10_000        # the beams' states and their K x V scores are held at once
 
 
 @dataclass(frozen=True)
@@ -44,14 +47,15 @@ class BeamResult:
 def beam_search(params, config: ModelConfig, vocab: Vocab, beam: int, length: int = 500, prime: str = "",
                 stop: str | None = None, num_results: int = 1, length_penalty: float = 1.0) -> list[BeamResult]:
     """The num_results best texts of a beam search of width `beam`, best first."""
-    if beam < 1:
-        raise CharlstmError(f"the beam width must be at least 1, got {beam}")
+    if not 1 <= beam <= MAX_BEAM:
+        raise CharlstmError(f"the beam width must be between 1 and {MAX_BEAM:,}, got {beam:,}")
     if length < 1:
         raise CharlstmError(f"the length must be at least 1 symbol, got {length}")
     if not 1 <= num_results <= beam:
         raise CharlstmError(f"beam search returns between 1 and --beam ({beam}) texts, got {num_results}")
     if not np.isfinite(length_penalty) or length_penalty < 0:
         raise CharlstmError(f"the length penalty must be a number >= 0, got {length_penalty}")
+    check_writable(vocab)
     stop = stop or None
     prime_ids = vocab.encode(prime) if prime else np.zeros(0, dtype=np.int64)
     if len(prime_ids) > 0:
@@ -83,7 +87,10 @@ def beam_search(params, config: ModelConfig, vocab: Vocab, beam: int, length: in
             parent, symbol = divmod(int(flat), V)
             text = texts[parent] + vocab.symbols[symbol]
             if stop is not None and text.endswith(stop):
-                finished.append(BeamResult(prime + text[:-len(stop)], float(total[flat]),
+                # Cut where the stop text starts, or before the symbol it starts in (a stop of "\n"
+                # ends CRLF text before the "\r\n").
+                cut = min(len(text) - len(stop), len(texts[parent]))
+                finished.append(BeamResult(prime + text[:cut], float(total[flat]),
                                            int(counts[parent]) + 1, True))
                 continue
             live.append((parent, symbol, text, float(total[flat])))

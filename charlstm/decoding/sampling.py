@@ -45,11 +45,15 @@ def filter_probs(logits: np.ndarray, temperature: float, top_k=None, top_p=None,
         probs = np.zeros_like(logits)
         probs[np.arange(len(logits)), logits.argmax(axis=1)] = 1.0
         return probs
-    logits /= temperature
     if top_k is not None and top_k < logits.shape[1]:
-        kth = np.partition(logits, -top_k, axis=1)[:, -top_k][:, None]
-        logits[logits < kth] = -np.inf
+        # Exactly k symbols, even when several share the k-th score: the first of them by id.
+        cut = np.argsort(-logits, axis=1, kind="stable")[:, top_k:]
+        np.put_along_axis(logits, cut, -np.inf, axis=1)
+    # The most likely score is subtracted before dividing: a temperature so small that the
+    # division overflows still leaves the most likely symbol at 0 (probability 1), never inf - inf.
     logits -= logits.max(axis=1, keepdims=True)
+    with np.errstate(over="ignore"):
+        logits /= temperature
     probs = np.exp(logits)
     probs /= probs.sum(axis=1, keepdims=True)
     if top_p is not None and top_p < 1:
@@ -81,6 +85,7 @@ def draw(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
     return np.minimum(ids, last_possible)
 
 
+MAX_SAMPLES = 100_000   # samples grow as one batch: their states and scores are held at once
 PRIME_CHUNK = 256   # symbols of the prime read at once: the caches of one chunk are all it holds
 
 
@@ -108,9 +113,11 @@ def generate(params, config: ModelConfig, vocab: Vocab, rng: np.random.Generator
     """
     if length < 1:
         raise CharlstmError(f"the length must be at least 1 symbol, got {length}")
-    if num_samples < 1:
-        raise CharlstmError(f"the number of samples must be at least 1, got {num_samples}")
+    if not 1 <= num_samples <= MAX_SAMPLES:
+        raise CharlstmError(f"the number of samples must be between 1 and {MAX_SAMPLES:,} (one batch), "
+                            f"got {num_samples:,}")
     check_decoding(temperature, top_k, top_p, len(vocab))
+    check_writable(vocab)
     if stop == "":
         stop = None
     prime_ids = vocab.encode(prime) if prime else np.zeros(0, dtype=np.int64)
@@ -128,7 +135,7 @@ def generate(params, config: ModelConfig, vocab: Vocab, rng: np.random.Generator
 
     banned = vocab.unk
     ids = np.full(B, last, dtype=np.int64)
-    held = [""] * B          # generated text that might still turn out to be the stop text
+    held = [[] for _ in range(B)]    # symbols that might still turn out to hold the stop text
     block = uniform_block
     for n in range(length):
         if n % block == 0:
@@ -145,19 +152,51 @@ def generate(params, config: ModelConfig, vocab: Vocab, rng: np.random.Generator
             if stop is None:
                 out.append(piece)
                 continue
-            text = held[k] + piece
-            if text.endswith(stop):             # the stop text ends the sample, unprinted
+            pending = held[k] + [piece]
+            text = "".join(pending)
+            if text.endswith(stop):             # the stop text ends the sample, unprinted ...
                 done[k] = True
-                out.append(text[:-len(stop)])
-                held[k] = ""
+                cut = len(text) - len(stop)     # ... and so does the symbol it starts in: a stop of
+                out.append(_whole_symbols(pending, cut))   # "\n" ends CRLF text before "\r\n"
+                held[k] = []
                 continue
-            keep = _stop_prefix_len(text, stop)
-            out.append(text[:len(text) - keep])
-            held[k] = text[len(text) - keep:]
+            # Symbols that may begin the stop text wait; those wholly before it are printed.
+            cut = len(text) - _stop_prefix_len(text, stop)
+            emitted = _whole_symbols(pending, cut)
+            out.append(emitted)
+            held[k] = _symbols_from(pending, len(emitted))
         yield out, done.copy()
         if done.all():
             return
-    yield held, np.ones(B, dtype=bool)
+    yield ["".join(h) for h in held], np.ones(B, dtype=bool)
+
+
+def check_writable(vocab: Vocab) -> None:
+    """A vocabulary of nothing but the unknown symbol, which is never written, has nothing to write."""
+    if vocab.unk is not None and len(vocab) == 1:
+        raise CharlstmError("the model's vocabulary holds only the unknown symbol U+FFFD, which is never "
+                            "written: there is nothing to generate")
+
+
+def _whole_symbols(symbols: list[str], cut: int) -> str:
+    """The symbols that end at or before character `cut` of their concatenation, joined."""
+    out, at = [], 0
+    for s in symbols:
+        if at + len(s) > cut:
+            break
+        out.append(s)
+        at += len(s)
+    return "".join(out)
+
+
+def _symbols_from(symbols: list[str], start: int) -> list[str]:
+    """The symbols that begin at or after character `start` of their concatenation."""
+    at = 0
+    for k, s in enumerate(symbols):
+        if at >= start:
+            return symbols[k:]
+        at += len(s)
+    return []
 
 
 def _stop_prefix_len(text: str, stop: str) -> int:

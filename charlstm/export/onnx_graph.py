@@ -31,7 +31,7 @@ import json
 import numpy as np
 
 from charlstm.errors import CharlstmError
-from charlstm.export.files import write_atomically
+from charlstm.files import write_atomically
 from charlstm.export.layouts import LAYOUTS, onnx_layer
 
 OPSET = 17

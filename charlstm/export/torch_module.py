@@ -35,7 +35,7 @@ from torch import nn
 
 from charlstm.data.vocab import Vocab
 from charlstm.errors import CharlstmError
-from charlstm.export.files import write_atomically
+from charlstm.files import write_atomically
 from charlstm.export.layouts import from_torch_arrays, to_torch_arrays, torch_shapes
 from charlstm.model import ModelConfig, param_shapes
 

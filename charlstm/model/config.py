@@ -8,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 from charlstm.errors import CharlstmError
+from charlstm.validate import Fields
 from charlstm.nn.cells import CELLS, Cell, get_cell
 
 
@@ -42,20 +43,13 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        for key in ("vocab_size", "hidden_size", "num_layers"):   # a checkpoint's JSON is untrusted
-            if key in d and (not isinstance(d[key], int) or isinstance(d[key], bool)):
-                raise CharlstmError(f"model config: {key} must be an integer, got {d[key]!r}")
-        if not isinstance(d.get("dropout", 0.0), (int, float)) or isinstance(d.get("dropout"), bool):
-            raise CharlstmError(f"model config: dropout must be a number, got {d.get('dropout')!r}")
-        cell = d.get("cell", "lstm")                 # checkpoints of format 1 were all LSTMs
-        if not isinstance(cell, str):
-            raise CharlstmError(f"model config: cell must be a name, got {cell!r}")
-        try:
-            return cls(**{k: d[k] for k in ("vocab_size", "hidden_size", "num_layers")},
-                       dropout=d.get("dropout", 0.0), cell=cell)   # checkpoints without dropout had none
-        except (KeyError, TypeError) as e:
-            raise CharlstmError(f"model config is missing {e}") from None
+    def from_dict(cls, d: dict, where: str = "model config") -> "ModelConfig":
+        """From a checkpoint's record (untrusted JSON): each field read by its type through
+        charlstm.validate; checkpoints without dropout had none, those of format 1 were LSTMs."""
+        f = Fields(d, where)
+        return cls(vocab_size=f.integer("vocab_size"), hidden_size=f.integer("hidden_size"),
+                   num_layers=f.integer("num_layers"), dropout=f.number("dropout", default=0.0),
+                   cell=f.text("cell", default="lstm"))
 
 
 class State(NamedTuple):

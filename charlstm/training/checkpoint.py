@@ -21,7 +21,6 @@ CharlstmError line.
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from charlstm.errors import CharlstmError
+from charlstm.files import write_atomically
+from charlstm.validate import load_json
 from charlstm.model.config import ModelConfig
 from charlstm.model import param_shapes
 from charlstm.nn.cells import CELLS
@@ -50,9 +51,8 @@ class Checkpoint:
 
 def save_checkpoint(path, params, config: ModelConfig, vocab: Vocab, train: dict | None = None,
                     extra: dict[str, np.ndarray] | None = None) -> None:
-    """Write a checkpoint atomically: a temporary file in the same directory, flushed and
-    fsynced, then renamed over the real name, so a crash leaves either the old file or the new
-    one under that name, never half of one."""
+    """Write a checkpoint atomically (charlstm.files.write_atomically): a crash leaves either the
+    old file or the new one under that name, never half of one."""
     path = Path(path)
     meta = {"format": FORMAT, "version": VERSION, "config": config.to_dict(),
             "vocab": vocab.to_dict(), "train": train}
@@ -60,35 +60,7 @@ def save_checkpoint(path, params, config: ModelConfig, vocab: Vocab, train: dict
     arrays.update(params)
     if extra:
         arrays.update(extra)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise CharlstmError(f"cannot write checkpoint {path}: {e.strerror or e}; "
-                            "the previous checkpoint is untouched") from None
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable (where the platform allows opening a directory)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    write_atomically(path, lambda f: np.savez(f, **arrays), "checkpoint")
 
 
 def load_checkpoint(path) -> Checkpoint:
@@ -177,7 +149,7 @@ def _check_cell_keys(sizes: dict, config: ModelConfig, name: str) -> None:
         key = key[len("adam.m."):] if key.startswith(("adam.m.", "adam.v.")) else key
         prefix = key.split(".", 1)[0]
         if prefix in CELLS and prefix != config.cell:
-            raise CharlstmError(f"{name}: holds {prefix} parameters ({key}) but its config names the "
+            raise CharlstmError(f"{name}: holds {prefix} parameters ({key!r}) but its config names the "
                                 f"{config.cell} cell")
 
 
@@ -187,7 +159,8 @@ def _extra_shape(key: str, shapes: dict, config: ModelConfig, train):
         if key.startswith(prefix):
             return shapes.get(key[len(prefix):])
     if key in {f"state.{part}" for part in config.cell_type.state}:
-        batch = train.get("config", {}).get("batch_size") if isinstance(train, dict) else None
+        train_config = train.get("config") if isinstance(train, dict) else None
+        batch = train_config.get("batch_size") if isinstance(train_config, dict) else None
         if not isinstance(batch, int) or not 1 <= batch <= 1 << 20:
             batch = 1
         return (config.num_layers, batch, config.hidden_size)
@@ -197,10 +170,7 @@ def _extra_shape(key: str, shapes: dict, config: ModelConfig, train):
 def _read_meta(raw, name: str) -> dict:
     if raw.shape != () or raw.dtype.kind != "U":
         raise CharlstmError(f"{name}: not a charlstm checkpoint (meta is not a text record)")
-    try:
-        meta = json.loads(str(raw))
-    except json.JSONDecodeError:
-        raise CharlstmError(f"{name}: the meta record is not valid JSON") from None
+    meta = load_json(str(raw), f"{name}: the meta record")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CharlstmError(f"{name}: not a charlstm checkpoint")
     version = meta.get("version")

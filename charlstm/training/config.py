@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from charlstm.data.vocab import Vocab
 from charlstm.errors import CharlstmError
+from charlstm.validate import Fields
 from charlstm.model import ModelConfig
 
 DEFAULT_EPOCHS = 10   # how long a run lasts when no bound at all is given
@@ -72,9 +73,10 @@ class TrainConfig:
                 raise CharlstmError(message)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+    def from_dict(cls, d: dict, where: str = "the training configuration") -> "TrainConfig":
+        """From a record read back from a checkpoint: every field checked by type, then by the
+        checks above; unknown keys are left out (see charlstm.validate.Fields.dataclass)."""
+        return Fields(d, where).dataclass(cls)
 
 
 @dataclass

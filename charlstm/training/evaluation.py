@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from charlstm.data.text import make_streams
-from charlstm.errors import CharlstmError
+from charlstm.errors import TextError
 from charlstm.model import ModelConfig, forward, zero_state
 from charlstm.nn.head import cross_entropy_forward
 
@@ -24,7 +24,8 @@ def evaluate_ids(params, config: ModelConfig, ids: np.ndarray, streams: int = 1,
                  seq_length: int = 256) -> tuple[float, int]:
     """(mean nats per predicted symbol, number of symbols predicted)."""
     if len(ids) < 2:
-        raise CharlstmError("the text must hold at least two symbols to evaluate a prediction")
+        raise TextError(f"the text holds {len(ids)} symbol{'s' * (len(ids) != 1)}; it must hold at least two "
+                        "to evaluate a prediction")
     streams = max(1, min(streams, len(ids) - 1))
     seq_length = max(1, min(seq_length, (len(ids) - 1) // streams))
     chunks = make_streams(ids, streams, seq_length)

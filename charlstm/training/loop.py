@@ -32,6 +32,9 @@ from charlstm.nn.workspace import Workspace
 from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
 from charlstm.training.config import DEFAULT_EPOCHS, Evaluation, TrainConfig, TrainResult
 from charlstm.training.evaluation import evaluate_ids, nats_to_bits
+from charlstm.training.resume import (check_arrays, check_position, check_same_corpus, encode_for, fingerprint,
+                                      reading_options, resumed_config)
+from charlstm.training.resume import read_record as resume_record
 from charlstm.training.rundir import RunDir
 
 MAX_SKIPS_IN_A_ROW = 10   # with on_nonfinite="skip": the lr has been halved this often, give up
@@ -82,6 +85,7 @@ class _Run:
     state: State
     prog: _Progress
     rng: np.random.Generator
+    about: dict = field(default_factory=dict)   # how the corpus was read, its fingerprint (resume.py)
 
 
 @dataclass
@@ -103,46 +107,72 @@ def load_corpus(path, encoding_errors: str = "strict", newline: str = "keep",
     return text
 
 
+def check_vocab(vocab, min_count: int, corpus_name: str) -> None:
+    """A vocabulary of nothing but the unknown symbol would train to 0 bits and write only U+FFFD."""
+    if len(vocab) == 1 and vocab.unk is not None:
+        raise CharlstmError(f"{corpus_name}: no symbol occurs --min-count {min_count:,} times, so every symbol "
+                            "would be the unknown one; lower --min-count")
+
+
 def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model_options: dict | None = None,
           text: str | None = None, resume=None, progress: Progress | None = None,
           should_stop: Callable[[], bool] | None = None,
           on_eval: Callable[[Evaluation], None] | None = None,
-          encoding_errors: str = "strict", newline: str = "keep",
-          max_corpus_bytes: int | None = MAX_TEXT_BYTES) -> TrainResult:
+          encoding_errors: str | None = None, newline: str | None = None,
+          max_corpus_bytes: int | None = MAX_TEXT_BYTES, init_from=None,
+          on_locked: Callable[[Path], None] | None = None) -> TrainResult:
     """Train a model on a corpus file (or on `text`), writing checkpoints and metrics to out_dir.
 
     model_options: overrides of ModelConfig's fields (cell, hidden_size, num_layers, dropout).
-    resume: a checkpoint to continue from; its model, vocabulary and training configuration are
-    used, except the run's bounds (max_steps, max_time, epochs), which come from `config`.
+    resume: a checkpoint of the run to continue; its model, vocabulary, training configuration,
+    reading options and bounds are used, except that bounds given in `config` (max_steps,
+    max_time, epochs; any of them) replace its bounds. The corpus must be the one it was trained on.
+    init_from: a checkpoint whose weights and vocabulary start a new run (fine-tuning): a fresh
+    optimiser, step 0, `config` as given.
     progress: shown the run's progress (default: nothing is shown).
     should_stop: called between steps; when it returns True the run saves latest.npz (without an
     evaluation, so the record is the one an uninterrupted run writes) and returns interrupted.
     on_eval: called with each Evaluation.
+    encoding_errors, newline: how to read the corpus (default strict, keep; a resumed run's own).
     max_corpus_bytes: a larger corpus file is refused before it is read (None: no cap).
+    on_locked: called with the run directory once it is created and locked, before the first step
+    (the CLI writes its copy of the default corpus there, after every check has passed).
     """
     # --- configuration and data -------------------------------------------------------------
+    # Every problem with the inputs is found before the output directory is touched.
+    if resume is not None and init_from is not None:
+        raise CharlstmError("give --resume (continue a run) or --init-from (start one from weights), not both")
+    saved = load_checkpoint(resume) if resume is not None else None
+    base = load_checkpoint(init_from) if init_from is not None else None
+    saved_reading = saved_corpus = None
+    if saved is not None:
+        saved_config, saved_reading, saved_corpus = resume_record(saved.train, str(resume))
+        check_arrays(saved.extra, str(resume))
+        config = resumed_config(saved_config, config)
+    reading = reading_options(encoding_errors, newline, saved_reading)
+    corpus_name = str(corpus) if corpus is not None else "the corpus"
     if text is None:
         if corpus is None:
             raise CharlstmError("give a corpus file (or text=...)")
-        text = load_corpus(corpus, encoding_errors, newline, max_corpus_bytes)
+        text = load_corpus(corpus, reading["encoding_errors"], reading["newline"], max_corpus_bytes)
     elif not text.strip():
-        raise CharlstmError("the corpus is empty (or only whitespace)")
-
-    # Every problem with the inputs is found before the output directory is touched.
-    saved = load_checkpoint(resume) if resume is not None else None
+        raise CharlstmError(f"{corpus_name}: the corpus is empty (or only whitespace)")
+    about = {"reading": reading, "corpus": fingerprint(text)}
     if saved is not None:
-        if not saved.train:
-            raise CharlstmError(f"{resume}: holds no training state; it cannot be resumed")
-        bounds = {k: getattr(config, k) for k in ("max_steps", "max_time", "epochs")}
-        try:
-            config = replace(TrainConfig.from_dict(saved.train["config"]), **bounds)
-        except (KeyError, TypeError, AttributeError) as e:
-            raise CharlstmError(f"{resume}: its training configuration is damaged ({e!r}); "
-                                "it cannot be resumed") from None
+        check_same_corpus(saved_corpus, about["corpus"], corpus_name, str(resume))
         vocab, model_config = saved.vocab, saved.config
-        ids = vocab.encode(text, unknown="unk")
+        ids = encode_for(vocab, text, corpus_name, str(resume))
+    elif base is not None:
+        if model_options:
+            raise CharlstmError(f"the model's shape comes from {init_from}: --cell, --layers, --hidden and "
+                                "--dropout do not apply with --init-from")
+        vocab, model_config = base.vocab, base.config
+        config = replace(config, unit=vocab.unit)
+        ids = encode_for(vocab, text, corpus_name, str(init_from))
+        about["init_from"] = str(init_from)
     else:
         vocab, ids = build_and_encode(text, config.unit, config.min_count)
+        check_vocab(vocab, config.min_count, corpus_name)
         model_config = replace(ModelConfig(vocab_size=len(vocab)), **(model_options or {}))
     train_ids, val_ids = split_ids(ids, config.val_fraction)
     streams = make_streams(train_ids, config.batch_size, config.seq_length)
@@ -153,15 +183,19 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
     if saved is not None:
         params = {k: v.astype(dtype) for k, v in saved.params.items()}
         adam, state, prog = _restore(saved, params, rng, model_config, config, dtype)
+        check_position(prog.chunk, streams.chunks_per_pass, str(resume))
     else:
-        params = init_params(model_config, rng, dtype)
+        params = init_params(model_config, rng, dtype) if base is None else \
+            {k: v.astype(dtype) for k, v in base.params.items()}
         adam = adam_init(params)
         state = zero_state(model_config, config.batch_size, dtype)
         prog = _Progress()
-    run = _Run(params, model_config, vocab, config, adam, state, prog, rng)
+    run = _Run(params, model_config, vocab, config, adam, state, prog, rng, about)
 
     # --- the run directory: created, checked writable and locked before the first step ----------
     with RunDir(out_dir) as run_dir:
+        if on_locked is not None:
+            on_locked(run_dir.path)
         resumed_here = saved is not None and Path(resume).resolve() == run_dir.latest.resolve()
         if resumed_here and prog.best_step == prog.step:
             run_dir.promote_best()   # a kill between writing latest.npz and copying it to best.npz
@@ -265,9 +299,9 @@ def _step(run: _Run, inputs, targets, weights, workspace: Workspace, lr: float) 
     # A finite gradient can still give non-finite weights (a learning rate of 1e300): such weights
     # must never reach a checkpoint. One pass over the weights, well under 1 % of a step.
     if not all(np.isfinite(p).all() for p in run.params.values()):
+        kept = "no checkpoint had been written yet" if run.prog.step == 0 else "checkpoints written before it are kept"
         raise CharlstmError(f"training diverged at step {run.prog.step + 1}: the update made the weights "
-                            f"non-finite (learning rate {lr:g}); the last good checkpoint is kept; "
-                            "restart with a lower --lr")
+                            f"non-finite (learning rate {lr:g}); {kept}; restart with a lower --lr")
     run.state = new_state
     return loss, norm, True
 
@@ -333,7 +367,7 @@ def _record(run_dir: RunDir, run: _Run, ev: Evaluation) -> None:
 
 def _save(path, run: _Run) -> None:
     train = {"config": asdict(run.config), "progress": asdict(run.prog), "adam_step": run.adam.step,
-             "rng": run.rng.bit_generator.state}
+             "rng": run.rng.bit_generator.state, **run.about}
     extra = {f"state.{part}": getattr(run.state, part) for part in run.model_config.cell_type.state}
     for key in run.params:
         extra[f"adam.m.{key}"] = run.adam.m[key]

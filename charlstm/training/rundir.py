@@ -2,24 +2,34 @@
 
     latest.npz     the most recent checkpoint
     best.npz       the checkpoint with the lowest validation loss (a copy of latest, made atomically)
-    metrics.jsonl  one JSON object per line, appended and flushed
+    metrics.jsonl  one JSON object per line; each evaluation rewrites it atomically with a line more
     .lock          held while a run writes here, so two runs never interleave their files
 
-A run killed outright (SIGKILL, power loss) can leave a temporary `.latest.npz.tmp-PID` behind, or
-half a line at the end of metrics.jsonl; the next run to take the lock removes both. A temporary
-file is never read as a checkpoint: only the names above are.
+Every file is written through charlstm.files.write_atomically. A run killed outright (SIGKILL,
+power loss) can leave a temporary `.latest.npz.tmp-PID` behind (or, from an older charlstm, half a
+line at the end of metrics.jsonl); the next run to take the lock removes both. A temporary file is
+never read as a checkpoint: only the names above are. A start that is refused after the lock was
+taken (a first step that diverges, a corpus copy that cannot be written) leaves no `.lock` alone
+behind: a directory holding nothing else is given back as it was found.
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import shutil
 from pathlib import Path
 
 from charlstm.errors import CharlstmError
+from charlstm.files import read_bounded, write_atomically
+
+try:
+    import fcntl
+except ImportError:          # Windows: msvcrt's byte-range lock instead (see _try_lock)
+    fcntl = None
+
+MAX_METRICS_BYTES = 256 << 20   # rewritten at each evaluation; a line is ~500 bytes, so ~500,000 of them
 
 
 class RunDir:
@@ -29,24 +39,42 @@ class RunDir:
         self.best = self.path / "best.npz"
         self.metrics = self.path / "metrics.jsonl"
         self._lock_file = None
+        self._created = False
+        self._metrics = b""
 
     def __enter__(self) -> "RunDir":
         if self.path.exists() and not self.path.is_dir():
             raise CharlstmError(f"{self.path}: exists and is not a directory")
+        self._created = not self.path.exists()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise CharlstmError(f"cannot create the output directory {self.path}: {e.strerror or e}") from None
-        self._check_writable()
-        self._lock()
-        self._clean_after_crash()
+        try:
+            self._check_writable()
+            self._lock()
+            self._clean_after_crash()
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc):
+        lock = self.path / ".lock"
+        try:
+            if self._lock_file is not None and [p.name for p in self.path.iterdir()] == [".lock"]:
+                lock.unlink()        # nothing was written: leave the directory as it was found
+        except OSError:
+            pass
         if self._lock_file is not None:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            _unlock(self._lock_file)
             self._lock_file.close()
             self._lock_file = None
+        if self._created:
+            try:
+                self.path.rmdir()    # only succeeds when the refused start left it empty
+            except OSError:
+                pass
 
     def _check_writable(self) -> None:
         """Find an unwritable or full directory before hours of training, not after."""
@@ -66,18 +94,28 @@ class RunDir:
                 pass
 
     def _lock(self) -> None:
-        f = open(self.path / ".lock", "a+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        lock = self.path / ".lock"
+        for _ in range(10):
+            f = open(lock, "a+")
+            if not _try_lock(f):
+                f.close()
+                raise CharlstmError(f"another charlstm run is writing to {self.path}; "
+                                    "wait for it or choose another --out directory") from None
+            try:       # a run that was ending may have removed the file we locked (see __exit__)
+                same = os.fstat(f.fileno()).st_ino == os.stat(lock).st_ino
+            except OSError:
+                same = False
+            if same:
+                self._lock_file = f
+                return
+            _unlock(f)
             f.close()
-            raise CharlstmError(f"another charlstm run is writing to {self.path}; "
-                                "wait for it or choose another --out directory") from None
-        self._lock_file = f
+        raise CharlstmError(f"cannot lock {lock}: it keeps being replaced")
 
     def _clean_after_crash(self) -> None:
         """Remove what a killed run left half-written (safe: we hold the lock, so no one is writing)."""
-        for pattern in (".latest.npz.tmp-*", ".best.npz.tmp-*", ".write-test-*"):
+        for pattern in (".latest.npz.tmp-*", ".best.npz.tmp-*", ".metrics.jsonl.tmp-*", ".corpus.txt.tmp-*",
+                        ".write-test-*"):
             for leftover in self.path.glob(pattern):
                 try:
                     leftover.unlink()
@@ -93,27 +131,51 @@ class RunDir:
             pass
         except OSError as e:
             raise CharlstmError(f"cannot repair {self.metrics}: {e.strerror or e}") from None
+        self._metrics = read_bounded(self.metrics, MAX_METRICS_BYTES, what="metrics file") \
+            if self.metrics.is_file() else b""
 
     def promote_best(self) -> None:
-        """best.npz becomes a copy of latest.npz, atomically (copy to a temporary, then rename)."""
-        tmp = self.path / f".best.npz.tmp-{os.getpid()}"
-        try:
-            shutil.copyfile(self.latest, tmp)
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, self.best)
-        except OSError as e:
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
-            raise CharlstmError(f"cannot write {self.best}: {e.strerror or e}; "
-                                "the previous best checkpoint is untouched") from None
+        """best.npz becomes a copy of latest.npz, atomically (copied to a temporary, then renamed)."""
+        def copy(f):
+            with open(self.latest, "rb") as source:
+                shutil.copyfileobj(source, f)
+        write_atomically(self.best, copy, "best checkpoint")
 
     def append_metrics(self, record: dict) -> None:
+        """One JSON line more in metrics.jsonl; the whole file is rewritten atomically, so a crash
+        leaves the old record or the new one, never half a line."""
+        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace")
+        data = self._metrics + line
+        write_atomically(self.metrics, lambda f: f.write(data), "metrics file")
+        self._metrics = data
+
+
+def _try_lock(f) -> bool:
+    """Take an exclusive lock on the open file without waiting: True if taken."""
+    if fcntl is not None:
         try:
-            with open(self.metrics, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-                f.flush()
-        except OSError as e:
-            raise CharlstmError(f"cannot append to {self.metrics}: {e.strerror or e}") from None
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        return True
+    try:
+        import msvcrt
+    except ImportError:      # neither: a platform charlstm cannot lock on runs unlocked
+        return True
+    try:
+        msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+    except OSError:
+        return False
+    return True
+
+
+def _unlock(f) -> None:
+    try:
+        if fcntl is not None:
+            fcntl.flock(f, fcntl.LOCK_UN)
+        else:
+            import msvcrt
+            f.seek(0)
+            msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
+    except (OSError, ImportError):
+        pass

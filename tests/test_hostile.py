@@ -1,0 +1,717 @@
+"""The standing probe: every command against hostile inputs, each held to the README's promises.
+
+Each case runs one `charlstm` command line against odd files (devices, FIFOs fed forever, wrong
+encodings), absurd options, damaged and hostile checkpoints, traces and metrics, interrupts and
+closed outputs, and checks the same things every time:
+
+- the exit status (1 for a refused input, 130 for an interrupt, 0 where the input is fine);
+- one line on stderr (`charlstm: error: ...` naming the problem; nothing but that line), with
+  the words the case expects and none it must not show (a raw escape character, numpy's advice);
+- no traceback;
+- no file of the user's changed (every file around the command hashed before and after);
+- the memory the case costs: the address space it may add is capped with RLIMIT_AS, so that a
+  regression fails with MemoryError instead of taking the machine down, and its peak resident
+  memory is measured against the same bound.
+
+Most cases run in this process through click's CliRunner (the cap and the measure are set and
+reset around each); those that need a process of their own (signals, closed or full standard
+streams, a terminal encoding) run in a child with the cap set before it imports charlstm.
+`CASES` lists them all; docs/promises.md gives their count and result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import charlstm
+from charlstm import cli
+from charlstm.data import corpora
+from charlstm.data.vocab import UNK, build_vocab
+
+MEMORY_BOUND = 1 << 30            # what one case may add: address space (enforced) and peak RSS (measured)
+CHILD_ADDRESS_SPACE = 3 << 30     # the whole address space of a child process (enforced)
+CASE_SECONDS = 60                 # a case that blocks or runs on fails after this long
+ROOT = Path(charlstm.__file__).parent.parent
+TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog\n" for i in range(60))
+SMALL = ["--hidden", "8", "--layers", "1", "--batch-size", "2", "--seq-length", "8", "--sample-length", "0",
+         "--quiet"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+       "PYTHONPATH": str(ROOT)}
+
+
+@dataclass
+class Case:
+    args: list[str]
+    needles: tuple[str, ...] = ()         # words the stderr line must hold
+    exit: int = 1
+    setup: Callable[[Path], Callable | None] | None = None   # may return a cleanup
+    absent: tuple[str, ...] = ()          # words it must not hold
+    outputs: tuple[str, ...] = ()         # files a successful command may write
+    process: str | None = None            # run in a child: "closed-stdout", "full-stdout", "pipe", ...
+    lines: int = 1                        # lines on stderr
+
+
+# --- the world every case starts from --------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("world")
+    (root / "c.txt").write_text(TEXT)
+    charlstm.Model.create(build_vocab(TEXT), hidden_size=8, num_layers=1, seed=0).save(root / "model.npz")
+    charlstm.Model.create(build_vocab(TEXT + "\u00e9", min_count=2), hidden_size=8, num_layers=1,
+                          seed=0).save(root / "unk.npz")      # rare symbols read as U+FFFD
+    charlstm.Model.create(build_vocab("aaaXbbb\nabX\n"), hidden_size=8, num_layers=1, seed=0).save(root / "count.npz")
+    charlstm.Model.create(build_vocab("中文 and more\n"), hidden_size=8, num_layers=1, seed=0).save(root / "wide.npz")
+    charlstm.train(text=TEXT, out_dir=root / "run", hidden_size=8, num_layers=1, batch_size=2, seq_length=8,
+                   max_steps=2, eval_every=1, sample_length=8, progress=False)
+    charlstm.trace(charlstm.load(root / "model.npz"), TEXT, max_symbols=300).save(root / "trace.npz")
+    (root / "latin1.txt").write_bytes("caf\u00e9 au lait, a line of text\n".encode("latin-1") * 40)
+    (root / "empty.txt").write_bytes(b"")
+    (root / "other.txt").write_text("\u00fcber " * 30)
+    (root / "notes.npz").write_text("a text file, whatever its name says\n")
+    (root / "src").mkdir()
+    (root / "src" / "a.py").write_text("x = 1\n")
+    return root
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and not p.is_symlink() and p.name != ".lock":
+            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+# --- hostile files ---------------------------------------------------------------------------------
+
+def arrays(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def save(path: Path, data: dict) -> None:
+    with open(path, "wb") as f:
+        np.savez(f, **data)
+
+
+def with_meta(source: Path, target: Path, edit) -> None:
+    data = arrays(source)
+    meta = json.loads(str(data["meta"]))
+    meta = edit(meta) or meta
+    save(target, {**data, "meta": np.array(meta if isinstance(meta, str) else json.dumps(meta))})
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def vocab_edit(symbols, unk=None):
+    def edit(meta):
+        meta["vocab"] = {"unit": "grapheme", "symbols": symbols, "unk": unk}
+        return meta
+    return edit
+
+
+def symbols_replaced(k: int, symbol: str):
+    def edit(meta):
+        meta["vocab"]["symbols"][k] = symbol
+    return edit
+
+
+def hostile_checkpoint(kind: str):
+    def setup(root: Path):
+        good, bad = root / "model.npz", root / "bad.npz"
+        if kind == "nested":
+            with_meta(good, bad, lambda m: '{"format": "charlstm", "version": 2, "x": ' + nested(5000) + "}")
+        elif kind == "surrogate":
+            with_meta(good, bad, symbols_replaced(3, "\ud800"))
+        elif kind == "escape-cluster":
+            with_meta(good, bad, symbols_replaced(3, "\x1b[2J\x1b]0;owned\x07"))
+        elif kind == "only-unk":
+            data = arrays(good)
+            config = ModelShape(vocab=1)
+            data.update(config.params())
+            meta = json.loads(str(data["meta"]))
+            meta["config"]["vocab_size"] = 1
+            meta["vocab"] = {"unit": "grapheme", "symbols": [UNK], "unk": 0}
+            save(bad, {**data, "meta": np.array(json.dumps(meta))})
+        elif kind == "member-name":
+            data = arrays(good)
+            save(bad, {**data, "peephole.0.Wx\x1b[2J": np.zeros(3, np.float32)})
+        elif kind == "truncated":
+            bad.write_bytes(good.read_bytes()[:1000])
+        elif kind == "object":
+            data = arrays(good)
+            obj = np.empty(1, dtype=object)
+            obj[0] = {"a": 1}
+            save(bad, {**data, "head.b": obj})
+        elif kind == "deep-vocab":
+            with_meta(good, bad, lambda m: {**m, "vocab": json.loads(nested(40))})
+        else:
+            raise AssertionError(kind)
+    return setup
+
+
+class ModelShape:
+    """Parameters of a 1 x 8 LSTM for a vocabulary of `vocab` symbols (a model's keys and shapes)."""
+
+    def __init__(self, vocab):
+        self.vocab = vocab
+
+    def params(self):
+        from charlstm.model import ModelConfig, init_params
+        config = ModelConfig(vocab_size=self.vocab, hidden_size=8, num_layers=1)
+        return {k: v.astype(np.float32) for k, v in init_params(config, np.random.default_rng(0)).items()}
+
+
+def damaged_training_state(path: str, value=None, array: str | None = None):
+    def setup(root: Path):
+        good, bad = root / "run" / "latest.npz", root / "bad.npz"
+        if array is not None:
+            data = arrays(good)
+            data[array] = data[array].copy()
+            data[array].flat[0] = np.nan
+            save(bad, data)
+            return
+        def edit(meta):
+            target = meta["train"]
+            *keys, last = path.split(".")
+            for key in keys:
+                target = target[key]
+            target[last] = value
+        with_meta(good, bad, edit)
+    return setup
+
+
+def hostile_trace(kind: str):
+    def setup(root: Path):
+        good, bad = root / "trace.npz", root / "bad.npz"
+        data = arrays(good)
+        meta = json.loads(str(data["meta"]))
+        if kind == "truncated":
+            bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+            return
+        if kind == "meta-not-json":
+            data["meta"] = np.array("{not json")
+        elif kind == "wrong-format":
+            data["meta"] = np.array(json.dumps({**meta, "format": "something\x1b[2J"}))
+        elif kind == "short-symbols":
+            data["meta"] = np.array(json.dumps({**meta, "symbols": meta["symbols"][:-40]}))
+        elif kind == "mismatched":
+            data["c"] = data["c"][:, :-5]
+        elif kind == "top-ids":
+            data["top_ids"] = data["top_ids"].astype(np.int64) + 10_000
+        elif kind == "quantities":
+            data["meta"] = np.array(json.dumps({**meta, "quantities": ["h", "z"]}))
+            data["z"] = data["h"]
+        elif kind == "nan":
+            data["h"] = data["h"].copy()
+            data["h"][0, 3, 2] = np.nan
+        elif kind == "nested":
+            data["meta"] = np.array('{"format": "charlstm-trace", "x": ' + nested(3000) + "}")
+        elif kind == "object":
+            obj = np.empty(1, dtype=object)
+            obj[0] = [1]
+            data["loss"] = obj
+        elif kind == "surrogate":
+            data["meta"] = np.array(json.dumps({**meta, "symbols": ["\udc80"] + meta["symbols"][1:]}))
+        elif kind == "bomb":
+            save(bad, data)
+            with zipfile.ZipFile(bad, "a", zipfile.ZIP_DEFLATED) as z:
+                with z.open("extra.npy", "w", force_zip64=True) as f:
+                    block = bytes(1 << 24)
+                    for _ in range(20):          # 320 MiB of zeros, a few hundred kB compressed
+                        f.write(block)
+            return
+        else:
+            raise AssertionError(kind)
+        save(bad, data)
+    return setup
+
+
+def metrics(content: bytes | str):
+    def setup(root: Path):
+        path = root / "run" / "metrics.jsonl"
+        path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    return setup
+
+
+GOOD_RECORD = {"step": 1, "epoch": 0.01, "elapsed_s": 0.1, "train_loss": 3.0, "val_nats": 3.1, "val_bpc": 4.4,
+               "chars_per_s": 100.0, "lr": 0.003, "sample": "abc"}
+
+
+def record(**changes) -> str:
+    return json.dumps({**GOOD_RECORD, **changes}) + "\n"
+
+
+def fifo_fed_forever(name: str):
+    def setup(root: Path):
+        path = root / name
+        os.mkfifo(path)
+        stop = threading.Event()
+
+        def feed():
+            try:
+                with open(path, "wb") as f:
+                    block = b"the same line again\n" * 3000
+                    while not stop.is_set():
+                        f.write(block)
+            except OSError:
+                pass
+
+        thread = threading.Thread(target=feed, daemon=True)
+        thread.start()
+
+        def cleanup():
+            stop.set()
+            try:                      # unblock a writer still waiting for a reader
+                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+                os.close(fd)
+            except OSError:
+                pass
+            thread.join(5)
+        return cleanup
+    return setup
+
+
+def write(name: str, data: bytes | str):
+    def setup(root: Path):
+        (root / name).write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+    return setup
+
+
+def link(name: str, target: str):
+    def setup(root: Path):
+        path = root / name
+        if path.exists():
+            path.unlink()
+        path.symlink_to(target)
+    return setup
+
+
+def gzip_bomb(name: str, size: int):
+    def setup(root: Path):
+        import zlib
+        packer = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        block = bytes(1 << 24)
+        with open(root / name, "wb") as f:
+            for _ in range(size // len(block)):
+                f.write(packer.compress(block))
+            f.write(packer.flush())
+    return setup
+
+
+def fifo_in_tree(root: Path):
+    os.mkfifo(root / "src" / "pipe.py")      # no one ever writes to it: reading it would wait forever
+
+
+def users_corpus_txt(root: Path):
+    (root / "d").mkdir()
+    (root / "d" / "corpus.txt").write_text("mine\n")
+
+
+def locked_run_dir(root: Path):
+    from charlstm.training.rundir import RunDir
+    holder = RunDir(root / "d").__enter__()
+    return lambda: holder.__exit__()
+
+
+# --- the cases ------------------------------------------------------------------------------------
+
+TRAIN = ["train", "c.txt", "--out", "o", *SMALL, "--max-steps", "1"]
+BOM = {"utf16le": "hello world\n".encode("utf-16"), "utf16be": b"\xfe\xff" + "hello\n".encode("utf-16-be"),
+       "utf32le": "hello world\n".encode("utf-32"), "utf32be": b"\x00\x00\xfe\xff" + "hello\n".encode("utf-32-be")}
+
+CASES: dict[str, Case] = {
+    # odd files: devices, FIFOs, encodings
+    "train /dev/zero": Case(["train", "/dev/zero", "--out", "o", *SMALL, "--max-corpus-bytes", "1000000"],
+                            ("/dev/zero", "1,000,000-byte limit", "--max-corpus-bytes")),
+    "eval /dev/zero": Case(["eval", "model.npz", "/dev/zero", "--max-corpus-bytes", "1000000"],
+                           ("/dev/zero", "1,000,000-byte limit")),
+    "trace /dev/zero": Case(["trace", "model.npz", "/dev/zero", "-o", "t.npz"],
+                            ("/dev/zero", "536,870,912-byte limit"), absent=("--max-corpus-bytes",)),
+    "train a FIFO fed forever": Case(["train", "fifo.txt", "--out", "o", *SMALL, "--max-corpus-bytes", "2000000"],
+                                     ("fifo.txt", "2,000,000-byte limit"), setup=fifo_fed_forever("fifo.txt")),
+    "eval a FIFO fed forever": Case(["eval", "model.npz", "fifo.txt", "--max-corpus-bytes", "2000000"],
+                                    ("fifo.txt", "2,000,000-byte limit"), setup=fifo_fed_forever("fifo.txt")),
+    "train empty": Case(["train", "empty.txt", "--out", "o", *SMALL], ("empty.txt", "empty")),
+    "train whitespace": Case(["train", "w.txt", "--out", "o", *SMALL], ("w.txt", "empty"), setup=write("w.txt", " \n\t\r\n")),
+    **{f"train {name}": Case(["train", f"{name}.txt", "--out", "o", *SMALL],
+                             (f"{name}.txt", "UTF-" + name[3:5], "byte-order mark"),
+                             setup=write(f"{name}.txt", data),
+                             absent=("UTF-16",) if name.startswith("utf32") else ())
+       for name, data in BOM.items()},
+    "corpus tweets /dev/zero": Case(["corpus", "tweets", "/dev/zero", "-o", "t.txt"],
+                                    ("/dev/zero", "536,870,912-byte limit")),
+    "corpus tweets a gzip bomb": Case(["corpus", "tweets", "bomb.json.gz", "-o", "t.txt"],
+                                      ("bomb.json.gz", "unpacks to more than"), setup=gzip_bomb("bomb.json.gz", 544 << 20)),
+    "corpus code with a FIFO in the tree": Case(["corpus", "code", "src", "-o", "code.txt"], ("unreadable 1",), exit=0,
+                                                setup=fifo_in_tree, outputs=("code.txt",)),
+    "train NUL": Case(["train", "nul.txt", "--out", "o", *SMALL], ("nul.txt", "NUL", "byte offset 3"),
+                      setup=write("nul.txt", b"abc\x00def\n" * 50)),
+    "train latin-1": Case(["train", "latin1.txt", "--out", "o", *SMALL],
+                          ("latin1.txt", "not valid UTF-8", "byte offset 3", "--encoding-errors replace")),
+    "train a directory": Case(["train", "src", "--out", "o", *SMALL], ("src", "directory")),
+    "train missing": Case(["train", "nowhere.txt", "--out", "o", *SMALL], ("nowhere.txt", "no such file")),
+    "train too short": Case(["train", "s.txt", "--out", "o", "--quiet"], ("fewer than one batch",),
+                            setup=write("s.txt", "abc " * 20)),
+    **{f"{command} latin-1 suggests replace": Case(args, ("latin1.txt", "--encoding-errors replace"))
+       for command, args in {
+           "eval": ["eval", "model.npz", "latin1.txt"],
+           "trace": ["trace", "model.npz", "latin1.txt", "-o", "t.npz"],
+           "neurons": ["neurons", "model.npz", "latin1.txt", "--feature", "line-position"],
+           "viz": ["viz", "model.npz", "latin1.txt", "-o", "v.html"],
+           "report": ["report", "run", "-o", "r.html", "--corpus", "latin1.txt"],
+           "novelty": ["novelty", "model.npz", "latin1.txt", "--n-samples", "2", "--length", "20"]}.items()},
+    **{f"{command} latin-1 with replace": Case([a.replace("model.npz", "unk.npz") for a in args] +
+                                               ["--encoding-errors", "replace"], exit=0, lines=lines, outputs=outputs)
+       for command, args, lines, outputs in (
+           ("eval", ["eval", "model.npz", "latin1.txt"], 0, ()),
+           ("trace", ["trace", "model.npz", "latin1.txt", "-o", "t.npz"], 1, ("t.npz",)),
+           ("neurons", ["neurons", "model.npz", "latin1.txt", "--feature", "line-position"], 0, ()),
+           ("viz", ["viz", "model.npz", "latin1.txt", "-o", "v.html"], 1, ("v.html",)),
+           ("report", ["report", "run", "-o", "r.html", "--corpus", "latin1.txt"], 1, ("r.html",)),
+           ("novelty", ["novelty", "model.npz", "latin1.txt", "--n-samples", "2", "--length", "20"], 0, ()))},
+    "neurons: a text file named .npz": Case(["neurons", "model.npz", "notes.npz", "--feature", "indent"],
+                                            ("notes.npz", "not a charlstm trace"), absent=("allow_pickle",)),
+    "sample: a text file named .npz": Case(["sample", "notes.npz"], ("notes.npz", "not a charlstm checkpoint"),
+                                           absent=("allow_pickle",)),
+    "eval an empty file": Case(["eval", "model.npz", "empty.txt"], ("empty.txt", "at least two")),
+    "trace an empty file": Case(["trace", "model.npz", "empty.txt", "-o", "t.npz"], ("empty.txt", "empty")),
+    "eval a symbol the vocabulary lacks": Case(["eval", "model.npz", "other.txt"],
+                                               ("other.txt", "'\u00fc'", "not in the model's vocabulary", "model.npz")),
+    "sample a prime the vocabulary lacks": Case(["sample", "model.npz", "--prime", "a\\tb"],
+                                                ("--prime:", "'\\t'", "(U+0009)"), absent=("\\\\",)),
+    "sample a bad escape in --stop": Case(["sample", "model.npz", "--stop", "\\x4"], ("--stop '\\x4'", "escape"),
+                                          absent=("\\\\",)),
+
+    # absurd numbers
+    **{f"{name} --seed -1": Case(args + ["--seed", "-1"], ("--seed", ">= 0"))
+       for name, args in {"train": TRAIN, "sample": ["sample", "model.npz", "--length", "5"],
+                          "novelty": ["novelty", "model.npz", "c.txt", "--n-samples", "1", "--length", "20"],
+                          "check": ["check", "counting", "model.npz"],
+                          "corpus synth": ["corpus", "synth", "counting", "-o", "s.txt"]}.items()},
+    **{f"train {option} {value}": Case([*TRAIN, option, value], (option,))
+       for option, value in (("--epochs", "inf"), ("--epochs", "nan"), ("--epochs", "0"), ("--epochs", "-1"),
+                             ("--max-time", "inf"), ("--max-time", "0"), ("--lr-decay", "-1"), ("--lr-decay", "nan"),
+                             ("--warmup-steps", "-1"), ("--lr-decay-every", "0"), ("--lr", "inf"),
+                             ("--grad-clip", "nan"), ("--lr-floor", "2"), ("--min-count", "1000000"),
+                             ("--max-corpus-bytes", "-1"), ("--val-fraction", "nan"))},
+    "train --lr 1e300": Case(["train", "c.txt", "--out", "o", *SMALL, "--max-steps", "5", "--eval-every", "1",
+                              "--lr", "1e300"], ("diverged at step 1", "non-finite", "no checkpoint had been written")),
+    "train a batch bigger than the corpus": Case([*TRAIN, "--batch-size", str(10 ** 30)], ("fewer than one batch",)),
+    "train --hidden 10**12": Case([*TRAIN, "--hidden", str(10 ** 12)], ("out of memory", "--hidden")),
+    "viz --max-values -5": Case(["viz", "model.npz", "c.txt", "-o", "v.html", "--max-values", "-5"],
+                                ("--max-values", "at least 1")),
+    "sample --num-samples 10**11": Case(["sample", "model.npz", "--num-samples", str(10 ** 11)],
+                                        ("number of samples", "100,000")),
+    "sample --beam 10**9": Case(["sample", "model.npz", "--beam", str(10 ** 9)], ("beam width", "10,000")),
+    **{f"sample {option} {value}": Case(["sample", "model.npz", option, value], needles)
+       for option, value, needles in (("--top-k", "0", ("top-k",)), ("--top-p", "2", ("top-p",)),
+                                      ("--temperature", "-1", ("temperature",)), ("--length", "0", ("length",)),
+                                      ("--temperature", "nan", ("temperature",)))},
+    "sample --beam 2 --length-penalty nan": Case(["sample", "model.npz", "--beam", "2", "--length-penalty", "nan"],
+                                                 ("length penalty",)),
+    "sample at a temperature that underflows": Case(["sample", "model.npz", "--temperature", "1e-320",
+                                                     "--length", "5"], exit=0, lines=0),
+    "corpus synth --max-n 10**15": Case(["corpus", "synth", "counting", "-o", "s.txt", "--max-n", str(10 ** 15)],
+                                        ("max-n",)),
+    "corpus synth --n-lines 10**12": Case(["corpus", "synth", "counting", "-o", "s.txt", "--n-lines",
+                                           str(10 ** 12)], ("lines",)),
+    "check --context 10**11": Case(["check", "counting", "count.npz", "--context", str(10 ** 11), "--n", "1"],
+                                   ("lines",)),
+    "check --n 0": Case(["check", "counting", "count.npz", "--n", "0"], ("--n",)),
+    "check --context -1": Case(["check", "counting", "count.npz", "--context", "-1"], ("--context",)),
+    "neurons --top 0": Case(["neurons", "model.npz", "c.txt", "--feature", "indent", "--top", "0"], ("top",)),
+    "neurons --layer 99": Case(["neurons", "model.npz", "c.txt", "--feature", "line-position", "--layer", "99"],
+                               ("layer",)),
+    "viz --unit 10**9": Case(["viz", "model.npz", "c.txt", "-o", "v.html", "--unit", str(10 ** 9)], ("unit",)),
+    "trace --chunk 0": Case(["trace", "model.npz", "c.txt", "-o", "t.npz", "--chunk", "0"], ("chunk",)),
+    "trace --max-symbols 0": Case(["trace", "model.npz", "c.txt", "-o", "t.npz", "--max-symbols", "0"],
+                                  ("max-symbols",)),
+    "--threads 0": Case(["--threads", "0", "sample", "model.npz"], ("--threads",)),
+    "eval --max-corpus-bytes -1": Case(["eval", "model.npz", "c.txt", "--max-corpus-bytes", "-1"],
+                                       ("--max-corpus-bytes",)),
+    "corpus code --max-bytes -1": Case(["corpus", "code", "src", "-o", "code.txt", "--max-bytes", "-1"],
+                                       ("max_bytes",)),
+
+    # damaged and hostile checkpoints
+    "checkpoint meta nested 5000 deep": Case(["sample", "bad.npz"], ("bad.npz", "nested too deeply"),
+                                             setup=hostile_checkpoint("nested")),
+    "checkpoint vocabulary nested": Case(["sample", "bad.npz"], ("bad.npz",), setup=hostile_checkpoint("deep-vocab")),
+    "checkpoint symbol a lone surrogate": Case(["sample", "bad.npz"], ("bad.npz", "surrogate"),
+                                               setup=hostile_checkpoint("surrogate")),
+    "export a checkpoint with a lone surrogate": Case(["export", "bad.npz", "-o", "m.onnx"], ("bad.npz", "surrogate"),
+                                                      setup=hostile_checkpoint("surrogate")),
+    "checkpoint symbol an escape sequence": Case(["sample", "bad.npz"], ("bad.npz", "control characters"),
+                                                 setup=hostile_checkpoint("escape-cluster")),
+    "checkpoint member named with escapes": Case(["sample", "bad.npz"], ("bad.npz", "peephole parameters"),
+                                                 setup=hostile_checkpoint("member-name")),
+    "checkpoint of only the unknown symbol": Case(["sample", "bad.npz"], ("only the unknown symbol",),
+                                                  setup=hostile_checkpoint("only-unk")),
+    "checkpoint truncated": Case(["sample", "bad.npz"], ("bad.npz", "truncated"), setup=hostile_checkpoint("truncated")),
+    "checkpoint with an object array": Case(["eval", "bad.npz", "c.txt"], ("bad.npz", "Python objects"),
+                                            setup=hostile_checkpoint("object")),
+    "resume NaN Adam moments": Case(["train", "c.txt", "--out", "o", "--resume", "bad.npz"],
+                                    ("bad.npz", "adam.m.head.W", "damaged"), absent=("--lr",),
+                                    setup=damaged_training_state("", array="adam.m.head.W")),
+    "resume step as text": Case(["train", "c.txt", "--out", "o", "--resume", "bad.npz"], ("bad.npz", "'step'"),
+                                setup=damaged_training_state("progress.step", "2")),
+    "resume lr_scale as text": Case(["train", "c.txt", "--out", "o", "--resume", "bad.npz"], ("'lr_scale'",),
+                                    setup=damaged_training_state("progress.lr_scale", "x")),
+    "resume best_val as a list": Case(["train", "c.txt", "--out", "o", "--resume", "bad.npz"], ("'best_val'",),
+                                      setup=damaged_training_state("progress.best_val", [1])),
+    "resume a random state of another generator": Case(["train", "c.txt", "--out", "o", "--resume", "bad.npz"],
+                                                       ("'bit_generator'",),
+                                                       setup=damaged_training_state("rng.bit_generator", "MT19937")),
+    "resume a batch size of text": Case(["train", "c.txt", "--out", "o", "--resume", "bad.npz"], ("'batch_size'",),
+                                        setup=damaged_training_state("config.batch_size", "2")),
+    "resume with --lr": Case(["train", "c.txt", "--out", "run", "--resume", "run/latest.npz", "--lr", "0.1"],
+                             ("--lr", "come from the checkpoint")),
+    "resume another corpus": Case(["train", "other.txt", "--out", "run", "--resume", "run/latest.npz"],
+                                  ("other.txt", "is not the corpus", "--init-from")),
+
+    # damaged traces, for both commands that read them
+    **{f"{command} trace {kind}": Case(args, ("bad.npz",) + needles, setup=hostile_trace(kind), absent=("\x1b",))
+       for command, args in {"neurons": ["neurons", "model.npz", "bad.npz", "--feature", "line-position"],
+                             "viz": ["viz", "model.npz", "bad.npz", "-o", "v.html"]}.items()
+       for kind, needles in (("truncated", ("truncated",)), ("meta-not-json", ("not valid JSON",)),
+                             ("wrong-format", ("not a charlstm trace",)), ("short-symbols", ("260 symbols",)),
+                             ("mismatched", ("c has shape",)), ("top-ids", ("top_ids",)),
+                             ("quantities", ("quantities",)), ("nan", ("NaN",)), ("nested", ("nested",)),
+                             ("object", ("Python objects",)), ("surrogate", ("surrogate",)),
+                             ("bomb", ("refusing to unpack",)))},
+
+    # damaged metrics, for report
+    "report metrics of binary garbage": Case(["report", "run", "-o", "r.html"], ("metrics.jsonl", "line 1"),
+                                             setup=metrics(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe garbage")),
+    "report step as text": Case(["report", "run", "-o", "r.html"], ("line 2", "'step'"),
+                                setup=metrics(record() + record(step="2"))),
+    "report train_loss as text": Case(["report", "run", "-o", "r.html"], ("'train_loss'",),
+                                      setup=metrics(record(train_loss="low"))),
+    "report sample as a list": Case(["report", "run", "-o", "r.html"], ("'sample'",),
+                                    setup=metrics(record(sample=["a"]))),
+    "report sample with a lone surrogate": Case(["report", "run", "-o", "r.html"], ("surrogate",),
+                                                setup=metrics(record().replace('"abc"', '"a\\udc80"'))),
+    "report lr NaN": Case(["report", "run", "-o", "r.html"], ("'lr'",), setup=metrics(record().replace("0.003", "NaN"))),
+    "report metrics nested": Case(["report", "run", "-o", "r.html"], ("nested",),
+                                  setup=metrics('{"step": 1, "train_loss": 1, "x": ' + nested(4000) + "}\n")),
+    "report metrics /dev/zero": Case(["report", "run", "-o", "r.html"], ("268,435,456-byte limit",),
+                                     setup=link("run/metrics.jsonl", "/dev/zero")),
+    "report empty metrics": Case(["report", "run", "-o", "r.html"], ("no evaluation",), setup=metrics("")),
+    "report on a file": Case(["report", "c.txt", "-o", "r.html"], ("not a directory",)),
+
+    # files the user has
+    "train --out DIR with the user's corpus.txt, a bad option": Case(["train", "--out", "d", *SMALL, "--epochs", "0"],
+                                                                    ("--epochs",), setup=users_corpus_txt),
+    "train --out DIR with the user's corpus.txt": Case(["train", "--out", "d", *SMALL, "--max-steps", "1"],
+                                                      ("d/corpus.txt", "not the built-in corpus"),
+                                                      setup=users_corpus_txt),
+    "train --out DIR held by another run": Case(["train", "--out", "d", *SMALL, "--max-steps", "1"],
+                                               ("another charlstm run",), setup=locked_run_dir),
+    "trace over a file, refused": Case(["trace", "model.npz", "c.txt", "-o", "run/latest.npz", "--top", "0"],
+                                       ("top",)),
+
+    # interrupts and standard streams: a process of their own
+    "train SIGINT": Case(["train", "c.txt", "--out", "o", *SMALL, "--eval-every", "5", "--max-steps", "1000000"],
+                         ("Interrupted at step", "Resume with: charlstm train"), exit=130, process="sigint", lines=2,
+                         outputs=("o/latest.npz", "o/best.npz", "o/metrics.jsonl")),
+    "train SIGTERM": Case(["train", "c.txt", "--out", "o", *SMALL, "--eval-every", "5", "--max-steps", "1000000"],
+                          ("Interrupted at step",), exit=130, process="sigterm", lines=2,
+                          outputs=("o/latest.npz", "o/best.npz", "o/metrics.jsonl")),
+    "sample SIGINT": Case(["sample", "model.npz", "--length", str(10 ** 9)], ("charlstm: interrupted",), exit=130,
+                          process="sigint-stdout"),
+    "sample to a closed stdout": Case(["sample", "model.npz", "--length", "20"], ("standard output", "closed"),
+                                      process="closed-stdout"),
+    "eval to a closed stdout": Case(["eval", "model.npz", "c.txt"], ("standard output", "closed"),
+                                    process="closed-stdout"),
+    "neurons --json to a closed stdout": Case(["neurons", "model.npz", "c.txt", "--feature", "line-position",
+                                               "--json"],
+                                              ("standard output",), process="closed-stdout"),
+    "sample to a full disk": Case(["sample", "model.npz", "--length", "20"], ("No space left",),
+                                  process="full-stdout"),
+    "--help to a full disk": Case(["train", "--help"], ("No space left",), process="full-stdout"),
+    "sample into a pipe closed early": Case(["sample", "model.npz", "--length", "200000"], exit=0, lines=0,
+                                            process="pipe"),
+    "sample with stderr closed": Case(["sample", "model.npz", "--top-k", "0"], exit=1, lines=0,
+                                      process="closed-stderr"),
+    "sample to a latin-1 terminal": Case(["sample", "wide.npz", "--prime", "\u4e2d", "--length", "5"],
+                                         ("encoding", "latin-1", "PYTHONIOENCODING"), process="latin-1"),
+}
+
+
+# --- running a case ---------------------------------------------------------------------------------
+
+def _status(field_name: str) -> int:
+    """A field of /proc/self/status in bytes (0 where there is none)."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+@contextlib.contextmanager
+def memory_bound(extra: int):
+    """Cap this process's address space at its present size + extra, and measure the peak RSS the
+    block adds (VmHWM, reset first). Yields a function returning that peak."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = _status("VmSize") + extra
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    try:
+        with open("/proc/self/clear_refs", "w") as f:   # resets VmHWM to the present RSS
+            f.write("5")
+    except OSError:
+        pass
+    start = _status("VmRSS")
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield lambda: _status("VmHWM") - start
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+class TookTooLong(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def time_bound(seconds: int):
+    """A case that blocks (a FIFO no one writes to) or runs on fails after `seconds`."""
+    def expire(signum, frame):
+        raise TookTooLong(f"the case ran past {seconds} s")
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def run_in_process(root: Path, case: Case, monkeypatch):
+    monkeypatch.setattr(corpora, "build_stdlib_corpus", lambda *a, **k: (TEXT, {"files_read": 1, "bytes": len(TEXT)}))
+    monkeypatch.chdir(root)
+    with memory_bound(MEMORY_BOUND) as peak, time_bound(CASE_SECONDS):
+        result = CliRunner().invoke(cli.main, case.args)
+        used = peak()
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        import traceback
+        raise AssertionError("a traceback:\n" + "".join(traceback.format_exception(result.exception)))
+    return result.exit_code, result.stdout, result.stderr, used
+
+
+CHILD = """
+import atexit, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))
+def peak():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'):
+            open({peak!r}, 'w').write(line.split()[1])
+atexit.register(peak)
+from charlstm.cli import main
+main(prog_name="charlstm")
+"""
+
+
+def run_in_child(root: Path, case: Case):
+    peak_file = root.parent / f"peak-{os.getpid()}"
+    command = [sys.executable, "-c", CHILD.format(limit=CHILD_ADDRESS_SPACE, peak=str(peak_file)), *case.args]
+    env = dict(ENV)
+    kind = case.process
+    stdout, stderr, preexec = subprocess.PIPE, subprocess.PIPE, None
+    if kind == "closed-stdout":
+        stdout, preexec = subprocess.DEVNULL, lambda: os.close(1)
+    elif kind == "closed-stderr":
+        stderr, preexec = subprocess.DEVNULL, lambda: os.close(2)
+    elif kind == "full-stdout":
+        stdout = open("/dev/full", "wb")
+    elif kind == "latin-1":
+        env["PYTHONIOENCODING"] = "latin-1"
+    proc = subprocess.Popen(command, cwd=root, stdout=stdout, stderr=stderr, env=env, preexec_fn=preexec)
+    out = b""
+    if kind in ("sigint", "sigterm"):
+        deadline = time.monotonic() + 60
+        while not (root / "o" / "metrics.jsonl").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT if kind == "sigint" else signal.SIGTERM)
+    elif kind == "sigint-stdout":
+        out = proc.stdout.read(100)
+        proc.send_signal(signal.SIGINT)
+    elif kind == "pipe":
+        out = proc.stdout.read(10)
+        proc.stdout.close()
+    try:
+        rest, err = proc.communicate(timeout=60)
+    except ValueError:               # stdout closed above
+        proc.wait(60)
+        rest, err = b"", proc.stderr.read()
+    if stdout not in (subprocess.PIPE, subprocess.DEVNULL):
+        stdout.close()
+    err = (err or b"").decode("utf-8", "replace")
+    used = int(peak_file.read_text()) * 1024 if peak_file.exists() else 0
+    return proc.returncode, (out + (rest or b"")).decode("utf-8", "replace"), err, used
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_hostile(name, world, tmp_path, monkeypatch):
+    case = CASES[name]
+    root = tmp_path / "case"
+    shutil.copytree(world, root, symlinks=True)
+    cleanup = case.setup(root) if case.setup else None
+    before = snapshot(root)
+    try:
+        if case.process is None:
+            code, out, err, used = run_in_process(root, case, monkeypatch)
+        else:
+            code, out, err, used = run_in_child(root, case)
+    finally:
+        if callable(cleanup):
+            cleanup()
+    lines = err.splitlines()
+    assert code == case.exit, f"exit {code}, expected {case.exit}\n{err}"
+    assert "Traceback" not in err and "Traceback" not in out, err
+    assert len(lines) == case.lines, f"{len(lines)} lines on stderr, expected {case.lines}:\n{err}"
+    if case.exit == 1 and case.lines:
+        assert lines[0].startswith("charlstm: error: ") and out == "", (lines, out)
+    for needle in case.needles:
+        assert needle in err, f"{needle!r} not in {err!r}"
+    for word in (*case.absent, "\x1b", "Warning"):
+        assert word not in err, f"{word!r} in {err!r}"
+    after = snapshot(root)
+    for output in case.outputs:
+        before.pop(output, None)
+        after.pop(output, None)
+    assert after == before, f"files changed: {sorted(set(after.items()) ^ set(before.items()))}"
+    assert used < MEMORY_BOUND, f"peak memory {used / 2 ** 20:.0f} MiB"
+
+
+def test_the_probe_is_large_enough():
+    assert len(CASES) >= 80
+    kinds = {"odd files": ["/dev/zero", "FIFO", "latin-1"], "options": ["--seed -1", "--epochs"],
+             "checkpoints": ["checkpoint", "resume"], "traces": ["trace "], "metrics": ["report"],
+             "interrupts": ["SIGINT", "SIGTERM"], "outputs": ["closed stdout", "full disk", "pipe"]}
+    for kind, words in kinds.items():
+        assert any(any(w in name for w in words) for name in CASES), kind
