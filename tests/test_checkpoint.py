@@ -239,7 +239,7 @@ def test_keys_of_one_cell_under_another_name_are_one_line(tmp_path):
     lstm = ModelConfig(vocab_size=len(vocab), hidden_size=4, num_layers=1)
     lstm_params = init_params(lstm, np.random.default_rng(0))
     save_npz(tmp_path / "a.npz", arrays_of(lstm, vocab, lstm_params, cell="gru"))
-    with pytest.raises(CharlstmError, match=r"a\.npz: holds lstm parameters \(lstm\.0\.Wx\) but its config names "
+    with pytest.raises(CharlstmError, match=r"a\.npz: holds lstm parameters \('lstm\.0\.Wx'\) but its config names "
                                             "the gru cell"):
         load_checkpoint(tmp_path / "a.npz")
     renamed = {k.replace("lstm.", "gru."): v for k, v in lstm_params.items()}

@@ -12,13 +12,12 @@ PACKAGE = Path(__file__).parent.parent / "charlstm"
 
 # Bottom to top. A module may import from its own layer and from the layers before it.
 LAYERS = [
-    {"errors"},
+    {"errors", "files", "validate"},
     {"nn"},
     {"model"},
     {"data"},
     {"decoding"},
     {"training"},
-    {"files"},
     {"analysis", "export"},
     {"progress"},
     {"api", "torch", "onnx"},

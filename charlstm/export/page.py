@@ -21,16 +21,14 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 import re
-import tempfile
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 
 from charlstm.errors import CharlstmError
 from charlstm.export.quantize import check_precision, quantize
+from charlstm.files import write_atomically
 from charlstm.model import param_shapes
 
 FORMAT_VERSION = 1
@@ -132,27 +130,7 @@ def export_page(model, path, precision: str = "float32", bits_per_char: float | 
     """Write the page to path atomically (a temporary file in the same folder, then a rename), so
     an existing file is replaced whole or not at all. Returns the size in bytes."""
     page = render_generator(model, precision, bits_per_char, title).encode("utf-8")
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise CharlstmError(f"cannot write {path}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(page)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)             # mkstemp makes it private; a page is for reading
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise CharlstmError(f"cannot write {path}: {e.strerror or e}") from None
+    write_atomically(path, lambda f: f.write(page), "page")
     return len(page)
 
 

@@ -316,7 +316,7 @@ function random(seed) {
 
 // Scores -> the probabilities to draw from, into out (Float64Array V): filter_probs for one row.
 function Filter(V) {
-  var scratch = new Float64Array(V), order = new Array(V), sorting = null;
+  var order = new Array(V), sorting = null;
   function likelier(p, q) { return sorting[q] - sorting[p] || p - q; }         // stable, most likely first
   return function filter(logits, o, out) {
     var v, best = -1;
@@ -326,15 +326,18 @@ function Filter(V) {
       for (v = 0; v < V; v++) out[v] = v === best ? 1 : 0;
       return out;
     }
-    for (v = 0; v < V; v++) out[v] /= o.temperature;
     if (o.topK !== null && o.topK < V) {
-      scratch.set(out); scratch.sort();
-      var kth = scratch[V - o.topK];
-      for (v = 0; v < V; v++) if (out[v] < kth) out[v] = -Infinity;
+      // exactly k symbols, even when several share the k-th score: the first of them by id
+      for (v = 0; v < V; v++) order[v] = v;
+      sorting = out;
+      order.sort(likelier);
+      for (var k = o.topK; k < V; k++) out[order[k]] = -Infinity;
     }
+    // the most likely score is subtracted before dividing: a temperature so small that the
+    // division overflows still leaves the most likely symbol at probability 1
     var max = -Infinity, sum = 0;
     for (v = 0; v < V; v++) if (out[v] > max) max = out[v];
-    for (v = 0; v < V; v++) { out[v] = Math.exp(out[v] - max); sum += out[v]; }
+    for (v = 0; v < V; v++) { out[v] = Math.exp((out[v] - max) / o.temperature); sum += out[v]; }
     for (v = 0; v < V; v++) out[v] /= sum;
     if (o.topP !== null && o.topP < 1) {
       for (v = 0; v < V; v++) order[v] = v;
