@@ -52,8 +52,11 @@ def filter_probs(logits: np.ndarray, temperature: float, top_k=None, top_p=None,
     # The most likely score is subtracted before dividing: a temperature so small that the
     # division overflows still leaves the most likely symbol at 0 (probability 1), never inf - inf.
     logits -= logits.max(axis=1, keepdims=True)
-    with np.errstate(over="ignore"):
-        logits /= temperature
+    if temperature >= 1e-6:
+        logits /= temperature           # no float64 score overflows here (errstate costs a step's worth)
+    else:
+        with np.errstate(over="ignore"):
+            logits /= temperature
     probs = np.exp(logits)
     probs /= probs.sum(axis=1, keepdims=True)
     if top_p is not None and top_p < 1:
