@@ -73,6 +73,20 @@ def test_grapheme_symbols_are_whole_clusters(text):
         assert regex.findall(r"\X", symbol) == [symbol]
 
 
+@FAST
+@given(text=st.lists(st.sampled_from(PIECES), min_size=1, max_size=80).map("".join),
+       repeat=st.integers(1, 3))
+def test_the_symbols_are_the_regex_clusters_of_the_whole_text(text, repeat):
+    """build_and_encode segments only the chains of joining code points, each kind of chain once:
+    its symbols are still exactly the clusters \\X finds in the whole text (repeated, so that the
+    same chain occurs in several places)."""
+    import regex
+    from charlstm.data.vocab import build_and_encode
+    text = text * repeat
+    vocab, ids = build_and_encode(text, "grapheme")
+    assert [vocab.symbols[k] for k in ids] == regex.findall(r"\X", text)
+
+
 # --- checkpoints ---------------------------------------------------------------------------------
 
 @st.composite

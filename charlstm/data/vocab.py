@@ -96,22 +96,46 @@ def _symbol_keys(chunk: str, unit: str) -> tuple[np.ndarray, list[str]]:
     if not linked.any():
         return cp, []
     # Chains of linked code points are the only places where a cluster can be longer than one
-    # code point; they are few, so only they go through the regex.
-    edges = np.flatnonzero(np.diff(np.r_[False, linked, False].view(np.int8)))
-    keep = np.ones(len(cp), dtype=bool)
-    clusters: list[str] = []
+    # code point. They are few, and fewer still are different: each different chain goes through
+    # the regex once, and its clusters are laid onto every place it occurs with array operations
+    # (a Python loop over the chains cost more than all the rest).
+    at = np.flatnonzero(linked)
+    new_chain = np.r_[True, np.diff(at) > 1]
+    firsts = at[new_chain]                                  # chain k is chunk[firsts[k]:ends[k]]
+    ends = at[np.r_[new_chain[1:], True]] + 2
+    kinds: dict[str, int] = {}
+    kind = np.array([kinds.setdefault(chunk[a:b], len(kinds)) for a, b in zip(firsts.tolist(), ends.tolist())],
+                    dtype=np.int64)
+    # per kind of chain: where its long clusters start in it, their lengths, and which cluster each is
     index: dict[str, int] = {}
-    for first, last in zip(edges[0::2], edges[1::2]):       # chain covers code points first..last
-        pos = int(first)
-        for g in _GRAPHEME.findall(chunk, pos, int(last) + 1):
+    offsets, sizes, names, per_kind = [], [], [], []
+    for text in kinds:
+        pos, n = 0, 0
+        for g in _GRAPHEME.findall(text):
             if len(g) > 1:
-                if g not in index:
-                    index[g] = len(clusters)
-                    clusters.append(g)
-                cp[pos] = _MAX_CODEPOINT + index[g]
-                keep[pos + 1:pos + len(g)] = False
+                offsets.append(pos)
+                sizes.append(len(g))
+                names.append(index.setdefault(g, len(index)))
+                n += 1
             pos += len(g)
-    return (cp[keep] if clusters else cp), clusters
+        per_kind.append(n)
+    if not index:
+        return cp, []
+    per_kind = np.array(per_kind, dtype=np.int64)
+    kind_at = np.cumsum(per_kind) - per_kind                # where each kind's clusters begin in the lists
+    count = per_kind[kind]                                  # long clusters in each chain
+    rows = np.repeat(kind_at[kind] - (np.cumsum(count) - count), count) + np.arange(int(count.sum()))
+    starts = np.repeat(firsts, count) + np.array(offsets, dtype=np.int64)[rows]
+    lengths = np.array(sizes, dtype=np.int64)[rows]
+    # The kinds are met in the order they first occur, so clusters are numbered in the order
+    # they first occur in the chunk, as the callers expect.
+    cp[starts] = _MAX_CODEPOINT + np.array(names, dtype=np.int64)[rows]
+    # every code point of a long cluster after its first is dropped
+    tail = lengths - 1
+    dropped = np.repeat(starts + 1 - (np.cumsum(tail) - tail), tail) + np.arange(int(tail.sum()))
+    keep = np.ones(len(cp), dtype=bool)
+    keep[dropped] = False
+    return cp[keep], list(index)
 
 
 def ids_dtype(size: int):
@@ -191,15 +215,13 @@ class Vocab:
 
     def _ids_from_keys(self, keys: np.ndarray, clusters: list[str], use_unk: bool) -> np.ndarray:
         """Symbol keys of one chunk (see _symbol_keys) -> ids."""
-        table = self._codepoint_ids()
-        simple = keys < _MAX_CODEPOINT
+        # One gather through the code point table; the few cluster keys (beyond it) are then
+        # set apart, which is far cheaper than splitting the keys by a mask first.
+        ids = np.take(self._codepoint_ids(), keys, mode="clip")
         if clusters:
-            ids = np.empty(len(keys), dtype=np.int64)
-            ids[simple] = table[keys[simple]]
-            cluster_ids = np.array([self._index.get(g, -1) for g in clusters], dtype=np.int64)
-            ids[~simple] = cluster_ids[keys[~simple] - _MAX_CODEPOINT]
-        else:
-            ids = table[keys]
+            at = np.flatnonzero(keys >= _MAX_CODEPOINT)
+            cluster_ids = np.array([self._index.get(g, -1) for g in clusters], dtype=ids.dtype)
+            ids[at] = cluster_ids[keys[at] - _MAX_CODEPOINT]
         missing = ids < 0
         if missing.any():
             if not use_unk:
@@ -247,11 +269,11 @@ def _count_keys(keyed_chunks) -> Counter:
     per_codepoint = np.zeros(_MAX_CODEPOINT, dtype=np.int64)
     clusters: Counter = Counter()
     for keys, names in keyed_chunks:
-        simple = keys < _MAX_CODEPOINT
-        per_codepoint += np.bincount(keys[simple] if names else keys, minlength=_MAX_CODEPOINT)
-        if names:
-            for k, n in enumerate(np.bincount(keys[~simple] - _MAX_CODEPOINT, minlength=len(names))):
-                clusters[names[k]] += int(n)
+        counts = np.bincount(keys, minlength=_MAX_CODEPOINT + len(names) if names else 0)
+        simple = counts[:_MAX_CODEPOINT]
+        per_codepoint[:len(simple)] += simple
+        for name, n in zip(names, counts[_MAX_CODEPOINT:].tolist()):
+            clusters[name] += n
     counts = Counter({chr(k): int(per_codepoint[k]) for k in np.flatnonzero(per_codepoint)})
     counts.update(clusters)
     return counts
