@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
-from charlstm.data.text import make_streams
+from charlstm.data.streams import make_streams
 from charlstm.model import ModelConfig, forward, init_params, zero_state
 from charlstm.decoding.sampling import draw, filter_probs, generate
 from charlstm.data.vocab import UNK, Vocab, build_vocab

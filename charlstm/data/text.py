@@ -1,21 +1,11 @@
-"""The corpus as ids: reading text files, the validation split, and truncated-BPTT streams.
-
-Truncated BPTT the way char-rnn does it: the training ids are cut into `batch_size` contiguous
-streams, one per batch row; step k reads symbols [k*T, (k+1)*T) of every stream and predicts the
-symbol after each. The model's final state after one chunk is the initial state of the next, so
-the network sees each stream as one long text; the gradient stops at the chunk boundary.
-
-Streams differ in length by at most one symbol, so every symbol of the training split is
-predicted exactly once per pass: when the length does not divide evenly, the last chunk of a
-pass is shorter, and rows that have run out are masked with a zero weight.
-"""
+"""Reading a text file whole, with errors a user can act on (a file too large to hold
+comfortably is read block by block instead: see data/blocks.py; the ids become streams in
+data/streams.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from charlstm.errors import CharlstmError
 
@@ -73,66 +63,3 @@ def decode_text(data: bytes, name: str, errors: str = "strict", newline: str = "
     elif newline != "keep":
         raise CharlstmError(f"unknown newline mode {newline!r}: use keep or normalize")
     return text
-
-
-def split_ids(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """(train, validation): the last val_fraction of the ids is held out."""
-    if not 0.0 <= val_fraction < 1.0:
-        raise CharlstmError(f"--val-fraction must be in [0, 1), got {val_fraction}")
-    n_val = int(len(ids) * val_fraction)
-    if val_fraction > 0 and n_val < 2:
-        raise CharlstmError(f"the corpus ({len(ids)} symbols) is too short to hold out "
-                            f"{val_fraction:g} of it for validation")
-    return ids[:len(ids) - n_val], ids[len(ids) - n_val:]
-
-
-@dataclass(frozen=True)
-class Streams:
-    """batch_size contiguous streams over a training split, ready to be read chunk by chunk."""
-
-    rows: np.ndarray      # (B, L_max + 1) ids; row k is stream k's inputs and targets, zero-padded
-    lengths: np.ndarray   # (B,) number of targets in each stream
-    seq_length: int
-
-    @property
-    def batch_size(self) -> int:
-        return self.rows.shape[0]
-
-    @property
-    def chunks_per_pass(self) -> int:
-        return -(-int(self.lengths.max()) // self.seq_length)
-
-    def chunk(self, index: int):
-        """Chunk `index` of a pass: (inputs (T, B), targets (T, B), weights (T, B) or None)."""
-        start = index * self.seq_length
-        stop = min(start + self.seq_length, int(self.lengths.max()))
-        if start >= stop:
-            raise IndexError(f"chunk {index} is past the end of the pass")
-        inputs = np.ascontiguousarray(self.rows[:, start:stop].T)
-        targets = np.ascontiguousarray(self.rows[:, start + 1:stop + 1].T)
-        weights = None
-        if stop > int(self.lengths.min()):   # only the ragged end of a pass needs weights
-            positions = np.arange(start, stop)[:, None]
-            weights = (positions < self.lengths[None, :]).astype(np.float32)
-        return inputs, targets, weights
-
-
-def make_streams(ids: np.ndarray, batch_size: int, seq_length: int) -> Streams:
-    """Cut the training ids into batch_size streams (see the module docstring)."""
-    if batch_size < 1 or seq_length < 1:
-        raise CharlstmError("batch size and sequence length must be at least 1")
-    n_targets = len(ids) - 1
-    if n_targets < batch_size * seq_length:
-        raise CharlstmError(
-            f"the training text has {len(ids)} symbols, fewer than one batch needs "
-            f"(batch size {batch_size} x sequence length {seq_length} + 1); use a longer corpus "
-            "or lower --batch-size / --seq-length")
-    base, extra = divmod(n_targets, batch_size)
-    lengths = np.full(batch_size, base, dtype=np.int64)
-    lengths[:extra] += 1
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    rows = np.zeros((batch_size, base + (extra > 0) + 1), dtype=ids.dtype)
-    for k in range(batch_size):
-        rows[k, :lengths[k] + 1] = ids[starts[k]:starts[k] + lengths[k] + 1]
-    return Streams(rows=rows, lengths=lengths, seq_length=seq_length)
-

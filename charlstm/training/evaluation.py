@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from charlstm.data.text import make_streams
+from charlstm.data.streams import make_streams
 from charlstm.errors import CharlstmError
 from charlstm.model import ModelConfig, forward, zero_state
 from charlstm.nn.head import cross_entropy_forward

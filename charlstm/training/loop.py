@@ -22,7 +22,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from charlstm.data.text import MAX_TEXT_BYTES, make_streams, read_text, split_ids
+from charlstm.data.streams import make_streams, split_ids
+from charlstm.data.text import MAX_TEXT_BYTES, read_text
 from charlstm.data.vocab import build_and_encode
 from charlstm.decoding.sampling import sample_texts
 from charlstm.errors import CharlstmError
