@@ -103,9 +103,7 @@ def _symbol_keys(chunk: str, unit: str) -> tuple[np.ndarray, list[str]]:
     new_chain = np.r_[True, np.diff(at) > 1]
     firsts = at[new_chain]                                  # chain k is chunk[firsts[k]:ends[k]]
     ends = at[np.r_[new_chain[1:], True]] + 2
-    kinds: dict[str, int] = {}
-    kind = np.array([kinds.setdefault(chunk[a:b], len(kinds)) for a, b in zip(firsts.tolist(), ends.tolist())],
-                    dtype=np.int64)
+    kinds, kind = _chain_kinds(chunk, cp, firsts, ends)
     # per kind of chain: where its long clusters start in it, their lengths, and which cluster each is
     index: dict[str, int] = {}
     offsets, sizes, names, per_kind = [], [], [], []
@@ -136,6 +134,39 @@ def _symbol_keys(chunk: str, unit: str) -> tuple[np.ndarray, list[str]]:
     keep = np.ones(len(cp), dtype=bool)
     keep[dropped] = False
     return cp[keep], list(index)
+
+
+_HASH_BASE = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _chain_kinds(chunk: str, cp: np.ndarray, firsts: np.ndarray, ends: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The different chains, in the order they first occur, and which of them each chain is.
+
+    Chains are told apart by a hash of their code points computed for all of them at once, and
+    every chain is then compared code point by code point with the first chain of its kind, so
+    the answer is exact; should two different chains ever share a hash, they are told apart
+    through Python strings instead (one slice per chain, which is what the hash saves)."""
+    lengths = ends - firsts
+    chain_of = np.repeat(np.arange(len(firsts)), lengths)          # per code point of every chain
+    begins = np.cumsum(lengths) - lengths
+    within = np.arange(len(chain_of)) - begins[chain_of]
+    values = cp[firsts[chain_of] + within]
+    powers = np.full(int(lengths.max()), _HASH_BASE, dtype=np.uint64)
+    powers[0] = 1
+    np.cumprod(powers, out=powers)                                 # wraps modulo 2^64, as wanted
+    hashes = np.add.reduceat(values.astype(np.uint64) * powers[within], begins) + lengths.astype(np.uint64)
+    _, first, kind = np.unique(hashes, return_index=True, return_inverse=True)
+    kind = kind.reshape(-1)
+    rep = firsts[first][kind]                                      # where each chain's kind first occurs
+    if (lengths[first][kind] == lengths).all() and (cp[rep[chain_of] + within] == values).all():
+        order = np.argsort(first, kind="stable")                   # kinds by first occurrence
+        renumber = np.empty(len(order), dtype=np.int64)
+        renumber[order] = np.arange(len(order))
+        return [chunk[firsts[k]:ends[k]] for k in first[order].tolist()], renumber[kind]
+    kinds: dict[str, int] = {}
+    kind = np.array([kinds.setdefault(chunk[a:b], len(kinds)) for a, b in zip(firsts.tolist(), ends.tolist())],
+                    dtype=np.int64)
+    return list(kinds), kind
 
 
 def ids_dtype(size: int):
