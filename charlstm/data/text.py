@@ -41,22 +41,29 @@ def read_text(path, errors: str = "strict", newline: str = "keep", max_bytes: in
     return decode_text(data, str(path), errors=errors, newline=newline)
 
 
-def decode_text(data: bytes, name: str, errors: str = "strict", newline: str = "keep") -> str:
-    """Bytes -> text, with the checks of read_text."""
-    if data.startswith(_UTF16_BOMS):
+def decode_text(data: bytes, name: str, errors: str = "strict", newline: str = "keep", offset: int = 0,
+                at_start: bool = True) -> str:
+    """Bytes -> text, with the checks of read_text.
+
+    offset: where data starts in the file, so that a bad byte is named by its offset in the file
+    (byte offsets count a UTF-8 byte-order mark); at_start: data starts the file, so it may begin
+    with a byte-order mark (data/blocks.py decodes a large file piece by piece).
+    """
+    skipped = 0
+    if at_start and data.startswith(_UTF16_BOMS):
         raise CharlstmError(f"{name}: is UTF-16 (it starts with a UTF-16 byte-order mark); "
                             "convert it to UTF-8 first, e.g. iconv -f UTF-16 -t UTF-8")
-    if data.startswith(_UTF8_BOM):
-        data = data[len(_UTF8_BOM):]
+    if at_start and data.startswith(_UTF8_BOM):
+        data, skipped = data[len(_UTF8_BOM):], len(_UTF8_BOM)
     nul = data.find(b"\0")
     if nul >= 0:
-        raise CharlstmError(f"{name}: holds a NUL byte at byte offset {nul}; is it a binary file?")
+        raise CharlstmError(f"{name}: holds a NUL byte at byte offset {offset + skipped + nul}; is it a binary file?")
     if errors not in ("strict", "replace"):
         raise CharlstmError(f"unknown encoding-error mode {errors!r}: use strict or replace")
     try:
         text = data.decode("utf-8", errors=errors)
     except UnicodeDecodeError as e:
-        raise CharlstmError(f"{name}: not valid UTF-8 at byte offset {e.start} "
+        raise CharlstmError(f"{name}: not valid UTF-8 at byte offset {offset + skipped + e.start} "
                             "(pass --encoding-errors replace to replace invalid bytes)") from None
     if newline == "normalize":
         text = text.replace("\r\n", "\n").replace("\r", "\n")
