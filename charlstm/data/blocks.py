@@ -28,7 +28,8 @@ from typing import Callable, Iterator
 import numpy as np
 
 from charlstm.data.corpora import list_files
-from charlstm.data.vocab import _joining_mask
+from charlstm.data.text import decode_text
+from charlstm.data.vocab import _joining_mask, split_symbols
 from charlstm.errors import CharlstmError
 
 BLOCK_BYTES = 1 << 20
@@ -196,6 +197,24 @@ def _cut(data: bytes) -> int:
     return start + len(tail[:k].encode("utf-8", "surrogateescape"))
 
 
+def read_head(path, symbols: int, unit: str = "grapheme", errors: str = "strict", newline: str = "keep") -> str:
+    """The start of a text file holding at least `symbols` symbols (all of it, if it holds fewer),
+    read block by block, so the file's size does not matter."""
+    path = Path(path)
+    if not path.exists():
+        raise CharlstmError(f"{path}: no such file")
+    if path.is_dir():
+        raise CharlstmError(f"{path}: is a directory, not a text file")
+    parts, count = [], 0
+    for piece in read_pieces(_file_input(path, str(path))):
+        text = decode_text(piece.data, piece.name, errors, newline, offset=piece.offset, at_start=piece.first)
+        parts.append(text)
+        count += len(text) if unit == "codepoint" else len(split_symbols(text, unit))
+        if count >= symbols:
+            break
+    return "".join(parts)
+
+
 def input_record(inp: Input, content_bytes: int, sha256: str) -> dict:
     """How the manifest describes one input."""
     return {"name": inp.name, "path": None if inp.path is None else str(inp.path), "bytes": content_bytes,
@@ -208,5 +227,5 @@ def same_file(record: dict, inp: Input) -> bool:
             and record.get("stored_bytes") == inp.stored_bytes and record.get("mtime_ns") == inp.mtime_ns)
 
 
-__all__ = ["Input", "Piece", "list_inputs", "read_pieces", "input_record", "same_file", "BLOCK_BYTES",
+__all__ = ["Input", "Piece", "list_inputs", "read_pieces", "read_head", "input_record", "same_file", "BLOCK_BYTES",
            "MAX_CARRY_BYTES", "STDIN"]

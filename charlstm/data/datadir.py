@@ -140,6 +140,35 @@ def id_blocks(data: DataDir, start: int = 0, stop: int | None = None, block: int
         yield part
 
 
+def ids_in(data: DataDir, vocab: Vocab, block: int = 1 << 22):
+    """data's ids as ids of another vocabulary (a model's), block by block: a symbol the other
+    vocabulary lacks becomes its unknown symbol (an error naming the symbol if it has none)."""
+    if data.vocab == vocab:
+        yield from id_blocks(data, block=block)
+        return
+    if data.vocab.unit != vocab.unit:
+        raise CharlstmError(f"{data.path}: its symbols are {data.vocab.unit}s, the model's are {vocab.unit}s; "
+                            f"encode the corpus with --unit {vocab.unit}")
+    table = np.array([vocab._index.get(s, -1 if vocab.unk is None else vocab.unk) for s in data.vocab.symbols],
+                     dtype=np.int64)
+    for ids in id_blocks(data, block=block):
+        out = table[ids]
+        if (out < 0).any():
+            vocab._unknown_symbol(data.vocab.symbols[int(ids[np.argmax(out < 0)])])
+        yield out
+
+
+def head_text(path, symbols: int, unit: str = "grapheme") -> str:
+    """The start of a corpus, a text file or a data directory, holding at least `symbols`
+    symbols (all of it if it holds fewer), whatever the corpus's size."""
+    from charlstm.data.blocks import read_head      # blocks reads files; this module only data directories
+    if not is_data_dir(path):
+        return read_head(path, symbols, unit)
+    data = open_data_dir(path, check_ids=False)
+    ids = next(id_blocks(data, stop=min(len(data.ids), symbols), block=max(1, symbols)), np.zeros(0, np.uint8))
+    return data.vocab.decode(ids)
+
+
 def _read_json(path: Path):
     try:
         size = path.stat().st_size
@@ -275,4 +304,4 @@ def _describe(record: dict) -> str:
 
 
 __all__ = ["FORMAT", "VERSION", "IDS", "VOCAB", "MANIFEST", "ReadOptions", "DataDir", "is_data_dir",
-           "open_data_dir", "id_blocks", "corpus_record", "corpus_difference"]
+           "open_data_dir", "id_blocks", "ids_in", "head_text", "corpus_record", "corpus_difference"]

@@ -200,6 +200,20 @@ def encode_corpus(inputs: list[Input], out_dir, options: ReadOptions = ReadOptio
     return counted
 
 
+def ids_with(inputs: list[Input], vocab: Vocab, options: ReadOptions = ReadOptions(),
+             progress: ByteProgress | None = None, block_bytes: int = BLOCK_BYTES):
+    """The inputs' ids under a given vocabulary (a model's), piece by piece, as vocab.encode(text,
+    unknown="unk") gives them for the whole text: in memory that does not grow with the text."""
+    meter = _Meter(progress, "reading", inputs)
+    for inp in inputs:
+        for piece in read_pieces(inp, block_bytes, lambda block, consumed: meter.at(consumed)):
+            text = decode_text(piece.data, piece.name, options.encoding_errors, options.newline,
+                               offset=piece.offset, at_start=piece.first)
+            if text:
+                yield vocab.encode(text, unknown="unk")
+        meter.done_input()
+
+
 def manifest(counted: Counted) -> dict:
     return {"format": FORMAT, "version": VERSION, "symbols": counted.symbols,
             "dtype": np.dtype(counted.vocab.dtype).name, "vocab_size": len(counted.vocab),
@@ -510,5 +524,5 @@ def _replace(tmp: Path, out_dir: Path) -> None:
     _fsync_dir(out_dir.parent)
 
 
-__all__ = ["Counted", "ReadOptions", "count_corpus", "write_ids", "encode_corpus", "manifest", "check_disk_space",
+__all__ = ["Counted", "ReadOptions", "count_corpus", "write_ids", "encode_corpus", "ids_with", "manifest", "check_disk_space",
            "default_workers", "POOL_MIN_BYTES"]
