@@ -22,9 +22,9 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from charlstm.data.datadir import ReadOptions, corpus_difference
+from charlstm.data.encode import ByteProgress
 from charlstm.data.streams import make_streams, split_ids
-from charlstm.data.text import MAX_TEXT_BYTES, read_text
-from charlstm.data.vocab import build_and_encode
 from charlstm.decoding.sampling import sample_texts
 from charlstm.errors import CharlstmError
 from charlstm.model import ModelConfig, State, dropout_masks, init_params, loss_and_grads, zero_state
@@ -32,7 +32,8 @@ from charlstm.nn.optim import AdamState, adam_init, adam_update, clip_by_global_
 from charlstm.nn.workspace import Workspace
 from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
 from charlstm.training.config import DEFAULT_EPOCHS, Evaluation, TrainConfig, TrainResult
-from charlstm.training.evaluation import evaluate_ids, nats_to_bits
+from charlstm.training.corpus import load_corpus
+from charlstm.training.evaluation import nats_to_bits, validation_loss
 from charlstm.training.rundir import RunDir
 
 MAX_SKIPS_IN_A_ROW = 10   # with on_nonfinite="skip": the lr has been halved this often, give up
@@ -83,6 +84,7 @@ class _Run:
     state: State
     prog: _Progress
     rng: np.random.Generator
+    corpus: dict | None = None      # the record of the corpus trained on (data/datadir.corpus_record)
 
 
 @dataclass
@@ -96,39 +98,26 @@ class _Window:
         return self.chars / max(1e-9, time.perf_counter() - self.start)
 
 
-def load_corpus(path, encoding_errors: str = "strict", newline: str = "keep",
-                max_bytes: int | None = MAX_TEXT_BYTES) -> str:
-    text = read_text(path, errors=encoding_errors, newline=newline, max_bytes=max_bytes)
-    if not text.strip():
-        raise CharlstmError(f"{path}: the corpus is empty (or only whitespace)")
-    return text
-
-
 def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model_options: dict | None = None,
           text: str | None = None, resume=None, progress: Progress | None = None,
           should_stop: Callable[[], bool] | None = None,
           on_eval: Callable[[Evaluation], None] | None = None,
           encoding_errors: str = "strict", newline: str = "keep",
-          max_corpus_bytes: int | None = MAX_TEXT_BYTES) -> TrainResult:
-    """Train a model on a corpus file (or on `text`), writing checkpoints and metrics to out_dir.
+          on_bytes: ByteProgress | None = None) -> TrainResult:
+    """Train a model on a corpus (or on `text`), writing checkpoints and metrics to out_dir.
 
-    model_options: overrides of ModelConfig's fields (cell, hidden_size, num_layers, dropout).
+    corpus: a text file of any size, or a data directory (`charlstm corpus encode`; see
+    training/corpus.py for how each is read). model_options: overrides of ModelConfig's fields
+    (cell, hidden_size, num_layers, dropout).
     resume: a checkpoint to continue from; its model, vocabulary and training configuration are
-    used, except the run's bounds (max_steps, max_time, epochs), which come from `config`.
+    used, except the run's bounds (max_steps, max_time, epochs), which come from `config`; the
+    corpus must be the one it was trained on, read the same way.
     progress: shown the run's progress (default: nothing is shown).
     should_stop: called between steps; when it returns True the run saves latest.npz (without an
     evaluation, so the record is the one an uninterrupted run writes) and returns interrupted.
-    on_eval: called with each Evaluation.
-    max_corpus_bytes: a larger corpus file is refused before it is read (None: no cap).
+    on_eval: called with each Evaluation. on_bytes: shown the bytes read of a large corpus file.
     """
     # --- configuration and data -------------------------------------------------------------
-    if text is None:
-        if corpus is None:
-            raise CharlstmError("give a corpus file (or text=...)")
-        text = load_corpus(corpus, encoding_errors, newline, max_corpus_bytes)
-    elif not text.strip():
-        raise CharlstmError("the corpus is empty (or only whitespace)")
-
     # Every problem with the inputs is found before the output directory is touched.
     saved = load_checkpoint(resume) if resume is not None else None
     if saved is not None:
@@ -140,13 +129,19 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
         except (KeyError, TypeError, AttributeError) as e:
             raise CharlstmError(f"{resume}: its training configuration is damaged ({e!r}); "
                                 "it cannot be resumed") from None
+    progress = progress or Silent()
+    data = load_corpus(corpus, text, ReadOptions(config.unit, newline, encoding_errors, config.min_count), out_dir,
+                       vocab=None if saved is None else saved.vocab, progress=on_bytes, message=progress.message)
+    if saved is not None:
+        _check_same_corpus(resume, saved, data)
         vocab, model_config = saved.vocab, saved.config
-        ids = vocab.encode(text, unknown="unk")
     else:
-        vocab, ids = build_and_encode(text, config.unit, config.min_count)
+        if data.from_data_dir:          # the data directory says how its text was read
+            config = replace(config, unit=data.options.unit, min_count=data.options.min_count)
+        vocab = data.vocab
         model_config = replace(ModelConfig(vocab_size=len(vocab)), **(model_options or {}))
-    train_ids, val_ids = split_ids(ids, config.val_fraction)
-    streams = make_streams(train_ids, config.batch_size, config.seq_length)
+    if data.ids is not None:
+        streams, val_ids = _split(data, config, vocab)
 
     # --- model, optimiser, state --------------------------------------------------------------
     dtype = np.dtype(config.dtype).type
@@ -159,18 +154,36 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
         adam = adam_init(params)
         state = zero_state(model_config, config.batch_size, dtype)
         prog = _Progress()
-    run = _Run(params, model_config, vocab, config, adam, state, prog, rng)
+    run = _Run(params, model_config, vocab, config, adam, state, prog, rng, corpus=data.record)
 
     # --- the run directory: created, checked writable and locked before the first step ----------
     with RunDir(out_dir) as run_dir:
+        if data.ids is None:            # a large file: encoded into the run directory, once
+            data.encode_into(run_dir.path, on_bytes)
+            streams, val_ids = _split(data, config, vocab)
         resumed_here = saved is not None and Path(resume).resolve() == run_dir.latest.resolve()
         if resumed_here and prog.best_step == prog.step:
             run_dir.promote_best()   # a kill between writing latest.npz and copying it to best.npz
-        progress = progress or Silent()
         try:
             return _loop(run_dir, run, streams, val_ids, progress, should_stop or (lambda: False), on_eval)
         finally:
             progress.close()
+
+
+def _check_same_corpus(resume, saved, data) -> None:
+    """A run resumes on the corpus it was trained on, read the same way (checkpoints from before
+    the record was kept are taken at their word)."""
+    difference = corpus_difference(saved.train.get("corpus"), data.record)
+    if difference is None and data.vocab != saved.vocab:
+        difference = f"the vocabulary of {data.name} is not the checkpoint's"
+    if difference is not None:
+        raise CharlstmError(f"cannot resume {resume}: {difference}; resume with the corpus it was trained on")
+
+
+def _split(data, config: TrainConfig, vocab) -> tuple:
+    """(training streams, validation ids): the held-out tail, and streams over the rest."""
+    train_ids, val_ids = split_ids(data.ids, config.val_fraction)
+    return make_streams(train_ids, config.batch_size, config.seq_length, len(vocab), data.name), val_ids
 
 
 def _loop(run_dir: RunDir, run: _Run, streams, val_ids, progress: Progress, should_stop, on_eval) -> TrainResult:
@@ -304,8 +317,8 @@ def _evaluate(run: _Run, val_ids, steps_per_epoch: int, window: _Window, lr: flo
     config, prog = run.config, run.prog
     val_nats = None
     if len(val_ids) >= 2:
-        val_nats, _ = evaluate_ids(run.params, run.model_config, val_ids, streams=config.batch_size,
-                                   seq_length=config.seq_length)
+        val_nats, _ = validation_loss(run.params, run.model_config, val_ids, config.batch_size, config.seq_length,
+                                      config.val_symbols)
     # The sample has its own generator, derived from the seed and step, so showing it never
     # changes the training run's random numbers.
     sample_rng = np.random.default_rng([config.seed, prog.step])
@@ -334,7 +347,7 @@ def _record(run_dir: RunDir, run: _Run, ev: Evaluation) -> None:
 
 def _save(path, run: _Run) -> None:
     train = {"config": asdict(run.config), "progress": asdict(run.prog), "adam_step": run.adam.step,
-             "rng": run.rng.bit_generator.state}
+             "rng": run.rng.bit_generator.state, "corpus": run.corpus}
     extra = {f"state.{part}": getattr(run.state, part) for part in run.model_config.cell_type.state}
     for key in run.params:
         extra[f"adam.m.{key}"] = run.adam.m[key]

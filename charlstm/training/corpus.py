@@ -1,0 +1,113 @@
+"""What a training run reads, found and checked before the run directory is touched.
+
+  - text given directly, or a text file of at most IN_MEMORY_MAX_BYTES: read whole and encoded
+    in memory, as it always was;
+  - a data directory (`charlstm corpus encode`): its ids memory-mapped, nothing copied;
+  - a larger text file: counted now (one pass over it, nothing written, so every problem with it
+    is found and the disk space it needs is checked before anything is written), then encoded
+    into the run directory's data/ once the run holds that directory (`Corpus.encode_into`). A
+    later --resume of the same run finds data/ there and reads it, unless the file has changed.
+Any of them gives the same ids for the same text, so where a corpus lives never changes a run.
+
+Each corpus has a record (data/datadir.corpus_record: hash, size, symbols, reading options) that
+the checkpoint keeps, so that --resume can tell a different corpus from the one it trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from charlstm.data.blocks import Input, list_inputs, same_file
+from charlstm.data.datadir import MANIFEST, ReadOptions, corpus_record, open_data_dir
+from charlstm.data.encode import ByteProgress, Counted, check_disk_space, count_corpus, encode_corpus, human_bytes
+from charlstm.data.text import decode_text, read_bytes
+from charlstm.data.vocab import Vocab, build_and_encode
+from charlstm.errors import CharlstmError
+
+IN_MEMORY_MAX_BYTES = 32 << 20   # a text file up to this size is read whole (about ten times it in memory)
+RUN_DATA = "data"                # where a larger file is encoded, inside the run directory
+
+
+@dataclass
+class Corpus:
+    """A corpus ready to train on: ids is None until a large file has been encoded."""
+
+    name: str
+    vocab: Vocab
+    options: ReadOptions
+    record: dict
+    ids: np.ndarray | None
+    from_data_dir: bool = False            # its reading options come from a data directory
+    _counted: Counted | None = field(default=None, repr=False)
+    _inputs: list | None = field(default=None, repr=False)
+
+    def encode_into(self, run_dir: Path, progress: ByteProgress | None = None) -> None:
+        """Encode a large file into run_dir/data (the caller holds run_dir) and map its ids."""
+        if self.ids is not None:
+            return
+        target = Path(run_dir) / RUN_DATA
+        encode_corpus(self._inputs, target, self.options, progress=progress, force=True, counted=self._counted)
+        self.ids = open_data_dir(target, check_ids=False).ids
+
+
+def load_corpus(corpus, text: str | None, options: ReadOptions, out_dir, vocab: Vocab | None = None,
+                progress: ByteProgress | None = None, message: Callable[[str], None] | None = None) -> Corpus:
+    """Find and check the corpus of a run (see the module docstring). vocab: the vocabulary of a
+    checkpoint being resumed, which a text read whole is encoded with. progress: shown the bytes
+    of a large file read; message: told what happens to it."""
+    if text is not None:
+        if not text.strip():
+            raise CharlstmError("the corpus is empty (or only whitespace)")
+        return _in_memory("the text", text, text.encode("utf-8", "surrogatepass"), options, vocab)
+    if corpus is None:
+        raise CharlstmError("give a corpus file (or text=...)")
+    path = Path(corpus)
+    if path.is_dir():
+        data = open_data_dir(path)
+        return Corpus(name=str(path), vocab=data.vocab, options=data.options, record=data.record, ids=data.ids,
+                      from_data_dir=True)
+    inputs = list_inputs([path])
+    inp = inputs[0]
+    if not inp.gzip and inp.stored_bytes <= IN_MEMORY_MAX_BYTES:
+        raw = read_bytes(path, max_bytes=None)
+        text = decode_text(raw, str(path), errors=options.encoding_errors, newline=options.newline)
+        if not text.strip():
+            raise CharlstmError(f"{path}: the corpus is empty (or only whitespace)")
+        return _in_memory(str(path), text, raw, options, vocab)
+    return _large_file(inp, inputs, options, Path(out_dir), progress, message or (lambda line: None))
+
+
+def _in_memory(name: str, text: str, raw: bytes, options: ReadOptions, vocab: Vocab | None) -> Corpus:
+    if vocab is None:
+        vocab, ids = build_and_encode(text, options.unit, options.min_count)
+    else:
+        ids = vocab.encode(text, unknown="unk")
+    record = corpus_record("sha256:" + hashlib.sha256(raw).hexdigest(), len(raw), len(ids), options)
+    return Corpus(name=name, vocab=vocab, options=options, record=record, ids=ids)
+
+
+def _large_file(inp: Input, inputs: list, options: ReadOptions, out_dir: Path, progress: ByteProgress | None,
+                message: Callable[[str], None]) -> Corpus:
+    target = out_dir / RUN_DATA
+    if (target / MANIFEST).is_file():                 # encoded by an earlier start of this run
+        data = open_data_dir(target, check_ids=False)
+        records = data.manifest["inputs"]
+        if len(records) == 1 and same_file(records[0], inp) and data.options == options:
+            message(f"{inp.name}: reading the ids an earlier start of this run encoded into {target}")
+            return Corpus(name=inp.name, vocab=data.vocab, options=options, record=data.record, ids=data.ids)
+    what = "is gzip-compressed" if inp.gzip else f"is {human_bytes(inp.stored_bytes)}, more than is read whole"
+    message(f"{inp.name} {what}: encoding it once into {target} (charlstm corpus encode can do this ahead, "
+            "for any number of runs)")
+    counted, again = count_corpus(inputs, options, progress)
+    check_disk_space(target, counted.ids_bytes)
+    return Corpus(name=inp.name, vocab=counted.vocab, options=options,
+                  record=corpus_record(counted.hash, counted.size, counted.symbols, options), ids=None,
+                  _counted=counted, _inputs=again)
+
+
+__all__ = ["Corpus", "load_corpus", "IN_MEMORY_MAX_BYTES", "RUN_DATA"]
