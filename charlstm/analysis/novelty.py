@@ -21,7 +21,8 @@ n-grams is extended symbol by symbol, which gives the exact answer in the same s
 _longest for what happens when there are too many occurrences to extend).
 
 Symbols are whatever integer ids are given; `text_ids` gives the code points of a text, so for
-text the n-gram lengths count code points. scripts/bench_novelty.py times a 100 MB corpus.
+text the n-gram lengths count code points. Over a data directory (CorpusIndex.from_data_dir) the
+ids are its vocabulary's, memory-mapped, and n-gram lengths count its symbols. scripts/bench_novelty.py times a 100 MB corpus.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from charlstm.data.streams import release_pages
+from charlstm.data.vocab import Vocab, split_symbols
 from charlstm.errors import CharlstmError
 
 DEFAULT_NS = (10, 20, 30, 40, 50)
@@ -112,10 +115,16 @@ def _expand(every, owners: np.ndarray, inverse: np.ndarray, cap: int):
 
 
 class CorpusIndex:
-    """A corpus's symbol ids, ready to answer where n-grams occur in it."""
+    """A corpus's symbol ids, ready to answer where n-grams occur in it.
+
+    ids may be a memory map of any size (a data directory's ids.npy): it is read a block at a
+    time and its pages handed back as the pass goes, so memory stays bounded. vocab: what the ids
+    mean, when they are a vocabulary's ids (samples are then split into its symbols, and copied
+    spans shown as text)."""
 
     def __init__(self, ids: np.ndarray, block: int = 1 << 20, is_text: bool = False,
-                 workers: int | None = None):
+                 workers: int | None = None, vocab: Vocab | None = None):
+        self._mapped = ids                 # a memory map keeps its pages' owner; see release_pages
         ids = np.ascontiguousarray(ids)
         if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
             raise CharlstmError("a corpus index needs a 1-d array of integer ids")
@@ -124,12 +133,38 @@ class CorpusIndex:
         self.ids = ids
         self.block = block
         self.is_text = is_text     # ids are code points: spans can be shown as text
+        self.vocab = vocab
         self.workers = workers or min(8, os.cpu_count() or 1)
         self._powers = _Powers()   # B^j and B^-j, kept between passes
 
     @classmethod
     def from_text(cls, text: str, **options) -> "CorpusIndex":
         return cls(text_ids(text), is_text=True, **options)
+
+    @classmethod
+    def from_data_dir(cls, data, **options) -> "CorpusIndex":
+        """An index over a data directory's ids (see data/datadir.py), memory-mapped."""
+        return cls(data.ids, vocab=data.vocab, **options)
+
+    def ids_of(self, sample) -> np.ndarray:
+        """A sample (text, or ids already) as ids of this index: code points for a text index,
+        the vocabulary's ids otherwise (a symbol it lacks gets an id the corpus never holds)."""
+        if not isinstance(sample, str):
+            return np.asarray(sample)
+        if self.vocab is None:
+            return text_ids(sample)
+        unseen = len(self.vocab)
+        index = self.vocab._index
+        return np.array([index.get(s, unseen) for s in split_symbols(sample, self.vocab.unit)], dtype=np.int64)
+
+    def show(self, ids) -> str | None:
+        """ids of this index as text, where the index knows how."""
+        if self.is_text:
+            return "".join(map(chr, np.asarray(ids).tolist()))
+        if self.vocab is not None:
+            symbols = self.vocab.symbols
+            return "".join(symbols[k] if k < len(symbols) else "\ufffd" for k in np.asarray(ids).tolist())
+        return None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -192,6 +227,8 @@ class CorpusIndex:
         # map() hands the results back in block order, so the first occurrence wins.
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             for start, hits in zip(range(0, M, self.block), pool.map(scan, range(0, M, self.block))):
+                if (start // self.block) % 16 == 15:
+                    release_pages(self._mapped)
                 for n, (slots, places) in hits.items():
                     unique, at = np.unique(slots, return_index=True)     # earliest in the block
                     new = first[n][unique] < 0
@@ -267,10 +304,15 @@ class CorpusIndex:
         return positions
 
     def line_of(self, offset: int) -> int | None:
-        """1-based line number of a corpus position, for a text index."""
-        if not self.is_text:
+        """1-based line number of a corpus position, for an index that knows its line feeds."""
+        newline = 10 if self.is_text else None if self.vocab is None else self.vocab._index.get("\n")
+        if newline is None:
             return None
-        return int(np.count_nonzero(self.ids[:offset] == 10)) + 1
+        lines = 1
+        for start in range(0, offset, 1 << 24):          # in blocks: the corpus may be a memory map
+            lines += int(np.count_nonzero(self.ids[start:min(offset, start + (1 << 24))] == newline))
+            release_pages(self._mapped)
+        return lines
 
 
 @dataclass
@@ -322,7 +364,7 @@ def novelty(index: CorpusIndex, samples: list, ns=DEFAULT_NS, each: bool = False
     copied span of every sample on its own. max_pairs: how many (sample place, corpus place)
     pairs may be extended at once (see _longest).
     """
-    samples = [text_ids(s) if isinstance(s, str) else np.asarray(s) for s in samples]
+    samples = [index.ids_of(s) for s in samples]
     ns = tuple(sorted(set(int(n) for n in ns)))
     if not ns or ns[0] < 1:
         raise CharlstmError("give n-gram lengths of at least 1")
@@ -457,7 +499,7 @@ def _longest(index: CorpusIndex, samples, groups, first, pairs, max_pairs: int,
             spans.append(None)
             continue
         (k, offset, where), length = g["witness"], g["lo"]
-        text = "".join(map(chr, samples[k][offset:offset + length].tolist())) if index.is_text else None
+        text = index.show(samples[k][offset:offset + length])
         spans.append(CopiedSpan(length=length, sample=k, offset=offset, corpus_offset=where,
                                 corpus_line=index.line_of(where), text=text))
     return spans
