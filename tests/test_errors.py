@@ -364,9 +364,9 @@ def test_resume_needs_training_state(tmp_path, good_checkpoint, training_checkpo
                   "training state needed to resume", "state.h")
     fails_cleanly(tmp_path, ["train", "c.txt", "--quiet", "--out", "run", "--resume",
                              str(training_checkpoint), "--hidden", "4"], "come from the checkpoint")
-    write(tmp_path / "other.txt", "\u4e2d\u6587" * 400)   # symbols the checkpoint's vocabulary lacks
+    write(tmp_path / "other.txt", "\u4e2d\u6587" * 400)   # another corpus, symbols the checkpoint's vocabulary lacks
     fails_cleanly(tmp_path, ["train", "other.txt", "--quiet", "--out", "run", "--resume",
-                             str(training_checkpoint)], "not in the model's vocabulary")
+                             str(training_checkpoint)], "trained on another corpus", "2,400 bytes")
     assert not (tmp_path / "run").exists()
 
 

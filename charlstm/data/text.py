@@ -6,25 +6,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from charlstm.errors import CharlstmError
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _UTF8_BOM = b"\xef\xbb\xbf"
 
-# The largest text file read by default. A corpus is held in memory as bytes, text and ids (about
-# ten times its size at the peak of encoding), so a bigger file is refused before a byte of it is
-# read, with a message naming the option that raises the cap.
+# The largest text file read whole by default. A text read whole is held in memory as bytes, text
+# and ids (about ten times its size at the peak of encoding), so a bigger file is refused before a
+# byte of it is read; the commands that take a corpus read larger files block by block instead.
 MAX_TEXT_BYTES = 512 * 1024 * 1024
 
 
-def read_text(path, errors: str = "strict", newline: str = "keep", max_bytes: int | None = MAX_TEXT_BYTES) -> str:
-    """Read a UTF-8 text file with errors a user can act on.
-
-    errors: "strict" (an invalid byte is an error naming its offset) or "replace" (it becomes
-    U+FFFD). newline: "keep" or "normalize" (CRLF and lone CR become LF). max_bytes: larger
-    files are refused before any of them is read (None: no cap).
-    """
+def read_bytes(path, max_bytes: int | None = MAX_TEXT_BYTES) -> bytes:
+    """A file's bytes, every problem a CharlstmError naming it; files over max_bytes are refused
+    before any of them is read (None: no cap)."""
     path = Path(path)
     if not path.exists():
         raise CharlstmError(f"{path}: no such file")
@@ -34,11 +29,21 @@ def read_text(path, errors: str = "strict", newline: str = "keep", max_bytes: in
         size = path.stat().st_size
         if max_bytes is not None and size > max_bytes:
             raise CharlstmError(f"{path}: is {size:,} bytes, more than the {max_bytes:,}-byte limit on a text "
-                                "file; pass --max-corpus-bytes to raise it, or use a part of the file")
-        data = path.read_bytes()
+                                "file read whole; encode it into a data directory (charlstm corpus encode), "
+                                "or use a part of the file")
+        return path.read_bytes()
     except OSError as e:
         raise CharlstmError(f"{path}: cannot read ({e.strerror or e})") from None
-    return decode_text(data, str(path), errors=errors, newline=newline)
+
+
+def read_text(path, errors: str = "strict", newline: str = "keep", max_bytes: int | None = MAX_TEXT_BYTES) -> str:
+    """Read a UTF-8 text file with errors a user can act on.
+
+    errors: "strict" (an invalid byte is an error naming its offset) or "replace" (it becomes
+    U+FFFD). newline: "keep" or "normalize" (CRLF and lone CR become LF). max_bytes: larger
+    files are refused before any of them is read (None: no cap).
+    """
+    return decode_text(read_bytes(path, max_bytes), str(path), errors=errors, newline=newline)
 
 
 def decode_text(data: bytes, name: str, errors: str = "strict", newline: str = "keep", offset: int = 0,

@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from charlstm.data.blocks import Input, list_inputs, same_file
-from charlstm.data.datadir import MANIFEST, ReadOptions, corpus_record, open_data_dir
+from charlstm.data.datadir import MANIFEST, ReadOptions, corpus_difference, corpus_record, open_data_dir
 from charlstm.data.encode import ByteProgress, Counted, check_disk_space, count_corpus, encode_corpus, human_bytes
 from charlstm.data.text import decode_text, read_bytes
 from charlstm.data.vocab import Vocab, build_and_encode
@@ -55,20 +55,41 @@ class Corpus:
         self.ids = open_data_dir(target, check_ids=False).ids
 
 
-def load_corpus(corpus, text: str | None, options: ReadOptions, out_dir, vocab: Vocab | None = None,
+@dataclass(frozen=True)
+class Resuming:
+    """What a checkpoint being resumed says of its corpus: its record (None in checkpoints from
+    before it was kept) and its vocabulary."""
+
+    checkpoint: str
+    record: dict | None
+    vocab: Vocab
+
+    def check(self, record: dict, vocab: Vocab | None = None) -> None:
+        """Refuse a corpus other than the one the checkpoint was trained on, naming the difference."""
+        difference = corpus_difference(self.record, record)
+        if difference is None and vocab is not None and vocab != self.vocab:
+            difference = "the corpus's vocabulary is not the checkpoint's"
+        if difference is not None:
+            raise CharlstmError(f"cannot resume {self.checkpoint}: {difference}; resume with the corpus it "
+                                "was trained on")
+
+
+def load_corpus(corpus, text: str | None, options: ReadOptions, out_dir, resuming: Resuming | None = None,
                 progress: ByteProgress | None = None, message: Callable[[str], None] | None = None) -> Corpus:
-    """Find and check the corpus of a run (see the module docstring). vocab: the vocabulary of a
-    checkpoint being resumed, which a text read whole is encoded with. progress: shown the bytes
-    of a large file read; message: told what happens to it."""
+    """Find and check the corpus of a run (see the module docstring). resuming: the checkpoint
+    being resumed, whose corpus this must be (a text read whole is encoded with its vocabulary).
+    progress: shown the bytes of a large file read; message: told what happens to it."""
     if text is not None:
         if not text.strip():
             raise CharlstmError("the corpus is empty (or only whitespace)")
-        return _in_memory("the text", text, text.encode("utf-8", "surrogatepass"), options, vocab)
+        return _in_memory("the text", text, text.encode("utf-8", "surrogatepass"), options, resuming)
     if corpus is None:
         raise CharlstmError("give a corpus file (or text=...)")
     path = Path(corpus)
     if path.is_dir():
         data = open_data_dir(path)
+        if resuming is not None:
+            resuming.check(data.record, data.vocab)
         return Corpus(name=str(path), vocab=data.vocab, options=data.options, record=data.record, ids=data.ids,
                       from_data_dir=True)
     inputs = list_inputs([path])
@@ -78,36 +99,42 @@ def load_corpus(corpus, text: str | None, options: ReadOptions, out_dir, vocab: 
         text = decode_text(raw, str(path), errors=options.encoding_errors, newline=options.newline)
         if not text.strip():
             raise CharlstmError(f"{path}: the corpus is empty (or only whitespace)")
-        return _in_memory(str(path), text, raw, options, vocab)
-    return _large_file(inp, inputs, options, Path(out_dir), progress, message or (lambda line: None))
+        return _in_memory(str(path), text, raw, options, resuming)
+    return _large_file(inp, inputs, options, Path(out_dir), resuming, progress, message or (lambda line: None))
 
 
-def _in_memory(name: str, text: str, raw: bytes, options: ReadOptions, vocab: Vocab | None) -> Corpus:
-    if vocab is None:
+def _in_memory(name: str, text: str, raw: bytes, options: ReadOptions, resuming: Resuming | None) -> Corpus:
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    if resuming is None:
         vocab, ids = build_and_encode(text, options.unit, options.min_count)
     else:
-        ids = vocab.encode(text, unknown="unk")
-    record = corpus_record("sha256:" + hashlib.sha256(raw).hexdigest(), len(raw), len(ids), options)
-    return Corpus(name=name, vocab=vocab, options=options, record=record, ids=ids)
+        resuming.check(corpus_record(digest, len(raw), None, options))     # before encoding with its vocabulary
+        vocab, ids = resuming.vocab, resuming.vocab.encode(text, unknown="unk")
+    return Corpus(name=name, vocab=vocab, options=options, record=corpus_record(digest, len(raw), len(ids), options),
+                  ids=ids)
 
 
-def _large_file(inp: Input, inputs: list, options: ReadOptions, out_dir: Path, progress: ByteProgress | None,
-                message: Callable[[str], None]) -> Corpus:
+def _large_file(inp: Input, inputs: list, options: ReadOptions, out_dir: Path, resuming: Resuming | None,
+                progress: ByteProgress | None, message: Callable[[str], None]) -> Corpus:
     target = out_dir / RUN_DATA
     if (target / MANIFEST).is_file():                 # encoded by an earlier start of this run
         data = open_data_dir(target, check_ids=False)
         records = data.manifest["inputs"]
         if len(records) == 1 and same_file(records[0], inp) and data.options == options:
+            if resuming is not None:
+                resuming.check(data.record, data.vocab)
             message(f"{inp.name}: reading the ids an earlier start of this run encoded into {target}")
             return Corpus(name=inp.name, vocab=data.vocab, options=options, record=data.record, ids=data.ids)
     what = "is gzip-compressed" if inp.gzip else f"is {human_bytes(inp.stored_bytes)}, more than is read whole"
     message(f"{inp.name} {what}: encoding it once into {target} (charlstm corpus encode can do this ahead, "
             "for any number of runs)")
     counted, again = count_corpus(inputs, options, progress)
+    record = corpus_record(counted.hash, counted.size, counted.symbols, options)
+    if resuming is not None:
+        resuming.check(record, counted.vocab)
     check_disk_space(target, counted.ids_bytes)
-    return Corpus(name=inp.name, vocab=counted.vocab, options=options,
-                  record=corpus_record(counted.hash, counted.size, counted.symbols, options), ids=None,
+    return Corpus(name=inp.name, vocab=counted.vocab, options=options, record=record, ids=None,
                   _counted=counted, _inputs=again)
 
 
-__all__ = ["Corpus", "load_corpus", "IN_MEMORY_MAX_BYTES", "RUN_DATA"]
+__all__ = ["Corpus", "Resuming", "load_corpus", "IN_MEMORY_MAX_BYTES", "RUN_DATA"]

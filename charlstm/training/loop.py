@@ -22,7 +22,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from charlstm.data.datadir import ReadOptions, corpus_difference
+from charlstm.data.datadir import ReadOptions
 from charlstm.data.encode import ByteProgress
 from charlstm.data.streams import make_streams, split_ids
 from charlstm.decoding.sampling import sample_texts
@@ -32,7 +32,7 @@ from charlstm.nn.optim import AdamState, adam_init, adam_update, clip_by_global_
 from charlstm.nn.workspace import Workspace
 from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
 from charlstm.training.config import DEFAULT_EPOCHS, Evaluation, TrainConfig, TrainResult
-from charlstm.training.corpus import load_corpus
+from charlstm.training.corpus import Resuming, load_corpus
 from charlstm.training.evaluation import nats_to_bits, validation_loss
 from charlstm.training.rundir import RunDir
 
@@ -130,10 +130,10 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
             raise CharlstmError(f"{resume}: its training configuration is damaged ({e!r}); "
                                 "it cannot be resumed") from None
     progress = progress or Silent()
+    resuming = None if saved is None else Resuming(str(resume), saved.train.get("corpus"), saved.vocab)
     data = load_corpus(corpus, text, ReadOptions(config.unit, newline, encoding_errors, config.min_count), out_dir,
-                       vocab=None if saved is None else saved.vocab, progress=on_bytes, message=progress.message)
+                       resuming, progress=on_bytes, message=progress.message)
     if saved is not None:
-        _check_same_corpus(resume, saved, data)
         vocab, model_config = saved.vocab, saved.config
     else:
         if data.from_data_dir:          # the data directory says how its text was read
@@ -168,16 +168,6 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
             return _loop(run_dir, run, streams, val_ids, progress, should_stop or (lambda: False), on_eval)
         finally:
             progress.close()
-
-
-def _check_same_corpus(resume, saved, data) -> None:
-    """A run resumes on the corpus it was trained on, read the same way (checkpoints from before
-    the record was kept are taken at their word)."""
-    difference = corpus_difference(saved.train.get("corpus"), data.record)
-    if difference is None and data.vocab != saved.vocab:
-        difference = f"the vocabulary of {data.name} is not the checkpoint's"
-    if difference is not None:
-        raise CharlstmError(f"cannot resume {resume}: {difference}; resume with the corpus it was trained on")
 
 
 def _split(data, config: TrainConfig, vocab) -> tuple:
