@@ -254,3 +254,30 @@ def test_inputs_that_do_not_exist_or_hold_nothing(tmp_path):
         encode_corpus(list_inputs([tmp_path / "e.txt"]), tmp_path / "data", workers=1)
     with pytest.raises(CharlstmError, match="only once"):
         list_inputs(["-", "-"])
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+def test_corpus_encode_command(tmp_path):
+    from click.testing import CliRunner
+    from charlstm import cli
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "a.c").write_text("int main() { return 0; }\r\n", encoding="utf-8")
+    (tmp_path / "tree" / "b.h").write_text("#define X 1\n", encoding="utf-8")
+    (tmp_path / "tree" / "skip.c").write_text("skipped\n", encoding="utf-8")
+    result = CliRunner().invoke(cli.main, ["corpus", "encode", str(tmp_path / "tree"), "-", "-o", str(tmp_path / "d"),
+                                           "--ext", ".c,.h", "--exclude", "skip*", "--newline", "normalize",
+                                           "--quiet"], input="from standard input\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    line, = result.stderr.splitlines()
+    assert line.startswith(f"{tmp_path / 'd'}: 57 symbols (uint8, ") and "from 3 inputs of 58 bytes; sha256:" in line
+    data = open_data_dir(tmp_path / "d")
+    assert data.vocab.decode(data.ids) == "int main() { return 0; }\n#define X 1\nfrom standard input\n"
+    assert [r["name"] for r in data.manifest["inputs"]] == [str(tmp_path / "tree" / "a.c"),
+                                                           str(tmp_path / "tree" / "b.h"), "-"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "tree"]      # the copy of stdin is gone
+    again = CliRunner().invoke(cli.main, ["corpus", "encode", str(tmp_path / "tree" / "b.h"), "-o", str(tmp_path / "d")])
+    assert again.exit_code == 1
+    assert again.stderr.splitlines() == [f"charlstm: error: {tmp_path / 'd'}: exists; choose another -o, or pass "
+                                         "--force to replace it"]
