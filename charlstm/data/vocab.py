@@ -88,23 +88,71 @@ def _symbol_keys(chunk: str, unit: str) -> tuple[np.ndarray, list[str]]:
     """The chunk's symbols as integer keys: a one-code-point symbol is its code point; a longer
     grapheme cluster is _MAX_CODEPOINT + its index in the returned list of clusters."""
     cp = np.frombuffer(chunk.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
-    if unit == "codepoint" or len(cp) < 2:
+    chains = _chains(chunk, cp) if unit != "codepoint" else None
+    if chains is None:
         return cp, []
+    firsts, kind, layout, clusters = chains
+    offsets, sizes, names, per_kind = layout
+    kind_at = np.cumsum(per_kind) - per_kind                # where each kind's clusters begin in the lists
+    count = per_kind[kind]                                  # long clusters in each chain
+    rows = np.repeat(kind_at[kind] - (np.cumsum(count) - count), count) + np.arange(int(count.sum()))
+    starts = np.repeat(firsts, count) + offsets[rows]
+    lengths = sizes[rows]
+    # The kinds are met in the order they first occur, so clusters are numbered in the order
+    # they first occur in the chunk, as the callers expect.
+    cp[starts] = _MAX_CODEPOINT + names[rows]
+    # every code point of a long cluster after its first is dropped
+    tail = lengths - 1
+    dropped = np.repeat(starts + 1 - (np.cumsum(tail) - tail), tail) + np.arange(int(tail.sum()))
+    keep = np.ones(len(cp), dtype=bool)
+    keep[dropped] = False
+    return cp[keep], clusters
+
+
+def _count_chunk(chunk: str, unit: str) -> tuple[np.ndarray, Counter]:
+    """How often each code point is a symbol of its own (a bincount over code points) and how
+    often each longer cluster occurs, without laying the clusters out: every code point is
+    counted, then each kind of chain takes back the code points of its clusters as many times
+    as it occurs (half the work of _symbol_keys, for counting)."""
+    cp = np.frombuffer(chunk.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    counts = np.bincount(cp)
+    chains = _chains(chunk, cp) if unit != "codepoint" else None
+    clusters: Counter = Counter()
+    if chains is None:
+        return counts, clusters
+    _, kind, (offsets, sizes, names, per_kind), found = chains
+    occurs = np.bincount(kind, minlength=len(per_kind)).tolist()
+    row = 0
+    for k, n in enumerate(per_kind.tolist()):
+        for g in map(found.__getitem__, names[row:row + n].tolist()):
+            clusters[g] += occurs[k]
+            for c in g:
+                counts[ord(c)] -= occurs[k]
+        row += n
+    return counts, clusters
+
+
+def _chains(chunk: str, cp: np.ndarray):
+    """Where the chunk's clusters of more than one code point are, or None when it has none:
+    (firsts, kind, layout, clusters). Chains of linked code points are the only places where a
+    cluster can be longer than one code point: chain k starts at code point firsts[k] and is of
+    kind kind[k]; layout gives per kind of chain where its long clusters start in it (offsets),
+    their lengths (sizes) and which of `clusters` each is (names), kind by kind (per_kind of
+    them each). Chains are few, and fewer still are different: each different chain goes through
+    the regex once, and its clusters are laid onto every place it occurs with array operations
+    (a Python loop over the chains cost more than all the rest)."""
+    if len(cp) < 2:
+        return None
     joining = _joining_mask()[cp]
     # linked[k]: no certain cluster break between code points k and k+1 (one of them can join).
     linked = joining[1:] | joining[:-1]
-    if not linked.any():
-        return cp, []
-    # Chains of linked code points are the only places where a cluster can be longer than one
-    # code point. They are few, and fewer still are different: each different chain goes through
-    # the regex once, and its clusters are laid onto every place it occurs with array operations
-    # (a Python loop over the chains cost more than all the rest).
     at = np.flatnonzero(linked)
+    if len(at) == 0:
+        return None
     new_chain = np.r_[True, np.diff(at) > 1]
     firsts = at[new_chain]                                  # chain k is chunk[firsts[k]:ends[k]]
     ends = at[np.r_[new_chain[1:], True]] + 2
     kinds, kind = _chain_kinds(chunk, cp, firsts, ends)
-    # per kind of chain: where its long clusters start in it, their lengths, and which cluster each is
     index: dict[str, int] = {}
     offsets, sizes, names, per_kind = [], [], [], []
     for text in kinds:
@@ -118,22 +166,9 @@ def _symbol_keys(chunk: str, unit: str) -> tuple[np.ndarray, list[str]]:
             pos += len(g)
         per_kind.append(n)
     if not index:
-        return cp, []
-    per_kind = np.array(per_kind, dtype=np.int64)
-    kind_at = np.cumsum(per_kind) - per_kind                # where each kind's clusters begin in the lists
-    count = per_kind[kind]                                  # long clusters in each chain
-    rows = np.repeat(kind_at[kind] - (np.cumsum(count) - count), count) + np.arange(int(count.sum()))
-    starts = np.repeat(firsts, count) + np.array(offsets, dtype=np.int64)[rows]
-    lengths = np.array(sizes, dtype=np.int64)[rows]
-    # The kinds are met in the order they first occur, so clusters are numbered in the order
-    # they first occur in the chunk, as the callers expect.
-    cp[starts] = _MAX_CODEPOINT + np.array(names, dtype=np.int64)[rows]
-    # every code point of a long cluster after its first is dropped
-    tail = lengths - 1
-    dropped = np.repeat(starts + 1 - (np.cumsum(tail) - tail), tail) + np.arange(int(tail.sum()))
-    keep = np.ones(len(cp), dtype=bool)
-    keep[dropped] = False
-    return cp[keep], list(index)
+        return None
+    layout = tuple(np.array(x, dtype=np.int64) for x in (offsets, sizes, names, per_kind))
+    return firsts, kind, layout, list(index)
 
 
 _HASH_BASE = np.uint64(0x9E3779B97F4A7C15)
@@ -293,7 +328,19 @@ def count_symbols(text: str, unit: str = "grapheme") -> Counter:
         return _count_bytes(np.frombuffer(text.encode("ascii"), dtype=np.uint8))
     if unit not in UNITS:
         raise CharlstmError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
-    return _count_keys(_symbol_keys(chunk, unit) for chunk in _chunks(text))
+    return _merge_counts(_count_chunk(chunk, unit) for chunk in _chunks(text))
+
+
+def _merge_counts(counted_chunks) -> Counter:
+    """(code point counts, cluster Counter) of chunks -> a Counter of symbols."""
+    per_codepoint = np.zeros(_MAX_CODEPOINT, dtype=np.int64)
+    clusters: Counter = Counter()
+    for counts, found in counted_chunks:
+        per_codepoint[:len(counts)] += counts
+        clusters.update(found)
+    counts = Counter({chr(k): int(per_codepoint[k]) for k in np.flatnonzero(per_codepoint)})
+    counts.update(clusters)
+    return counts
 
 
 def _count_keys(keyed_chunks) -> Counter:
