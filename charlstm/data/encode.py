@@ -3,14 +3,16 @@
 Pass 1 reads every input piece by piece (data/blocks.py), counts each piece's symbols and hashes
 the bytes; the vocabulary is built from the counts exactly as build_vocab builds it from the
 whole text. Pass 2 reads the inputs again, encodes every piece with that vocabulary and appends
-its ids to ids.npy. Only a few pieces are in flight at a time, so memory does not grow with the
+its ids to ids.npy (an input whose size, modification time or symbol count has changed since
+pass 1 is refused). Only a few pieces are in flight at a time, so memory does not grow with the
 corpus, and each piece is exactly what the whole text would give in its place (a property test
 holds the passes to build_and_encode over random block sizes).
 
 Where the time goes: a piece of ASCII text (without CR in grapheme mode) is counted and encoded
-in this process through 256-entry tables while a thread hashes its bytes; any other piece needs
-its grapheme clusters found, which costs a hundred times more per byte, so such pieces go to a
-pool of processes (one per core) once the corpus is large enough to repay starting them.
+in this process through 256-entry tables while threads hash its bytes and write the ids; any
+other piece needs its grapheme clusters found, which costs a hundred times more per byte, so
+such pieces go to a pool of processes (one per core) once the corpus is large enough to repay
+starting them.
 
 Standard input cannot be read twice: pass 1 copies it into the temporary directory.
 """
@@ -137,23 +139,21 @@ def write_ids(counted: Counted, inputs: list[Input], path: Path, progress: ByteP
               "shape": (counted.symbols,)}
     f = _open_for_writing(path)
     with f, _Runner(counted.options, vocab, workers, _pool_wanted(inputs, pool_min_bytes)) as runner, \
-            _Behind() as hasher, _Behind() as writer:
+            _Behind() as writer:
         np.lib.format.write_array_header_1_0(f, header)
         meter = _Meter(progress, "encoding", inputs)
-        for inp, record in zip(inputs, counted.records):
-            own = hashlib.sha256()
-
-            def on_block(block: bytes, consumed: int, own=own):
-                hasher.submit(_hash, (own,), block)
-                meter.at(consumed)
-
-            for piece, ids in runner.map(read_pieces(inp, block_bytes, on_block), _encode_piece):
+        for inp in inputs:
+            before = _stamp(inp)
+            for piece, ids in runner.map(read_pieces(inp, block_bytes, lambda block, consumed: meter.at(consumed)),
+                                         _encode_piece):
                 written += len(ids)                 # ids: an array, or bytes when they are uint8
                 if written > counted.symbols:
                     raise _changed(inp)
                 writer.submit(_write, f, ids if isinstance(ids, bytes) else ids.data, path)
-            hasher.wait()
-            if own.hexdigest() != record["sha256"]:
+            # A file edited since pass 1 shows in its size, its modification time or its symbol
+            # count (hashing it again would cost a core for the length of the pass).
+            listed = (inp.stored_bytes, inp.mtime_ns)
+            if _stamp(inp) != before or (inp.mtime_ns is not None and before != listed):
                 raise _changed(inp)
             meter.done_input()
         writer.wait()
@@ -345,6 +345,17 @@ def _byte_table(vocab: Vocab):
         _tables.clear()
         _tables[id(vocab)] = table = (vocab, lookup.tobytes() if lookup.dtype == np.uint8 else lookup)
     return table[1]
+
+
+def _stamp(inp: Input):
+    """(size, modification time) of an input file as it is now (None for one that is not a file)."""
+    if inp.path is None or inp.mtime_ns is None:
+        return (inp.stored_bytes, inp.mtime_ns)
+    try:
+        stat = inp.path.stat()
+    except OSError:
+        return None
+    return (stat.st_size, stat.st_mtime_ns)
 
 
 def _changed(what) -> CharlstmError:
