@@ -577,8 +577,10 @@ def novelty(checkpoint, corpus, n_samples, length, temperature, seed, as_json):
         click.echo("  no symbol of the samples occurs in the corpus")
     else:
         shown = span.text.replace("\n", "↵").replace("\t", "→")
+        at = f"{'character' if unit == 'characters' else 'symbol'} {span.corpus_offset:,}"
+        where = f"corpus {at}" if span.corpus_line is None else f"corpus line {span.corpus_line} ({at})"
         click.echo(f"  longest copied span: {span.length} {unit}, sample {span.sample + 1} at {span.offset}, "
-                   f"corpus line {span.corpus_line} (character {span.corpus_offset:,}):")
+                   f"{where}:")
         click.echo(f"    {shown}")
 
 

@@ -28,6 +28,7 @@ ids are its vocabulary's, memory-mapped, and n-gram lengths count its symbols. s
 from __future__ import annotations
 
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -112,6 +113,19 @@ def _expand(every, owners: np.ndarray, inverse: np.ndarray, cap: int):
     within = np.arange(total) - np.repeat(np.cumsum(per_hit) - per_hit, per_hit)
     rows = order[starts[slots[hit_of_row]] + within]
     return np.column_stack([owners[rows], places[hit_of_row]]).astype(np.int64)
+
+
+def _in_order(pool, fn, items, window: int):
+    """(item, fn(item)) in order, with at most `window` calls in flight on the pool."""
+    pending = deque()
+    for item in items:
+        pending.append((item, pool.submit(fn, item)))
+        if len(pending) >= window:
+            done, future = pending.popleft()
+            yield done, future.result()
+    while pending:
+        done, future = pending.popleft()
+        yield done, future.result()
 
 
 class CorpusIndex:
@@ -224,9 +238,10 @@ class CorpusIndex:
             return hits
 
         # numpy lets go of the GIL inside these array operations, so blocks run in parallel;
-        # map() hands the results back in block order, so the first occurrence wins.
+        # the results come back in block order, so the first occurrence wins. Only a few blocks
+        # are in flight: a repetitive corpus can have a hit at every place of a block.
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            for start, hits in zip(range(0, M, self.block), pool.map(scan, range(0, M, self.block))):
+            for start, hits in _in_order(pool, scan, range(0, M, self.block), 2 * self.workers):
                 if (start // self.block) % 16 == 15:
                     release_pages(self._mapped)
                 for n, (slots, places) in hits.items():
