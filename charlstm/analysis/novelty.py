@@ -42,6 +42,7 @@ DEFAULT_NS = (10, 20, 30, 40, 50)
 BASE = 0x9E3779B97F4A7C15                  # odd, and its bits are well mixed
 _MOD = 1 << 64
 _FILTER_BITS = 20                          # the table of sampled hashes' top bits: 1 MB
+_TAKE = 1 << 14                            # places of a memory map read at once (at most 64 MB of pages)
 
 
 def text_ids(text: str) -> np.ndarray:
@@ -159,6 +160,20 @@ class CorpusIndex:
     def from_data_dir(cls, data, **options) -> "CorpusIndex":
         """An index over a data directory's ids (see data/datadir.py), memory-mapped."""
         return cls(data.ids, vocab=data.vocab, **options)
+
+    def take(self, positions: np.ndarray) -> np.ndarray:
+        """ids[positions]. For a memory map, a few thousand places at a time with its pages handed
+        back after each: reading all over a corpus of gigabytes would otherwise make as much of
+        it resident as was touched."""
+        if getattr(self._mapped, "_mmap", None) is None:
+            return self.ids[positions]
+        positions = np.asarray(positions)
+        out = np.empty(positions.shape, dtype=self.ids.dtype)
+        flat, into = positions.reshape(-1), out.reshape(-1)
+        for start in range(0, len(flat), _TAKE):
+            into[start:start + _TAKE] = self.ids[flat[start:start + _TAKE]]
+            release_pages(self._mapped)
+        return out
 
     def ids_of(self, sample) -> np.ndarray:
         """A sample (text, or ids already) as ids of this index: code points for a text index,
@@ -312,7 +327,7 @@ class CorpusIndex:
         if len(ok) == 0:
             return positions
         steps = np.arange(n)
-        corpus = self.ids[positions[ok][:, None] + steps]
+        corpus = self.take(positions[ok][:, None] + steps)
         sampled = np.stack([queries[k][offset:offset + n] for k, offset in owners[ok]])
         positions = positions.copy()
         positions[ok[(corpus != sampled).any(axis=1)]] = -1
@@ -398,22 +413,28 @@ def novelty(index: CorpusIndex, samples: list, ns=DEFAULT_NS, each: bool = False
 def _common_prefix(index: CorpusIndex, samples, rows: np.ndarray, known: int) -> np.ndarray:
     """For each row (sample, offset, corpus place) whose first `known` symbols match, how many
     symbols of the sample from that offset match the corpus from that place. One symbol per
-    step for all rows at once; rows drop out at their first mismatch."""
+    step for all rows of a batch at once; rows drop out at their first mismatch. Batches of a
+    few thousand rows keep the pages of a memory-mapped corpus that they read few, and each
+    batch hands them back when it is done."""
     ids = index.ids
     lengths = np.array([len(x) for x in samples], dtype=np.int64)
     base = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     flat = np.concatenate(samples)
-    s = base[rows[:, 0]] + rows[:, 1]
-    end = base[rows[:, 0]] + lengths[rows[:, 0]]
-    c = rows[:, 2]
     out = np.full(len(rows), known, dtype=np.int64)
-    alive = np.arange(len(rows))
-    while len(alive):
-        si, ci = s[alive] + out[alive], c[alive] + out[alive]
-        inside = (si < end[alive]) & (ci < len(ids))
-        alive, si, ci = alive[inside], si[inside], ci[inside]
-        alive = alive[flat[si] == ids[ci]]
-        out[alive] += 1
+    for first in range(0, len(rows), _TAKE):
+        batch = rows[first:first + _TAKE]
+        s = base[batch[:, 0]] + batch[:, 1]
+        end = base[batch[:, 0]] + lengths[batch[:, 0]]
+        c = batch[:, 2]
+        reach = out[first:first + _TAKE]                 # a view: the batch's answers
+        alive = np.arange(len(batch))
+        while len(alive):
+            si, ci = s[alive] + reach[alive], c[alive] + reach[alive]
+            inside = (si < end[alive]) & (ci < len(ids))
+            alive, si, ci = alive[inside], si[inside], ci[inside]
+            alive = alive[flat[si] == ids[ci]]
+            reach[alive] += 1
+        release_pages(index._mapped)
     return out
 
 
@@ -423,7 +444,7 @@ def _prefix_matches(index: CorpusIndex, samples, rows: np.ndarray, n: int) -> np
     steps = np.arange(n)
     for start in range(0, len(rows), 1 << 16):                  # bounded memory: n x 65,536 at most
         part = rows[start:start + (1 << 16)]
-        corpus = index.ids[part[:, 2, None] + steps]
+        corpus = index.take(part[:, 2, None] + steps)
         sampled = np.stack([samples[k][offset:offset + n] for k, offset in part[:, :2]])
         ok[start:start + len(part)] = (corpus == sampled).all(axis=1)
     return ok
