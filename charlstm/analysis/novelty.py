@@ -42,7 +42,7 @@ DEFAULT_NS = (10, 20, 30, 40, 50)
 BASE = 0x9E3779B97F4A7C15                  # odd, and its bits are well mixed
 _MOD = 1 << 64
 _FILTER_BITS = 20                          # the table of sampled hashes' top bits: 1 MB
-_TAKE = 1 << 14                            # places of a memory map read at once (at most 64 MB of pages)
+_TAKE = 1 << 10                            # places of a memory map read at once: each fault maps up to 64 KB around it
 
 
 def text_ids(text: str) -> np.ndarray:

@@ -28,6 +28,7 @@ from charlstm.errors import CharlstmError
 # next to a model's memory.
 RELEASE_BYTES = 16 << 20
 _PAGE = mmap.PAGESIZE
+_FAULT_AROUND = 64 << 10    # a page fault on a file map maps this much around it (Linux's default)
 
 
 def release_pages(ids) -> None:
@@ -120,7 +121,7 @@ class Streams:
         if getattr(self.ids, "_mmap", None) is None:
             return
         rows, width = values.shape
-        self._touched += rows * (width * values.itemsize // _PAGE + 2) * _PAGE   # at most this many pages
+        self._touched += rows * (width * values.itemsize + 2 * _FAULT_AROUND)   # at most this much mapped
         if self._touched >= RELEASE_BYTES:
             release_pages(self.ids)
             self._touched = 0
