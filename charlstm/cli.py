@@ -136,8 +136,8 @@ def train(ctx, corpus, out_dir, cell, num_layers, hidden_size, dropout, quiet, r
           **options):
     """Train a model on CORPUS (default: the Python standard library's own sources).
 
-    CORPUS is a text file of any size (one larger than 32 MB is encoded once into OUT/data and
-    memory-mapped from there), or a data directory written by `charlstm corpus encode`.
+    CORPUS is a text file of any size (one larger than 32 MiB, or gzipped, is encoded once into
+    OUT/data and memory-mapped from there), or a data directory written by `charlstm corpus encode`.
     """
     if corpus is not None and corpus.is_dir():
         _refuse_reading_options(ctx, "the data directory's manifest")

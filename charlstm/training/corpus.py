@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from charlstm.data.blocks import Input, list_inputs, same_file
-from charlstm.data.datadir import MANIFEST, ReadOptions, corpus_difference, corpus_record, open_data_dir
+from charlstm.data.datadir import IDS, MANIFEST, ReadOptions, corpus_difference, corpus_record, open_data_dir
 from charlstm.data.encode import ByteProgress, Counted, check_disk_space, count_corpus, encode_corpus, human_bytes
 from charlstm.data.text import decode_text, read_bytes
 from charlstm.data.vocab import Vocab, build_and_encode
@@ -43,6 +43,7 @@ class Corpus:
     record: dict
     ids: np.ndarray | None
     from_data_dir: bool = False            # its reading options come from a data directory
+    ids_name: str = ""                     # where the ids are, for messages about them
     _counted: Counted | None = field(default=None, repr=False)
     _inputs: list | None = field(default=None, repr=False)
 
@@ -53,6 +54,7 @@ class Corpus:
         target = Path(run_dir) / RUN_DATA
         encode_corpus(self._inputs, target, self.options, progress=progress, force=True, counted=self._counted)
         self.ids = open_data_dir(target, check_ids=False).ids
+        self.ids_name = str(target / IDS)
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def load_corpus(corpus, text: str | None, options: ReadOptions, out_dir, resumin
         if resuming is not None:
             resuming.check(data.record, data.vocab)
         return Corpus(name=str(path), vocab=data.vocab, options=data.options, record=data.record, ids=data.ids,
-                      from_data_dir=True)
+                      from_data_dir=True, ids_name=str(path / IDS))
     inputs = list_inputs([path])
     inp = inputs[0]
     if not inp.gzip and inp.stored_bytes <= IN_MEMORY_MAX_BYTES:
@@ -124,7 +126,8 @@ def _large_file(inp: Input, inputs: list, options: ReadOptions, out_dir: Path, r
             if resuming is not None:
                 resuming.check(data.record, data.vocab)
             message(f"{inp.name}: reading the ids an earlier start of this run encoded into {target}")
-            return Corpus(name=inp.name, vocab=data.vocab, options=options, record=data.record, ids=data.ids)
+            return Corpus(name=inp.name, vocab=data.vocab, options=options, record=data.record, ids=data.ids,
+                          ids_name=str(target / IDS))
     what = "is gzip-compressed" if inp.gzip else f"is {human_bytes(inp.stored_bytes)}, more than is read whole"
     message(f"{inp.name} {what}: encoding it once into {target} (charlstm corpus encode can do this ahead, "
             "for any number of runs)")

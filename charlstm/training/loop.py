@@ -173,7 +173,7 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
 def _split(data, config: TrainConfig, vocab) -> tuple:
     """(training streams, validation ids): the held-out tail, and streams over the rest."""
     train_ids, val_ids = split_ids(data.ids, config.val_fraction)
-    return make_streams(train_ids, config.batch_size, config.seq_length, len(vocab), data.name), val_ids
+    return make_streams(train_ids, config.batch_size, config.seq_length, len(vocab), data.ids_name or data.name), val_ids
 
 
 def _loop(run_dir: RunDir, run: _Run, streams, val_ids, progress: Progress, should_stop, on_eval) -> TrainResult:
