@@ -60,6 +60,10 @@ class _Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as e:   # a bad option or argument of a command: one line, as the rest
+            where = e.ctx.command_path if e.ctx is not None else "charlstm"
+            click.echo(f"charlstm: error: {e.format_message()} (see '{where} --help')", err=True)
+            sys.exit(e.exit_code)
         except CharlstmError as e:
             _fail(str(e))
         except KeyboardInterrupt:      # Ctrl-C outside the training loop (which saves and says so itself)

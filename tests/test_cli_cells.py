@@ -64,3 +64,16 @@ def test_a_quantity_the_cell_lacks_is_one_line(cell, corpus, tmp_path):
                                            "--quantity", other])
     assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
     assert f"for the {cell} cell" in result.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["train", "--cell", "nonsense"], "Invalid value for '--cell'"),
+    (["sample"], "Missing argument 'CHECKPOINT'"),
+    (["nosuch"], "No such command 'nosuch'"),
+])
+def test_a_usage_error_is_one_line(args, words):
+    result = CliRunner().invoke(cli.main, args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("charlstm: error: ") and words in lines[0], result.stderr
+    assert "--help" in lines[0]
