@@ -98,14 +98,7 @@ def read_bounded(path, limit: int, too_big: str | None = None, what: str = "file
     if limit < 0:
         raise CharlstmError(f"the size limit must be >= 0 bytes, got {limit}")
     hint = f"; {too_big}" if too_big else ""
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise CharlstmError(f"{path}: no such file") from None
-    except OSError as e:
-        raise CharlstmError(f"{path}: cannot read ({e.strerror or e})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise CharlstmError(f"{path}: is a directory, not a {what}")
+    info = _stat(path, what)
     if stat.S_ISREG(info.st_mode) and info.st_size > limit:
         raise CharlstmError(f"{path}: is {info.st_size:,} bytes, more than the {limit:,}-byte limit on a "
                             f"{what}{hint}")
@@ -132,9 +125,8 @@ def read_bounded(path, limit: int, too_big: str | None = None, what: str = "file
                         f"(it did not end after {limit:,} bytes){hint}")
 
 
-def require_regular_file(path, what: str) -> Path:
-    """`path`, if it names an existing regular file (not a directory, device or FIFO)."""
-    path = Path(path)
+def _stat(path: Path, what: str) -> os.stat_result:
+    """path's stat, with a missing file, an unreadable one and a directory as one line each."""
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -143,6 +135,13 @@ def require_regular_file(path, what: str) -> Path:
         raise CharlstmError(f"{path}: cannot read ({e.strerror or e})") from None
     if stat.S_ISDIR(info.st_mode):
         raise CharlstmError(f"{path}: is a directory, not a {what}")
+    return info
+
+
+def require_regular_file(path, what: str) -> Path:
+    """`path`, if it names an existing regular file (not a directory, device or FIFO)."""
+    path = Path(path)
+    info = _stat(path, what)
     if not stat.S_ISREG(info.st_mode):
         raise CharlstmError(f"{path}: not a regular file, so not a {what}")
     return path
