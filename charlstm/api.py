@@ -14,17 +14,17 @@ from pathlib import Path
 import numpy as np
 
 from charlstm import validate
-from charlstm.data.text import read_text
+from charlstm.data.datadir import is_data_dir
 from charlstm.data.vocab import Vocab
 from charlstm.decoding.beam import BeamResult, beam_search
 from charlstm.decoding.sampling import generate, sample_texts
 from charlstm.errors import CharlstmError
 from charlstm.model import ModelConfig, init_params
-from charlstm.progress import ProgressBar, StopOnSignals
+from charlstm.progress import ByteBar, ProgressBar, StopOnSignals
 from charlstm.training import loop as _train
 from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
 from charlstm.training.config import TrainConfig
-from charlstm.training.evaluation import evaluate_ids, nats_to_bits
+from charlstm.training.evaluation import evaluate_ids, evaluate_path, nats_to_bits
 
 
 CELL_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "peephole": "peephole LSTM"}
@@ -103,6 +103,19 @@ class Model:
         nats, n = evaluate_ids(self.params, self.config, ids, streams=1)
         return {"nats_per_char": nats, "bits_per_char": nats_to_bits(nats), "symbols": n}
 
+    def evaluate_file(self, path, progress: bool = False, encoding_errors: str = "strict") -> dict:
+        """Model.evaluate over a text file of any size or a data directory, read block by block
+        (the same figure as evaluate(text) over the whole text); progress: a bar. encoding_errors:
+        "replace" reads a text file's invalid bytes as U+FFFD."""
+        bar = ByteBar("symbols" if is_data_dir(path) else "B") if progress else None
+        try:
+            nats, n = evaluate_path(self.params, self.config, self.vocab, path, progress=bar,
+                                    encoding_errors=encoding_errors)
+        finally:
+            if bar is not None:
+                bar.close()
+        return {"nats_per_char": nats, "bits_per_char": nats_to_bits(nats), "symbols": n}
+
     def save(self, path) -> None:
         """Write the model (weights, config, vocabulary) as a charlstm .npz checkpoint."""
         save_checkpoint(path, self.params, self.config, self.vocab)
@@ -115,21 +128,20 @@ def load(path) -> Model:
 
 
 def evaluate(model: Model | str | Path, text: str | None = None, path=None) -> dict:
-    """Evaluate a model (or a checkpoint path) on text or on a text file (see Model.evaluate)."""
+    """Evaluate a model (or a checkpoint path) on text, or on a text file of any size or a data
+    directory (see Model.evaluate and Model.evaluate_file)."""
     if not isinstance(model, Model):
         model = load(model)
     if (text is None) == (path is None):
         raise CharlstmError("give exactly one of text or path")
-    if text is None:
-        text = read_text(path)
-    return model.evaluate(text)
+    return model.evaluate(text) if path is None else model.evaluate_file(path)
 
 
 def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text: str | None = None,
           resume=None, progress: bool = True, on_eval=None, hidden_size: int | None = None,
           num_layers: int | None = None, dropout: float | None = None, cell: str | None = None,
           stop_on_interrupt: bool = True, **train_options) -> Model:
-    """Train on a corpus file (or text=...) and return the trained Model.
+    """Train on a corpus file of any size, a data directory (or text=...) and return the trained Model.
 
     Training options are TrainConfig's fields (batch_size=, seq_length=, lr=, max_steps=,
     max_time=, epochs=, eval_every=, ...), given as keywords or as a TrainConfig. on_eval is
@@ -139,11 +151,11 @@ def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text:
     latest.npz, and the returned model has .interrupted set; False leaves signals alone.
     resume= continues a run from its checkpoint (its settings and bounds, unless bounds are
     given); init_from= starts a new run from a checkpoint's weights and vocabulary (fine-tuning).
-    Other options of the training loop (encoding_errors=, newline=, max_corpus_bytes=,
-    should_stop=, init_from=, on_locked=) pass through.
+    Other options of the training loop (encoding_errors=, newline=, should_stop=,
+    init_from=, on_locked=) pass through.
     """
-    loop_options = {k: train_options.pop(k) for k in ("encoding_errors", "newline", "max_corpus_bytes",
-                                                       "should_stop", "init_from", "on_locked")
+    loop_options = {k: train_options.pop(k) for k in ("encoding_errors", "newline", "should_stop",
+                                                       "init_from", "on_locked")
                     if k in train_options}
     if config is None:
         config = TrainConfig(**train_options)
@@ -152,9 +164,15 @@ def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text:
     given = {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout, "cell": cell}
     with (StopOnSignals() if stop_on_interrupt else contextlib.nullcontext(None)) as stop:
         should_stop = loop_options.pop("should_stop", None) or stop
-        result = _train.train(corpus, out_dir, config, model_options={k: v for k, v in given.items() if v is not None},
-                              text=text, resume=resume, progress=ProgressBar() if progress else None,
-                              should_stop=should_stop, on_eval=on_eval, **loop_options)
+        bytes_bar = ByteBar() if progress else None
+        try:
+            result = _train.train(corpus, out_dir, config,
+                                  model_options={k: v for k, v in given.items() if v is not None},
+                                  text=text, resume=resume, progress=ProgressBar() if progress else None,
+                                  should_stop=should_stop, on_eval=on_eval, on_bytes=bytes_bar, **loop_options)
+        finally:
+            if bytes_bar is not None:
+                bytes_bar.close()
     model = Model(result.params, result.config, result.vocab)
     model.step = result.step
     model.history = result.evaluations

@@ -23,10 +23,14 @@ import numpy as np
 from charlstm import api, validate
 from charlstm.analysis import synth_check
 from charlstm.data import corpora
-from charlstm.data.text import MAX_TEXT_BYTES, read_text
+from charlstm.data.blocks import list_inputs
+from charlstm.data.datadir import ReadOptions, head_text, is_data_dir, open_data_dir
+from charlstm.data.encode import encode_corpus, human_bytes
+from charlstm.data.text import read_text
 from charlstm.errors import CharlstmError, TextError
 from charlstm.files import write_text
 from charlstm.nn.cells import CELLS
+from charlstm.progress import ByteBar
 from charlstm.training.config import DEFAULT_EPOCHS, TrainConfig
 
 EXIT_ERROR = 1
@@ -219,6 +223,9 @@ _DEFAULTS = TrainConfig()
               help="Steps between evaluations and checkpoints.")
 @click.option("--val-fraction", type=float, default=_DEFAULTS.val_fraction, show_default=True,
               help="Share of the corpus held out (its end).")
+@click.option("--val-symbols", type=int, default=_DEFAULTS.val_symbols, show_default=True,
+              help="Held-out symbols read at each evaluation, spread over the whole held-out part "
+                   "(0: all of it; charlstm eval is always exact).")
 @click.option("--unit", type=click.Choice(["grapheme", "codepoint"]), default=_DEFAULTS.unit, show_default=True)
 @click.option("--min-count", type=int, default=_DEFAULTS.min_count, show_default=True,
               help="Rarer symbols map to the unknown symbol.")
@@ -228,8 +235,6 @@ _DEFAULTS = TrainConfig()
 @click.option("--encoding-errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True)
 @click.option("--newline", type=click.Choice(["keep", "normalize"]), default="keep", show_default=True,
               help="normalize turns CRLF and CR into LF.")
-@click.option("--max-corpus-bytes", type=int, default=MAX_TEXT_BYTES, show_default=True,
-              help="Refuse a larger corpus file (before reading it).")
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
               help="Continue the run of this checkpoint: its model, vocabulary, training options, "
                    "--newline, --encoding-errors and bounds are used. Only --max-steps, --max-time and "
@@ -242,9 +247,13 @@ _DEFAULTS = TrainConfig()
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def train(ctx, corpus, out_dir, cell, num_layers, hidden_size, dropout, quiet, resume, init_from, encoding_errors,
-          newline, max_corpus_bytes, **options):
+          newline, **options):
     """Train a model on CORPUS (default: the Python standard library's own sources, copied to
-    OUT/corpus.txt)."""
+    OUT/corpus.txt).
+
+    CORPUS is a text file of any size (one larger than 32 MiB, or gzipped, is encoded once into
+    OUT/data and memory-mapped from there), or a data directory written by `charlstm corpus encode`.
+    """
     given = {name for name in ctx.params
              if ctx.get_parameter_source(name) in (click.core.ParameterSource.COMMANDLINE,
                                                     click.core.ParameterSource.ENVIRONMENT)}
@@ -267,15 +276,14 @@ def train(ctx, corpus, out_dir, cell, num_layers, hidden_size, dropout, quiet, r
         if refused:
             raise CharlstmError(f"{', '.join(refused)}: the model and its vocabulary come from {init_from} "
                                 "with --init-from")
-    if max_corpus_bytes < 0:
-        raise CharlstmError(f"--max-corpus-bytes must be >= 0, got {max_corpus_bytes}")
+    if corpus is not None and corpus.is_dir() and resume is None:
+        _refuse_reading_options(ctx, "the data directory's manifest")
     config = TrainConfig(**options)
     text, on_locked = None, None
     if corpus is None:
         corpus, text, on_locked = _default_corpus(out_dir)
     model = api.train(corpus, out_dir, config, text=text, resume=resume, init_from=init_from, progress=not quiet,
-                      encoding_errors=encoding_errors, newline=newline, max_corpus_bytes=max_corpus_bytes,
-                      on_locked=on_locked, **model_options)
+                      encoding_errors=encoding_errors, newline=newline, on_locked=on_locked, **model_options)
     last = model.history[-1] if model.history else None
     if last is not None and last.val_nats is not None:
         click.echo(f"step {last.step}: validation {last.val_nats:.4f} nats/char ({last.val_bpc:.3f} bits/char); "
@@ -288,7 +296,7 @@ def train(ctx, corpus, out_dir, cell, num_layers, hidden_size, dropout, quiet, r
 
 
 # What --resume accepts beside the checkpoint: the bounds, and what says where and how to run.
-_RESUME_MAY_GIVE = {"corpus", "out_dir", "resume", "quiet", "max_steps", "max_time", "epochs", "max_corpus_bytes"}
+_RESUME_MAY_GIVE = {"corpus", "out_dir", "resume", "quiet", "max_steps", "max_time", "epochs"}
 
 
 def _option_name(ctx, name: str) -> str:
@@ -341,6 +349,19 @@ def _encoding_errors_option(what: str):
 def _read(path: Path, encoding_errors: str = "strict") -> str:
     """A text file a command reads (not a training corpus): capped at MAX_TEXT_BYTES."""
     return read_text(path, errors=encoding_errors, limit_option=None)
+
+
+_READING_OPTIONS = ("unit", "min_count", "newline", "encoding_errors")
+
+
+def _refuse_reading_options(ctx, where: str) -> None:
+    """Options that say how text becomes symbols cannot apply to a corpus already encoded."""
+    given = [f"--{name.replace('_', '-')}" for name in _READING_OPTIONS
+             if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+    if given:
+        raise CharlstmError(f"{', '.join(given)} {'comes' if len(given) == 1 else 'come'} from {where} when "
+                            "training on a data directory; encode the corpus again to change "
+                            f"{'it' if len(given) == 1 else 'them'}")
 
 
 # --- sample ------------------------------------------------------------------------------------
@@ -435,22 +456,30 @@ def _unescape(option: str, value: str | None) -> str | None:
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--max-corpus-bytes", type=int, default=MAX_TEXT_BYTES, show_default=True,
-              help="Refuse a larger FILE (before reading it).")
+@click.option("--quiet", is_flag=True, help="No progress bar (one is shown for a long FILE).")
 @_encoding_errors_option("FILE")
-def eval_command(checkpoint, file, as_json, max_corpus_bytes, encoding_errors):
-    """Mean cross-entropy of FILE under the model: each symbol predicted from all before it."""
-    if max_corpus_bytes < 0:
-        raise CharlstmError(f"--max-corpus-bytes must be >= 0, got {max_corpus_bytes}")
+def eval_command(checkpoint, file, as_json, quiet, encoding_errors):
+    """Mean cross-entropy of FILE under the model: each symbol predicted from all before it.
+
+    FILE is a text file of any size or a data directory (`charlstm corpus encode`), read block by
+    block; the figure is exact either way."""
     model = api.load(checkpoint)
-    text = read_text(file, errors=encoding_errors, max_bytes=max_corpus_bytes)
     with _naming(file, checkpoint):
-        result = model.evaluate(text)
+        result = model.evaluate_file(file, progress=not quiet and _is_long(file), encoding_errors=encoding_errors)
     if as_json:
         click.echo(json.dumps(result))
     else:
         click.echo(f"{result['nats_per_char']:.4f} nats/char  {result['bits_per_char']:.4f} bits/char  "
                    f"({result['symbols']} symbols)")
+
+
+def _is_long(path: Path) -> bool:
+    """Long enough to be worth a progress bar: evaluating it takes more than a few seconds."""
+    try:
+        target = path / "ids.npy" if path.is_dir() else path
+        return target.stat().st_size > (1 << 20)
+    except OSError:
+        return False
 
 
 # --- corpus ------------------------------------------------------------------------------------
@@ -484,6 +513,44 @@ def code(directory, python_stdlib, ext, max_bytes, max_file_bytes, exclude, no_h
     skipped = ", ".join(f"{k} {v}" for k, v in summary.items() if k not in ("files_read", "bytes") and v)
     click.echo(f"{output}: {summary['files_read']} files, {summary['bytes']:,} bytes"
                + (f"; skipped: {skipped}" if skipped else ""), err=True)
+
+
+@corpus.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The data directory to write.")
+@click.option("--ext", default=".txt", show_default=True,
+              help="Comma-separated file endings taken from an INPUT directory, e.g. .c,.h")
+@click.option("--exclude", multiple=True, help="Glob of paths under an INPUT directory to leave out (repeatable).")
+@click.option("--unit", type=click.Choice(["grapheme", "codepoint"]), default=ReadOptions.unit, show_default=True)
+@click.option("--newline", type=click.Choice(["keep", "normalize"]), default=ReadOptions.newline, show_default=True,
+              help="normalize turns CRLF and CR into LF.")
+@click.option("--encoding-errors", type=click.Choice(["strict", "replace"]), default=ReadOptions.encoding_errors,
+              show_default=True)
+@click.option("--min-count", type=int, default=ReadOptions.min_count, show_default=True,
+              help="Rarer symbols map to the unknown symbol.")
+@click.option("--workers", type=int, default=None,
+              help="Processes that split text into symbols [one per core; 1: this process only].")
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it is a data directory already.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def encode(inputs, output, ext, exclude, unit, newline, encoding_errors, min_count, workers, force, quiet):
+    """Encode a corpus once into a data directory: ids.npy, vocab.json, manifest.json.
+
+    INPUT is a text file, a gzip file, a directory (its files ending in --ext, sorted by path) or
+    - for standard input. train, eval, trace, neurons, viz and novelty read the directory
+    memory-mapped, in memory that does not grow with the corpus.
+    """
+    exts = tuple(e.strip() for e in ext.split(",") if e.strip())
+    found = list_inputs(inputs, exts or (".txt",), exclude)
+    options = ReadOptions(unit=unit, newline=newline, encoding_errors=encoding_errors, min_count=min_count)
+    bar = None if quiet else ByteBar()
+    try:
+        counted = encode_corpus(found, output, options, progress=bar, workers=workers, force=force)
+    finally:
+        if bar is not None:
+            bar.close()
+    click.echo(f"{output}: {counted.symbols:,} symbols ({np.dtype(counted.vocab.dtype).name}, "
+               f"{len(counted.vocab)} distinct) from {len(found)} input{'s' if len(found) > 1 else ''} of "
+               f"{human_bytes(counted.size)}; {counted.hash[:19]}...", err=True)
 
 
 def _date(value):
@@ -565,7 +632,7 @@ def _load_trace(checkpoint: Path, file: Path, max_symbols: int, encoding_errors:
     if file.suffix == ".npz":
         return _traces.Trace.load(file)
     model = api.load(checkpoint)
-    text = _read(file, encoding_errors)
+    text = head_text(file, max_symbols + 1, model.vocab.unit, encoding_errors)
     with _naming(file, checkpoint):
         return _traces.trace(model, text, max_symbols=max_symbols)
 
@@ -584,9 +651,10 @@ def _write_page(path: Path, page: str) -> None:
 @click.option("--top", type=int, default=5, show_default=True, help="Next-symbol candidates kept per symbol.")
 @_encoding_errors_option("FILE")
 def trace_command(checkpoint, file, output, max_symbols, chunk, top, encoding_errors):
-    """Record every unit's quantities (h, c and the gates) at every symbol of FILE."""
+    """Record every unit's quantities (h, c and the gates) at every symbol of FILE (a text file or
+    a data directory; only its start is read)."""
     model = api.load(checkpoint)
-    text = _read(file, encoding_errors)
+    text = head_text(file, max_symbols + 1, model.vocab.unit, encoding_errors)
     with _naming(file, checkpoint):
         t = _traces.trace(model, text, max_symbols=max_symbols, chunk=chunk, top=top)
     t.save(output)
@@ -610,7 +678,8 @@ def trace_command(checkpoint, file, output, max_symbols, chunk, top, encoding_er
 def neurons(checkpoint, file, feature, top, quantity, layer, max_symbols, as_json, encoding_errors):
     """Rank units by how well they follow a feature of FILE.
 
-    FILE is a text file, or a trace .npz written by `charlstm trace` (CHECKPOINT is then not read).
+    FILE is a text file, a data directory, or a trace .npz written by `charlstm trace` (CHECKPOINT
+    is then not read).
     """
     t = _load_trace(checkpoint, file, max_symbols, encoding_errors)
     ranked = _features.rank_units(t, feature, quantity=quantity, top=top, layer=layer)
@@ -644,7 +713,8 @@ def viz(checkpoint, file, output, layer, unit, quantity, feature_names, top, max
         encoding_errors):
     """Write a self-contained HTML page that colours FILE by any unit's value.
 
-    FILE is a text file, or a trace .npz written by `charlstm trace` (CHECKPOINT is then not read).
+    FILE is a text file, a data directory, or a trace .npz written by `charlstm trace` (CHECKPOINT
+    is then not read).
     """
     validate.whole(max_values, "--max-values", lo=1)
     t = _load_trace(checkpoint, file, max_symbols, encoding_errors)
@@ -679,22 +749,29 @@ def report(run_dir, output, corpus, title, encoding_errors):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @_encoding_errors_option("CORPUS")
 def novelty(checkpoint, corpus, n_samples, length, temperature, seed, as_json, encoding_errors):
-    """How much of what the model writes occurs verbatim in CORPUS (n-grams of 10 to 50 characters)."""
+    """How much of what the model writes occurs verbatim in CORPUS (n-grams of 10 to 50 characters).
+
+    CORPUS is a text file (read whole, up to 512 MiB) or a data directory of any size (read
+    memory-mapped; n-grams then count its symbols)."""
     if n_samples < 1 or length < 1:
         raise CharlstmError("--n-samples and --length must be at least 1")
     validate.seed(seed)
     model = api.load(checkpoint)
-    text = _read(corpus, encoding_errors)
+    # The corpus is read (and a bad one refused) before any sampling is spent.
+    if is_data_dir(corpus):         # memory-mapped, whatever its size; n-grams of its symbols
+        index, unit = _novelty.CorpusIndex.from_data_dir(open_data_dir(corpus)), "symbols"
+    else:
+        index, unit = _novelty.CorpusIndex.from_text(_read(corpus, encoding_errors)), "characters"
     samples = model.sample(length, temperature=temperature, num_samples=n_samples, seed=seed)
     samples = [samples] if isinstance(samples, str) else samples
-    index = _novelty.CorpusIndex.from_text(text)
     result = _novelty.novelty(index, samples)
     if as_json:
         click.echo(json.dumps({"samples": n_samples, "length": length, "temperature": temperature,
-                               "corpus_characters": len(index), **result.to_dict()}, ensure_ascii=False))
+                               "corpus_characters": len(index), "corpus_unit": unit, **result.to_dict()},
+                              ensure_ascii=False))
         return
     click.echo(f"{n_samples} samples of {length} symbols (temperature {temperature:g}) against {corpus} "
-               f"({len(index):,} characters):")
+               f"({len(index):,} {unit}):")
     for n in result.ns:
         share = result.share(n)
         copied, total = int(result.copied[:, result.ns.index(n)].sum()), int(result.total[:, result.ns.index(n)].sum())
@@ -705,8 +782,10 @@ def novelty(checkpoint, corpus, n_samples, length, temperature, seed, as_json, e
         click.echo("  no symbol of the samples occurs in the corpus")
     else:
         shown = validate.printable(span.text)
-        click.echo(f"  longest copied span: {span.length} characters, sample {span.sample + 1} at {span.offset}, "
-                   f"corpus line {span.corpus_line} (character {span.corpus_offset:,}):")
+        at = f"{'character' if unit == 'characters' else 'symbol'} {span.corpus_offset:,}"
+        where = f"corpus {at}" if span.corpus_line is None else f"corpus line {span.corpus_line} ({at})"
+        click.echo(f"  longest copied span: {span.length} {unit}, sample {span.sample + 1} at {span.offset}, "
+                   f"{where}:")
         click.echo(f"    {shown}")
 
 

@@ -29,10 +29,38 @@ class ProgressBar:
                                   chars_per_s=f"{chars_per_s:,.0f}", refresh=False)
 
     def message(self, line):
-        if self._bar is not None:
-            self._bar.write(line)
+        from tqdm.auto import tqdm
+        (self._bar or tqdm).write(line)
 
     def close(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class ByteBar:
+    """A tqdm bar for reading a large corpus (or evaluating a long text): one bar per stage
+    ("counting", "encoding", ...), in bytes unless told another unit, closed when its stage
+    reaches its total. Called as progress(stage, done, total)."""
+
+    def __init__(self, unit: str = "B"):
+        self.unit = unit
+        self._bar = None
+        self._stage = None
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        from tqdm.auto import tqdm
+        if stage != self._stage:
+            self.close()
+            self._stage = stage
+            self._bar = tqdm(total=total, desc=stage, unit=self.unit, unit_scale=True, unit_divisor=1000,
+                             dynamic_ncols=True, smoothing=0.1, leave=False)
+        if self._bar is not None:
+            self._bar.update(done - self._bar.n)
+            if total is not None and done >= total:
+                self.close()
+
+    def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -66,4 +94,4 @@ class StopOnSignals:
         self._old = {}
 
 
-__all__ = ["ProgressBar", "StopOnSignals"]
+__all__ = ["ProgressBar", "ByteBar", "StopOnSignals"]

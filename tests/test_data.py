@@ -4,7 +4,8 @@ chunk to chunk), the validation split, and reading text files."""
 import numpy as np
 import pytest
 
-from charlstm.data.text import decode_text, make_streams, read_text, split_ids
+from charlstm.data.streams import make_streams, split_ids
+from charlstm.data.text import decode_text, read_text
 from charlstm.errors import CharlstmError
 
 

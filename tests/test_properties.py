@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
-from charlstm.data.text import make_streams
+from charlstm.data.streams import make_streams
 from charlstm.model import ModelConfig, forward, init_params, zero_state
 from charlstm.decoding.sampling import draw, filter_probs, generate
 from charlstm.data.vocab import UNK, Vocab, build_vocab
@@ -71,6 +71,42 @@ def test_grapheme_symbols_are_whole_clusters(text):
     vocab = build_vocab(text, "grapheme")
     for symbol in vocab.symbols:
         assert regex.findall(r"\X", symbol) == [symbol]
+
+
+@FAST
+@given(text=st.lists(st.sampled_from(PIECES), min_size=1, max_size=80).map("".join),
+       repeat=st.integers(1, 3))
+def test_the_symbols_are_the_regex_clusters_of_the_whole_text(text, repeat):
+    """build_and_encode segments only the chains of joining code points, each kind of chain once:
+    its symbols are still exactly the clusters \\X finds in the whole text (repeated, so that the
+    same chain occurs in several places)."""
+    import regex
+    from charlstm.data.vocab import build_and_encode
+    text = text * repeat
+    vocab, ids = build_and_encode(text, "grapheme")
+    assert [vocab.symbols[k] for k in ids] == regex.findall(r"\X", text)
+
+
+@FAST
+@given(text=st.lists(st.sampled_from(PIECES), min_size=0, max_size=80).map("".join), unit=st.sampled_from(["grapheme", "codepoint"]))
+def test_counting_without_laying_out_the_clusters_counts_the_symbols(text, unit):
+    """count_symbols takes each kind of chain's clusters back from a bincount of code points
+    instead of segmenting the text: the counts are those of the symbols themselves."""
+    from collections import Counter
+    from charlstm.data.vocab import count_symbols, split_symbols
+    assert count_symbols(text, unit) == Counter(split_symbols(text, unit))
+
+
+def test_chains_that_share_a_hash_are_still_told_apart(monkeypatch):
+    """With a base of 0 a chain's hash is its first code point plus its length, so "e\u0301 " and
+    "e\u0308 " share one: the check against the first chain of each kind catches it and the
+    chains are told apart as strings."""
+    import regex
+    from charlstm.data import vocab as vocab_module
+    monkeypatch.setattr(vocab_module, "_HASH_BASE", np.uint64(0))
+    text = "e\u0301 e\u0308 a\u0308 \U0001F44D\U0001F3FD \U0001F1EB\U0001F1F7 e\u0301 \r\n o\u0301" * 3
+    vocab, ids = vocab_module.build_and_encode(text, "grapheme")
+    assert [vocab.symbols[k] for k in ids] == regex.findall(r"\X", text)
 
 
 # --- checkpoints ---------------------------------------------------------------------------------

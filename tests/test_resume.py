@@ -119,7 +119,8 @@ def test_the_reading_options_belong_to_the_run(tmp_path):
     base = ["train", "crlf.txt", *SMALL, "--max-steps", "3", "--eval-every", "3", "--out", "run"]
     assert invoke(tmp_path, [*base, "--newline", "normalize"]).exit_code == 0
     saved = load_checkpoint(tmp_path / "run" / "latest.npz")
-    assert saved.train["reading"] == {"newline": "normalize", "encoding_errors": "strict"}
+    assert {k: saved.train["corpus"][k] for k in ("newline", "encoding_errors")} == \
+        {"newline": "normalize", "encoding_errors": "strict"}
     assert "\r" not in saved.vocab.symbols and "\r\n" not in saved.vocab.symbols
     # Read with its own --newline normalize, the corpus is the run's (no CR to be unknown).
     result = invoke(tmp_path, ["train", "crlf.txt", "--out", "run", "--resume", "run/latest.npz", "--max-steps", "4",
@@ -232,7 +233,10 @@ def _edit(train: dict, path: str, value):
     ("config.max_steps", 1e400, ["'max_steps'"]),
     ("config.unit", 3, ["'unit'"]),
     ("config", "nope", ["training configuration", "not a JSON object"]),
-    ("reading.newline", "sideways", ["'newline'", "keep, normalize"]),
+    ("corpus.newline", "sideways", ["'newline'", "keep, normalize"]),
+    ("corpus.unit", "word", ["'unit'", "grapheme, codepoint"]),
+    ("corpus.min_count", 0, ["'min_count'", ">= 1"]),
+    ("corpus.hash", 7, ["'hash'"]),
     ("corpus.bytes", "big", ["'bytes'"]),
 ])
 def test_a_damaged_training_record_is_one_line_before_the_directory_exists(tmp_path, path, value, needles):
@@ -266,3 +270,23 @@ def test_nan_in_the_optimiser_or_state_is_called_damage_not_a_learning_rate(tmp_
     lines = result.stderr.splitlines()
     assert result.exit_code == 1 and len(lines) == 1, result.output
     assert key in lines[0] and "damaged" in lines[0] and "--lr" not in lines[0], lines
+
+
+def test_a_checkpoint_from_before_data_directories_resumes_with_its_reading_options(tmp_path):
+    """Checkpoints written before data directories kept the reading options apart, beside a digest
+    of the decoded text: they resume, read as they were."""
+    (tmp_path / "crlf.txt").write_text(LINES.replace("\n", "\r\n"))
+    assert invoke(tmp_path, ["train", "crlf.txt", *SMALL, "--max-steps", "2", "--out", "run",
+                             "--newline", "normalize"]).exit_code == 0
+    with np.load(tmp_path / "run" / "latest.npz", allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta["train"]["reading"] = {"newline": "normalize", "encoding_errors": "strict"}
+    meta["train"]["corpus"] = {"bytes": 123, "sha256": "0" * 64}
+    with open(tmp_path / "old.npz", "wb") as f:
+        np.savez(f, **{**arrays, "meta": np.array(json.dumps(meta))})
+    result = invoke(tmp_path, ["train", "crlf.txt", "--out", "run", "--resume", "old.npz", "--max-steps", "3",
+                               "--quiet"])
+    assert result.exit_code == 0, result.output
+    resumed = load_checkpoint(tmp_path / "run" / "latest.npz")
+    assert resumed.train["progress"]["step"] == 3 and resumed.train["corpus"]["newline"] == "normalize"

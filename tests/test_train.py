@@ -134,7 +134,7 @@ def test_resume_equals_uninterrupted(tmp_path, dropout):
 def test_state_carries_across_chunks_and_resets_each_pass(tmp_path, steps):
     """The checkpoint's carried state is the final state of reading every chunk of the current
     pass in order from a zero state (with a learning rate so small the weights do not move)."""
-    from charlstm.data.text import make_streams, split_ids
+    from charlstm.data.streams import make_streams, split_ids
     from charlstm.model import forward, init_params, zero_state
     from charlstm.data.vocab import build_vocab
 

@@ -21,23 +21,28 @@ n-grams is extended symbol by symbol, which gives the exact answer in the same s
 _longest for what happens when there are too many occurrences to extend).
 
 Symbols are whatever integer ids are given; `text_ids` gives the code points of a text, so for
-text the n-gram lengths count code points. scripts/bench_novelty.py times a 100 MB corpus.
+text the n-gram lengths count code points. Over a data directory (CorpusIndex.from_data_dir) the
+ids are its vocabulary's, memory-mapped, and n-gram lengths count its symbols. scripts/bench_novelty.py times a 100 MB corpus.
 """
 
 from __future__ import annotations
 
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from charlstm.data.streams import release_pages
+from charlstm.data.vocab import Vocab, split_symbols
 from charlstm.errors import CharlstmError
 
 DEFAULT_NS = (10, 20, 30, 40, 50)
 BASE = 0x9E3779B97F4A7C15                  # odd, and its bits are well mixed
 _MOD = 1 << 64
 _FILTER_BITS = 20                          # the table of sampled hashes' top bits: 1 MB
+_TAKE = 1 << 10                            # places of a memory map read at once: each fault maps up to 64 KB around it
 
 
 def text_ids(text: str) -> np.ndarray:
@@ -111,11 +116,30 @@ def _expand(every, owners: np.ndarray, inverse: np.ndarray, cap: int):
     return np.column_stack([owners[rows], places[hit_of_row]]).astype(np.int64)
 
 
+def _in_order(pool, fn, items, window: int):
+    """(item, fn(item)) in order, with at most `window` calls in flight on the pool."""
+    pending = deque()
+    for item in items:
+        pending.append((item, pool.submit(fn, item)))
+        if len(pending) >= window:
+            done, future = pending.popleft()
+            yield done, future.result()
+    while pending:
+        done, future = pending.popleft()
+        yield done, future.result()
+
+
 class CorpusIndex:
-    """A corpus's symbol ids, ready to answer where n-grams occur in it."""
+    """A corpus's symbol ids, ready to answer where n-grams occur in it.
+
+    ids may be a memory map of any size (a data directory's ids.npy): it is read a block at a
+    time and its pages handed back as the pass goes, so memory stays bounded. vocab: what the ids
+    mean, when they are a vocabulary's ids (samples are then split into its symbols, and copied
+    spans shown as text)."""
 
     def __init__(self, ids: np.ndarray, block: int = 1 << 20, is_text: bool = False,
-                 workers: int | None = None):
+                 workers: int | None = None, vocab: Vocab | None = None):
+        self._mapped = ids                 # a memory map keeps its pages' owner; see release_pages
         ids = np.ascontiguousarray(ids)
         if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
             raise CharlstmError("a corpus index needs a 1-d array of integer ids")
@@ -124,12 +148,52 @@ class CorpusIndex:
         self.ids = ids
         self.block = block
         self.is_text = is_text     # ids are code points: spans can be shown as text
+        self.vocab = vocab
         self.workers = workers or min(8, os.cpu_count() or 1)
         self._powers = _Powers()   # B^j and B^-j, kept between passes
 
     @classmethod
     def from_text(cls, text: str, **options) -> "CorpusIndex":
         return cls(text_ids(text), is_text=True, **options)
+
+    @classmethod
+    def from_data_dir(cls, data, **options) -> "CorpusIndex":
+        """An index over a data directory's ids (see data/datadir.py), memory-mapped."""
+        return cls(data.ids, vocab=data.vocab, **options)
+
+    def take(self, positions: np.ndarray) -> np.ndarray:
+        """ids[positions]. For a memory map, a few thousand places at a time with its pages handed
+        back after each: reading all over a corpus of gigabytes would otherwise make as much of
+        it resident as was touched."""
+        if getattr(self._mapped, "_mmap", None) is None:
+            return self.ids[positions]
+        positions = np.asarray(positions)
+        out = np.empty(positions.shape, dtype=self.ids.dtype)
+        flat, into = positions.reshape(-1), out.reshape(-1)
+        for start in range(0, len(flat), _TAKE):
+            into[start:start + _TAKE] = self.ids[flat[start:start + _TAKE]]
+            release_pages(self._mapped)
+        return out
+
+    def ids_of(self, sample) -> np.ndarray:
+        """A sample (text, or ids already) as ids of this index: code points for a text index,
+        the vocabulary's ids otherwise (a symbol it lacks gets an id the corpus never holds)."""
+        if not isinstance(sample, str):
+            return np.asarray(sample)
+        if self.vocab is None:
+            return text_ids(sample)
+        unseen = len(self.vocab)
+        index = self.vocab._index
+        return np.array([index.get(s, unseen) for s in split_symbols(sample, self.vocab.unit)], dtype=np.int64)
+
+    def show(self, ids) -> str | None:
+        """ids of this index as text, where the index knows how."""
+        if self.is_text:
+            return "".join(map(chr, np.asarray(ids).tolist()))
+        if self.vocab is not None:
+            symbols = self.vocab.symbols
+            return "".join(symbols[k] if k < len(symbols) else "\ufffd" for k in np.asarray(ids).tolist())
+        return None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -189,9 +253,12 @@ class CorpusIndex:
             return hits
 
         # numpy lets go of the GIL inside these array operations, so blocks run in parallel;
-        # map() hands the results back in block order, so the first occurrence wins.
+        # the results come back in block order, so the first occurrence wins. Only a few blocks
+        # are in flight: a repetitive corpus can have a hit at every place of a block.
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            for start, hits in zip(range(0, M, self.block), pool.map(scan, range(0, M, self.block))):
+            for start, hits in _in_order(pool, scan, range(0, M, self.block), 2 * self.workers):
+                if (start // self.block) % 16 == 15:
+                    release_pages(self._mapped)
                 for n, (slots, places) in hits.items():
                     unique, at = np.unique(slots, return_index=True)     # earliest in the block
                     new = first[n][unique] < 0
@@ -260,17 +327,22 @@ class CorpusIndex:
         if len(ok) == 0:
             return positions
         steps = np.arange(n)
-        corpus = self.ids[positions[ok][:, None] + steps]
+        corpus = self.take(positions[ok][:, None] + steps)
         sampled = np.stack([queries[k][offset:offset + n] for k, offset in owners[ok]])
         positions = positions.copy()
         positions[ok[(corpus != sampled).any(axis=1)]] = -1
         return positions
 
     def line_of(self, offset: int) -> int | None:
-        """1-based line number of a corpus position, for a text index."""
-        if not self.is_text:
+        """1-based line number of a corpus position, for an index that knows its line feeds."""
+        newline = 10 if self.is_text else None if self.vocab is None else self.vocab._index.get("\n")
+        if newline is None:
             return None
-        return int(np.count_nonzero(self.ids[:offset] == 10)) + 1
+        lines = 1
+        for start in range(0, offset, 1 << 24):          # in blocks: the corpus may be a memory map
+            lines += int(np.count_nonzero(self.ids[start:min(offset, start + (1 << 24))] == newline))
+            release_pages(self._mapped)
+        return lines
 
 
 @dataclass
@@ -322,7 +394,7 @@ def novelty(index: CorpusIndex, samples: list, ns=DEFAULT_NS, each: bool = False
     copied span of every sample on its own. max_pairs: how many (sample place, corpus place)
     pairs may be extended at once (see _longest).
     """
-    samples = [text_ids(s) if isinstance(s, str) else np.asarray(s) for s in samples]
+    samples = [index.ids_of(s) for s in samples]
     ns = tuple(sorted(set(int(n) for n in ns)))
     if not ns or ns[0] < 1:
         raise CharlstmError("give n-gram lengths of at least 1")
@@ -341,22 +413,28 @@ def novelty(index: CorpusIndex, samples: list, ns=DEFAULT_NS, each: bool = False
 def _common_prefix(index: CorpusIndex, samples, rows: np.ndarray, known: int) -> np.ndarray:
     """For each row (sample, offset, corpus place) whose first `known` symbols match, how many
     symbols of the sample from that offset match the corpus from that place. One symbol per
-    step for all rows at once; rows drop out at their first mismatch."""
+    step for all rows of a batch at once; rows drop out at their first mismatch. Batches of a
+    few thousand rows keep the pages of a memory-mapped corpus that they read few, and each
+    batch hands them back when it is done."""
     ids = index.ids
     lengths = np.array([len(x) for x in samples], dtype=np.int64)
     base = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     flat = np.concatenate(samples)
-    s = base[rows[:, 0]] + rows[:, 1]
-    end = base[rows[:, 0]] + lengths[rows[:, 0]]
-    c = rows[:, 2]
     out = np.full(len(rows), known, dtype=np.int64)
-    alive = np.arange(len(rows))
-    while len(alive):
-        si, ci = s[alive] + out[alive], c[alive] + out[alive]
-        inside = (si < end[alive]) & (ci < len(ids))
-        alive, si, ci = alive[inside], si[inside], ci[inside]
-        alive = alive[flat[si] == ids[ci]]
-        out[alive] += 1
+    for first in range(0, len(rows), _TAKE):
+        batch = rows[first:first + _TAKE]
+        s = base[batch[:, 0]] + batch[:, 1]
+        end = base[batch[:, 0]] + lengths[batch[:, 0]]
+        c = batch[:, 2]
+        reach = out[first:first + _TAKE]                 # a view: the batch's answers
+        alive = np.arange(len(batch))
+        while len(alive):
+            si, ci = s[alive] + reach[alive], c[alive] + reach[alive]
+            inside = (si < end[alive]) & (ci < len(ids))
+            alive, si, ci = alive[inside], si[inside], ci[inside]
+            alive = alive[flat[si] == ids[ci]]
+            reach[alive] += 1
+        release_pages(index._mapped)
     return out
 
 
@@ -366,7 +444,7 @@ def _prefix_matches(index: CorpusIndex, samples, rows: np.ndarray, n: int) -> np
     steps = np.arange(n)
     for start in range(0, len(rows), 1 << 16):                  # bounded memory: n x 65,536 at most
         part = rows[start:start + (1 << 16)]
-        corpus = index.ids[part[:, 2, None] + steps]
+        corpus = index.take(part[:, 2, None] + steps)
         sampled = np.stack([samples[k][offset:offset + n] for k, offset in part[:, :2]])
         ok[start:start + len(part)] = (corpus == sampled).all(axis=1)
     return ok
@@ -457,7 +535,7 @@ def _longest(index: CorpusIndex, samples, groups, first, pairs, max_pairs: int,
             spans.append(None)
             continue
         (k, offset, where), length = g["witness"], g["lo"]
-        text = "".join(map(chr, samples[k][offset:offset + length].tolist())) if index.is_text else None
+        text = index.show(samples[k][offset:offset + length])
         spans.append(CopiedSpan(length=length, sample=k, offset=offset, corpus_offset=where,
                                 corpus_line=index.line_of(where), text=text))
     return spans

@@ -114,6 +114,13 @@ def _walk_candidates(
     return found
 
 
+def list_files(root, exts: Iterable[str] | str, exclude: Sequence[str] = ()) -> list[tuple[str, pathlib.Path]]:
+    """(relative POSIX path, path) of the files under root with one of the endings, sorted by
+    relative path, as build_code_corpus takes them (symlinks never followed, excluded globs pruned)."""
+    summary = dict.fromkeys(("symlinks", "excluded", "unreadable"), 0)
+    return _walk_candidates(pathlib.Path(root), _normalise_exts(exts), tuple(exclude), summary)
+
+
 def _read_code_file(path: pathlib.Path, max_file_bytes: int, summary: dict) -> str | None:
     """The file's text with LF line ends, or None after counting why it was skipped."""
     try:

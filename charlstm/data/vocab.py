@@ -90,30 +90,120 @@ def _symbol_keys(chunk: str, unit: str) -> tuple[np.ndarray, list[str]]:
     """The chunk's symbols as integer keys: a one-code-point symbol is its code point; a longer
     grapheme cluster is _MAX_CODEPOINT + its index in the returned list of clusters."""
     cp = np.frombuffer(chunk.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
-    if unit == "codepoint" or len(cp) < 2:
+    chains = _chains(chunk, cp) if unit != "codepoint" else None
+    if chains is None:
         return cp, []
+    firsts, kind, layout, clusters = chains
+    offsets, sizes, names, per_kind = layout
+    kind_at = np.cumsum(per_kind) - per_kind                # where each kind's clusters begin in the lists
+    count = per_kind[kind]                                  # long clusters in each chain
+    rows = np.repeat(kind_at[kind] - (np.cumsum(count) - count), count) + np.arange(int(count.sum()))
+    starts = np.repeat(firsts, count) + offsets[rows]
+    lengths = sizes[rows]
+    # The kinds are met in the order they first occur, so clusters are numbered in the order
+    # they first occur in the chunk, as the callers expect.
+    cp[starts] = _MAX_CODEPOINT + names[rows]
+    # every code point of a long cluster after its first is dropped
+    tail = lengths - 1
+    dropped = np.repeat(starts + 1 - (np.cumsum(tail) - tail), tail) + np.arange(int(tail.sum()))
+    keep = np.ones(len(cp), dtype=bool)
+    keep[dropped] = False
+    return cp[keep], clusters
+
+
+def _count_chunk(chunk: str, unit: str) -> tuple[np.ndarray, Counter]:
+    """How often each code point is a symbol of its own (a bincount over code points) and how
+    often each longer cluster occurs, without laying the clusters out: every code point is
+    counted, then each kind of chain takes back the code points of its clusters as many times
+    as it occurs (half the work of _symbol_keys, for counting)."""
+    cp = np.frombuffer(chunk.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    counts = np.bincount(cp)
+    chains = _chains(chunk, cp) if unit != "codepoint" else None
+    clusters: Counter = Counter()
+    if chains is None:
+        return counts, clusters
+    _, kind, (offsets, sizes, names, per_kind), found = chains
+    occurs = np.bincount(kind, minlength=len(per_kind)).tolist()
+    row = 0
+    for k, n in enumerate(per_kind.tolist()):
+        for g in map(found.__getitem__, names[row:row + n].tolist()):
+            clusters[g] += occurs[k]
+            for c in g:
+                counts[ord(c)] -= occurs[k]
+        row += n
+    return counts, clusters
+
+
+def _chains(chunk: str, cp: np.ndarray):
+    """Where the chunk's clusters of more than one code point are, or None when it has none:
+    (firsts, kind, layout, clusters). Chains of linked code points are the only places where a
+    cluster can be longer than one code point: chain k starts at code point firsts[k] and is of
+    kind kind[k]; layout gives per kind of chain where its long clusters start in it (offsets),
+    their lengths (sizes) and which of `clusters` each is (names), kind by kind (per_kind of
+    them each). Chains are few, and fewer still are different: each different chain goes through
+    the regex once, and its clusters are laid onto every place it occurs with array operations
+    (a Python loop over the chains cost more than all the rest)."""
+    if len(cp) < 2:
+        return None
     joining = _joining_mask()[cp]
     # linked[k]: no certain cluster break between code points k and k+1 (one of them can join).
     linked = joining[1:] | joining[:-1]
-    if not linked.any():
-        return cp, []
-    # Chains of linked code points are the only places where a cluster can be longer than one
-    # code point; they are few, so only they go through the regex.
-    edges = np.flatnonzero(np.diff(np.r_[False, linked, False].view(np.int8)))
-    keep = np.ones(len(cp), dtype=bool)
-    clusters: list[str] = []
+    at = np.flatnonzero(linked)
+    if len(at) == 0:
+        return None
+    new_chain = np.r_[True, np.diff(at) > 1]
+    firsts = at[new_chain]                                  # chain k is chunk[firsts[k]:ends[k]]
+    ends = at[np.r_[new_chain[1:], True]] + 2
+    kinds, kind = _chain_kinds(chunk, cp, firsts, ends)
     index: dict[str, int] = {}
-    for first, last in zip(edges[0::2], edges[1::2]):       # chain covers code points first..last
-        pos = int(first)
-        for g in _GRAPHEME.findall(chunk, pos, int(last) + 1):
+    offsets, sizes, names, per_kind = [], [], [], []
+    for text in kinds:
+        pos, n = 0, 0
+        for g in _GRAPHEME.findall(text):
             if len(g) > 1:
-                if g not in index:
-                    index[g] = len(clusters)
-                    clusters.append(g)
-                cp[pos] = _MAX_CODEPOINT + index[g]
-                keep[pos + 1:pos + len(g)] = False
+                offsets.append(pos)
+                sizes.append(len(g))
+                names.append(index.setdefault(g, len(index)))
+                n += 1
             pos += len(g)
-    return (cp[keep] if clusters else cp), clusters
+        per_kind.append(n)
+    if not index:
+        return None
+    layout = tuple(np.array(x, dtype=np.int64) for x in (offsets, sizes, names, per_kind))
+    return firsts, kind, layout, list(index)
+
+
+_HASH_BASE = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _chain_kinds(chunk: str, cp: np.ndarray, firsts: np.ndarray, ends: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The different chains, in the order they first occur, and which of them each chain is.
+
+    Chains are told apart by a hash of their code points computed for all of them at once, and
+    every chain is then compared code point by code point with the first chain of its kind, so
+    the answer is exact; should two different chains ever share a hash, they are told apart
+    through Python strings instead (one slice per chain, which is what the hash saves)."""
+    lengths = ends - firsts
+    chain_of = np.repeat(np.arange(len(firsts)), lengths)          # per code point of every chain
+    begins = np.cumsum(lengths) - lengths
+    within = np.arange(len(chain_of)) - begins[chain_of]
+    values = cp[firsts[chain_of] + within]
+    powers = np.full(int(lengths.max()), _HASH_BASE, dtype=np.uint64)
+    powers[0] = 1
+    np.cumprod(powers, out=powers)                                 # wraps modulo 2^64, as wanted
+    hashes = np.add.reduceat(values.astype(np.uint64) * powers[within], begins) + lengths.astype(np.uint64)
+    _, first, kind = np.unique(hashes, return_index=True, return_inverse=True)
+    kind = kind.reshape(-1)
+    rep = firsts[first][kind]                                      # where each chain's kind first occurs
+    if (lengths[first][kind] == lengths).all() and (cp[rep[chain_of] + within] == values).all():
+        order = np.argsort(first, kind="stable")                   # kinds by first occurrence
+        renumber = np.empty(len(order), dtype=np.int64)
+        renumber[order] = np.arange(len(order))
+        return [chunk[firsts[k]:ends[k]] for k in first[order].tolist()], renumber[kind]
+    kinds: dict[str, int] = {}
+    kind = np.array([kinds.setdefault(chunk[a:b], len(kinds)) for a, b in zip(firsts.tolist(), ends.tolist())],
+                    dtype=np.int64)
+    return list(kinds), kind
 
 
 def ids_dtype(size: int):
@@ -193,15 +283,13 @@ class Vocab:
 
     def _ids_from_keys(self, keys: np.ndarray, clusters: list[str], use_unk: bool) -> np.ndarray:
         """Symbol keys of one chunk (see _symbol_keys) -> ids."""
-        table = self._codepoint_ids()
-        simple = keys < _MAX_CODEPOINT
+        # One gather through the code point table; the few cluster keys (beyond it) are then
+        # set apart, which is far cheaper than splitting the keys by a mask first.
+        ids = np.take(self._codepoint_ids(), keys, mode="clip")
         if clusters:
-            ids = np.empty(len(keys), dtype=np.int64)
-            ids[simple] = table[keys[simple]]
-            cluster_ids = np.array([self._index.get(g, -1) for g in clusters], dtype=np.int64)
-            ids[~simple] = cluster_ids[keys[~simple] - _MAX_CODEPOINT]
-        else:
-            ids = table[keys]
+            at = np.flatnonzero(keys >= _MAX_CODEPOINT)
+            cluster_ids = np.array([self._index.get(g, -1) for g in clusters], dtype=ids.dtype)
+            ids[at] = cluster_ids[keys[at] - _MAX_CODEPOINT]
         missing = ids < 0
         if missing.any():
             if not use_unk:
@@ -248,18 +336,30 @@ def count_symbols(text: str, unit: str = "grapheme") -> Counter:
         return _count_bytes(np.frombuffer(text.encode("ascii"), dtype=np.uint8))
     if unit not in UNITS:
         raise CharlstmError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
-    return _count_keys(_symbol_keys(chunk, unit) for chunk in _chunks(text))
+    return _merge_counts(_count_chunk(chunk, unit) for chunk in _chunks(text))
+
+
+def _merge_counts(counted_chunks) -> Counter:
+    """(code point counts, cluster Counter) of chunks -> a Counter of symbols."""
+    per_codepoint = np.zeros(_MAX_CODEPOINT, dtype=np.int64)
+    clusters: Counter = Counter()
+    for counts, found in counted_chunks:
+        per_codepoint[:len(counts)] += counts
+        clusters.update(found)
+    counts = Counter({chr(k): int(per_codepoint[k]) for k in np.flatnonzero(per_codepoint)})
+    counts.update(clusters)
+    return counts
 
 
 def _count_keys(keyed_chunks) -> Counter:
     per_codepoint = np.zeros(_MAX_CODEPOINT, dtype=np.int64)
     clusters: Counter = Counter()
     for keys, names in keyed_chunks:
-        simple = keys < _MAX_CODEPOINT
-        per_codepoint += np.bincount(keys[simple] if names else keys, minlength=_MAX_CODEPOINT)
-        if names:
-            for k, n in enumerate(np.bincount(keys[~simple] - _MAX_CODEPOINT, minlength=len(names))):
-                clusters[names[k]] += int(n)
+        counts = np.bincount(keys, minlength=_MAX_CODEPOINT + len(names) if names else 0)
+        simple = counts[:_MAX_CODEPOINT]
+        per_codepoint[:len(simple)] += simple
+        for name, n in zip(names, counts[_MAX_CODEPOINT:].tolist()):
+            clusters[name] += n
     counts = Counter({chr(k): int(per_codepoint[k]) for k in np.flatnonzero(per_codepoint)})
     counts.update(clusters)
     return counts

@@ -1,18 +1,25 @@
 """Held-out loss: the mean cross-entropy of predicting each symbol from the symbols before it.
 
 With streams=1 this is exact: one pass from a zero state over the whole text, the state carried
-from chunk to chunk. With streams=B the text is cut into B contiguous parts read in parallel, each
-from a zero state; only the first few symbols of each part lose their left context, so the figure
-is a close, much faster estimate (training uses it for its periodic validation).
+from chunk to chunk (`evaluate_blocks` does the same over ids that arrive block by block, for a
+text of any length). With streams=B the text is cut into B contiguous parts read in parallel,
+each from a zero state; only the first few symbols of each part lose their left context, so the
+figure is a close, much faster estimate. Training uses it for its periodic validation, over at
+most `val_symbols` predictions: B streams spread over the whole held-out split when it is longer.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from charlstm.data.text import make_streams
+from charlstm.data.blocks import list_inputs
+from charlstm.data.datadir import ReadOptions, ids_in, is_data_dir, open_data_dir
+from charlstm.data.encode import ids_with
+from charlstm.data.streams import Streams, make_streams, spread_streams
 from charlstm.errors import TextError
 from charlstm.model import ModelConfig, forward, zero_state
 from charlstm.nn.head import cross_entropy_forward
@@ -28,12 +35,17 @@ def evaluate_ids(params, config: ModelConfig, ids: np.ndarray, streams: int = 1,
                         "to evaluate a prediction")
     streams = max(1, min(streams, len(ids) - 1))
     seq_length = max(1, min(seq_length, (len(ids) - 1) // streams))
-    chunks = make_streams(ids, streams, seq_length)
+    return evaluate_streams(params, config, make_streams(ids, streams, seq_length))
+
+
+def evaluate_streams(params, config: ModelConfig, streams: Streams) -> tuple[float, int]:
+    """(mean nats per prediction, number of predictions) over one pass of the streams, each read
+    from a zero state."""
     dtype = params["head.W"].dtype
-    state = zero_state(config, streams, dtype)
+    state = zero_state(config, streams.batch_size, dtype)
     total, count = 0.0, 0.0
-    for index in range(chunks.chunks_per_pass):
-        inputs, targets, weights = chunks.chunk(index)
+    for index in range(streams.chunks_per_pass):
+        inputs, targets, weights = streams.chunk(index)
         logits, state, _ = forward(params, config, inputs.astype(np.intp), state)
         w = None if weights is None else weights.reshape(-1)
         loss, _ = cross_entropy_forward(logits, targets.reshape(-1).astype(np.intp), w)
@@ -41,6 +53,67 @@ def evaluate_ids(params, config: ModelConfig, ids: np.ndarray, streams: int = 1,
         total += loss * n
         count += n
     return total / count, int(count)
+
+
+def validation_loss(params, config: ModelConfig, ids, batch_size: int, seq_length: int,
+                    val_symbols: int = 0) -> tuple[float, int]:
+    """Training's periodic estimate over the held-out ids: batch_size contiguous streams over all
+    of them, or, when they hold more than val_symbols predictions (0: no bound), batch_size
+    streams spread over the whole split that make about val_symbols predictions together."""
+    if val_symbols and len(ids) - 1 > val_symbols:
+        return evaluate_streams(params, config, spread_streams(ids, batch_size, seq_length, val_symbols))
+    return evaluate_ids(params, config, ids, streams=batch_size, seq_length=seq_length)
+
+
+def evaluate_blocks(params, config: ModelConfig, blocks, seq_length: int = 256,
+                    on_progress: Callable[[int], None] | None = None) -> tuple[float, int]:
+    """evaluate_ids(ids, streams=1) over ids that arrive block by block (an iterable of 1-d
+    arrays), with the same chunks and so the same figure, in memory that does not grow with the
+    text. on_progress(n) is told the symbols read so far."""
+    dtype = params["head.W"].dtype
+    state = zero_state(config, 1, dtype)
+    total, count, read = 0.0, 0.0, 0
+    pending = np.zeros(0, dtype=np.intp)           # symbols read, not yet an input of a chunk
+    for block in blocks:
+        pending = np.concatenate([pending, np.asarray(block, dtype=np.intp)])
+        read += len(block)
+        full = (len(pending) - 1) // seq_length * seq_length      # inputs of whole chunks
+        for start in range(0, full, seq_length):
+            total, count, state = _chunk_loss(params, config, pending[start:start + seq_length + 1], state,
+                                              total, count)
+        pending = pending[full:]
+        if on_progress is not None:
+            on_progress(read)
+    if len(pending) >= 2:
+        total, count, state = _chunk_loss(params, config, pending, state, total, count)
+    if count == 0:
+        raise TextError(f"the text holds {read} symbol{'s' * (read != 1)}; it must hold at least two "
+                        "to evaluate a prediction")
+    return total / count, int(count)
+
+
+def evaluate_path(params, config: ModelConfig, vocab, path, seq_length: int = 256,
+                  progress=None, encoding_errors: str = "strict") -> tuple[float, int]:
+    """Exact loss (as evaluate_ids with streams=1) over a text file of any size or a data
+    directory, read block by block. progress(stage, done, total): bytes of a file read, or
+    symbols of a data directory. encoding_errors: how a text file's invalid bytes are read."""
+    path = Path(path)
+    if is_data_dir(path):
+        data = open_data_dir(path, check_ids=False)
+        blocks = ids_in(data, vocab)
+        total = len(data.ids)
+        on_symbols = None if progress is None else (lambda n: progress("evaluating", n, total))
+        return evaluate_blocks(params, config, blocks, seq_length, on_symbols)
+    blocks = ids_with(list_inputs([path]), vocab, ReadOptions(unit=vocab.unit, encoding_errors=encoding_errors),
+                      progress=progress)
+    return evaluate_blocks(params, config, blocks, seq_length)
+
+
+def _chunk_loss(params, config, ids: np.ndarray, state, total: float, count: float):
+    logits, state, _ = forward(params, config, ids[:-1, None], state)
+    loss, _ = cross_entropy_forward(logits, ids[1:], None)
+    n = float(len(ids) - 1)
+    return total + loss * n, count + n, state
 
 
 def nats_to_bits(nats: float) -> float:

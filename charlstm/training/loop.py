@@ -22,8 +22,9 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from charlstm.data.text import MAX_TEXT_BYTES, make_streams, read_text, split_ids
-from charlstm.data.vocab import build_and_encode
+from charlstm.data.datadir import ReadOptions
+from charlstm.data.encode import ByteProgress
+from charlstm.data.streams import make_streams, split_ids
 from charlstm.decoding.sampling import sample_texts
 from charlstm.errors import CharlstmError
 from charlstm.model import ModelConfig, State, dropout_masks, init_params, loss_and_grads, zero_state
@@ -31,10 +32,9 @@ from charlstm.nn.optim import AdamState, adam_init, adam_update, clip_by_global_
 from charlstm.nn.workspace import Workspace
 from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
 from charlstm.training.config import DEFAULT_EPOCHS, Evaluation, TrainConfig, TrainResult
-from charlstm.training.evaluation import evaluate_ids, nats_to_bits
-from charlstm.training.resume import (check_arrays, check_position, check_same_corpus, encode_for, fingerprint,
-                                      reading_options, resumed_config)
-from charlstm.training.resume import read_record as resume_record
+from charlstm.training.corpus import Resuming, load_corpus
+from charlstm.training.evaluation import nats_to_bits, validation_loss
+from charlstm.training.resume import check_arrays, check_position, read_record, reading_options, resumed_config
 from charlstm.training.rundir import RunDir
 
 MAX_SKIPS_IN_A_ROW = 10   # with on_nonfinite="skip": the lr has been halved this often, give up
@@ -85,7 +85,7 @@ class _Run:
     state: State
     prog: _Progress
     rng: np.random.Generator
-    about: dict = field(default_factory=dict)   # how the corpus was read, its fingerprint (resume.py)
+    about: dict = field(default_factory=dict)   # the corpus trained on (data/datadir.corpus_record), init_from
 
 
 @dataclass
@@ -99,14 +99,6 @@ class _Window:
         return self.chars / max(1e-9, time.perf_counter() - self.start)
 
 
-def load_corpus(path, encoding_errors: str = "strict", newline: str = "keep",
-                max_bytes: int | None = MAX_TEXT_BYTES) -> str:
-    text = read_text(path, errors=encoding_errors, newline=newline, max_bytes=max_bytes)
-    if not text.strip():
-        raise CharlstmError(f"{path}: the corpus is empty (or only whitespace)")
-    return text
-
-
 def check_vocab(vocab, min_count: int, corpus_name: str) -> None:
     """A vocabulary of nothing but the unknown symbol would train to 0 bits and write only U+FFFD."""
     if len(vocab) == 1 and vocab.unk is not None:
@@ -118,23 +110,24 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
           text: str | None = None, resume=None, progress: Progress | None = None,
           should_stop: Callable[[], bool] | None = None,
           on_eval: Callable[[Evaluation], None] | None = None,
-          encoding_errors: str | None = None, newline: str | None = None,
-          max_corpus_bytes: int | None = MAX_TEXT_BYTES, init_from=None,
-          on_locked: Callable[[Path], None] | None = None) -> TrainResult:
-    """Train a model on a corpus file (or on `text`), writing checkpoints and metrics to out_dir.
+          encoding_errors: str | None = None, newline: str | None = None, init_from=None,
+          on_locked: Callable[[Path], None] | None = None, on_bytes: ByteProgress | None = None) -> TrainResult:
+    """Train a model on a corpus (or on `text`), writing checkpoints and metrics to out_dir.
 
-    model_options: overrides of ModelConfig's fields (cell, hidden_size, num_layers, dropout).
+    corpus: a text file of any size, or a data directory (`charlstm corpus encode`; see
+    training/corpus.py for how each is read). model_options: overrides of ModelConfig's fields
+    (cell, hidden_size, num_layers, dropout).
     resume: a checkpoint of the run to continue; its model, vocabulary, training configuration,
     reading options and bounds are used, except that bounds given in `config` (max_steps,
-    max_time, epochs; any of them) replace its bounds. The corpus must be the one it was trained on.
+    max_time, epochs; any of them) replace its bounds. The corpus must be the one it was trained
+    on, read the same way.
     init_from: a checkpoint whose weights and vocabulary start a new run (fine-tuning): a fresh
     optimiser, step 0, `config` as given.
     progress: shown the run's progress (default: nothing is shown).
     should_stop: called between steps; when it returns True the run saves latest.npz (without an
     evaluation, so the record is the one an uninterrupted run writes) and returns interrupted.
-    on_eval: called with each Evaluation.
+    on_eval: called with each Evaluation. on_bytes: shown the bytes read of a large corpus file.
     encoding_errors, newline: how to read the corpus (default strict, keep; a resumed run's own).
-    max_corpus_bytes: a larger corpus file is refused before it is read (None: no cap).
     on_locked: called with the run directory once it is created and locked, before the first step
     (the CLI writes its copy of the default corpus there, after every check has passed).
     """
@@ -144,38 +137,35 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
         raise CharlstmError("give --resume (continue a run) or --init-from (start one from weights), not both")
     saved = load_checkpoint(resume) if resume is not None else None
     base = load_checkpoint(init_from) if init_from is not None else None
-    saved_reading = saved_corpus = None
+    resuming = saved_reading = None
     if saved is not None:
-        saved_config, saved_reading, saved_corpus = resume_record(saved.train, str(resume))
+        saved_config, saved_reading, saved_corpus = read_record(saved.train, str(resume))
         check_arrays(saved.extra, str(resume))
         config = resumed_config(saved_config, config)
-    reading = reading_options(encoding_errors, newline, saved_reading)
-    corpus_name = str(corpus) if corpus is not None else "the corpus"
-    if text is None:
-        if corpus is None:
-            raise CharlstmError("give a corpus file (or text=...)")
-        text = load_corpus(corpus, reading["encoding_errors"], reading["newline"], max_corpus_bytes)
-    elif not text.strip():
-        raise CharlstmError(f"{corpus_name}: the corpus is empty (or only whitespace)")
-    about = {"reading": reading, "corpus": fingerprint(text)}
-    if saved is not None:
-        check_same_corpus(saved_corpus, about["corpus"], corpus_name, str(resume))
-        vocab, model_config = saved.vocab, saved.config
-        ids = encode_for(vocab, text, corpus_name, str(resume))
+        resuming = Resuming(str(resume), saved_corpus, saved.vocab)
     elif base is not None:
         if model_options:
             raise CharlstmError(f"the model's shape comes from {init_from}: --cell, --layers, --hidden and "
                                 "--dropout do not apply with --init-from")
+        config = replace(config, unit=base.vocab.unit)
+        resuming = Resuming(str(init_from), None, base.vocab, fine_tune=True)
+    reading = reading_options(encoding_errors, newline, saved_reading)
+    progress = progress or Silent()
+    data = load_corpus(corpus, text, ReadOptions(config.unit, reading["newline"], reading["encoding_errors"],
+                                                 config.min_count),
+                       out_dir, resuming, progress=on_bytes, message=progress.message)
+    if saved is not None:
+        vocab, model_config = saved.vocab, saved.config
+    elif base is not None:
         vocab, model_config = base.vocab, base.config
-        config = replace(config, unit=vocab.unit)
-        ids = encode_for(vocab, text, corpus_name, str(init_from))
-        about["init_from"] = str(init_from)
     else:
-        vocab, ids = build_and_encode(text, config.unit, config.min_count)
-        check_vocab(vocab, config.min_count, corpus_name)
+        if data.from_data_dir:          # the data directory says how its text was read
+            config = replace(config, unit=data.options.unit, min_count=data.options.min_count)
+        vocab = data.vocab
+        check_vocab(vocab, config.min_count, data.name)
         model_config = replace(ModelConfig(vocab_size=len(vocab)), **(model_options or {}))
-    train_ids, val_ids = split_ids(ids, config.val_fraction)
-    streams = make_streams(train_ids, config.batch_size, config.seq_length)
+    if data.ids is not None:
+        streams, val_ids = _split(data, config, vocab)
 
     # --- model, optimiser, state --------------------------------------------------------------
     dtype = np.dtype(config.dtype).type
@@ -183,27 +173,39 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
     if saved is not None:
         params = {k: v.astype(dtype) for k, v in saved.params.items()}
         adam, state, prog = _restore(saved, params, rng, model_config, config, dtype)
-        check_position(prog.chunk, streams.chunks_per_pass, str(resume))
+        if data.ids is not None:
+            check_position(prog.chunk, streams.chunks_per_pass, str(resume))
     else:
         params = init_params(model_config, rng, dtype) if base is None else \
             {k: v.astype(dtype) for k, v in base.params.items()}
         adam = adam_init(params)
         state = zero_state(model_config, config.batch_size, dtype)
         prog = _Progress()
+    about = {"corpus": data.record, **({"init_from": str(init_from)} if base is not None else {})}
     run = _Run(params, model_config, vocab, config, adam, state, prog, rng, about)
 
     # --- the run directory: created, checked writable and locked before the first step ----------
     with RunDir(out_dir) as run_dir:
         if on_locked is not None:
             on_locked(run_dir.path)
+        if data.ids is None:            # a large file: encoded into the run directory, once
+            data.encode_into(run_dir.path, on_bytes)
+            streams, val_ids = _split(data, config, vocab)
+            if saved is not None:
+                check_position(prog.chunk, streams.chunks_per_pass, str(resume))
         resumed_here = saved is not None and Path(resume).resolve() == run_dir.latest.resolve()
         if resumed_here and prog.best_step == prog.step:
             run_dir.promote_best()   # a kill between writing latest.npz and copying it to best.npz
-        progress = progress or Silent()
         try:
             return _loop(run_dir, run, streams, val_ids, progress, should_stop or (lambda: False), on_eval)
         finally:
             progress.close()
+
+
+def _split(data, config: TrainConfig, vocab) -> tuple:
+    """(training streams, validation ids): the held-out tail, and streams over the rest."""
+    train_ids, val_ids = split_ids(data.ids, config.val_fraction)
+    return make_streams(train_ids, config.batch_size, config.seq_length, len(vocab), data.ids_name or data.name), val_ids
 
 
 def _loop(run_dir: RunDir, run: _Run, streams, val_ids, progress: Progress, should_stop, on_eval) -> TrainResult:
@@ -337,8 +339,8 @@ def _evaluate(run: _Run, val_ids, steps_per_epoch: int, window: _Window, lr: flo
     config, prog = run.config, run.prog
     val_nats = None
     if len(val_ids) >= 2:
-        val_nats, _ = evaluate_ids(run.params, run.model_config, val_ids, streams=config.batch_size,
-                                   seq_length=config.seq_length)
+        val_nats, _ = validation_loss(run.params, run.model_config, val_ids, config.batch_size, config.seq_length,
+                                      config.val_symbols)
     # The sample has its own generator, derived from the seed and step, so showing it never
     # changes the training run's random numbers.
     sample_rng = np.random.default_rng([config.seed, prog.step])

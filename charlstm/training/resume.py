@@ -3,8 +3,9 @@
 A training checkpoint's record (meta.train) holds, beside the optimiser and the progress:
 
     config    the TrainConfig, bounds included: --resume keeps them unless new ones are given
-    reading   how the corpus was read (newline, encoding_errors): the resumed run reads it so too
-    corpus    {"bytes", "sha256"} of the text trained on: another corpus is refused
+    corpus    the corpus trained on (data/datadir.corpus_record): the hash and size of its bytes,
+              its symbols and how it was read (unit, newline, encoding_errors, min_count); the
+              resumed run reads it the same way, and another corpus is refused
 
 Everything in the record is read back through charlstm.validate before the loop sees it, so a
 damaged or hostile record is one line, never a traceback halfway through a run. Fine-tuning, a
@@ -14,31 +15,30 @@ and vocabulary of a checkpoint, and nothing else of its run.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 
 import numpy as np
 
+from charlstm.data.vocab import UNITS
 from charlstm.errors import CharlstmError
 from charlstm.training.config import TrainConfig
 from charlstm.validate import Fields
 
 BOUNDS = ("max_steps", "max_time", "epochs")
 READING_DEFAULTS = {"newline": "keep", "encoding_errors": "strict"}
-_HASH_CHUNK = 1 << 22     # characters encoded at a time while hashing: no second copy of the corpus
 
 
 def reading_options(encoding_errors: str | None, newline: str | None, saved: dict | None = None) -> dict:
-    """How to read the corpus: the run's own when resuming (`saved`), else the given options or
-    their defaults."""
-    if saved is not None:
-        return dict(saved)
-    return {"newline": newline or READING_DEFAULTS["newline"],
-            "encoding_errors": encoding_errors or READING_DEFAULTS["encoding_errors"]}
+    """How to read the corpus: the given options, else the resumed run's own (`saved`), else the
+    defaults. A given option that differs from the run's is kept, so that the corpus check
+    refuses it by name instead of reading the corpus another way than the run did."""
+    base = dict(saved) if saved is not None else dict(READING_DEFAULTS)
+    given = {"newline": newline, "encoding_errors": encoding_errors}
+    return {k: given[k] if given[k] is not None else base[k] for k in READING_DEFAULTS}
 
 
 def read_record(train, name: str) -> tuple[TrainConfig, dict, dict | None]:
-    """(the run's TrainConfig, its reading options, its corpus fingerprint or None) from a
+    """(the run's TrainConfig, its reading options, its corpus record or None) from a
     checkpoint's training record, every field checked (types, ranges, the random state's shape)."""
     if not train:
         raise CharlstmError(f"{name}: holds no training state; it cannot be resumed "
@@ -71,15 +71,23 @@ def read_record(train, name: str) -> tuple[TrainConfig, dict, dict | None]:
     inner.integer("inc", lo=0, hi=2 ** 128 - 1)
     rng.integer("has_uint32", lo=0, hi=1)
     rng.integer("uinteger", lo=0, hi=2 ** 32 - 1)
-    reading = dict(READING_DEFAULTS)
-    if "reading" in train:             # checkpoints before the record kept them read with the defaults
+    reading, corpus = dict(READING_DEFAULTS), None
+    if "corpus" in train and isinstance(train["corpus"], dict) and "sha256" in train["corpus"]:
+        # The record of checkpoints written before data directories: reading options beside a
+        # digest of the decoded text, which no longer compares with the file's; only the
+        # reading options carry over.
         fields = record.object("reading")
         reading = {"newline": fields.text("newline", choices=("keep", "normalize")),
                    "encoding_errors": fields.text("encoding_errors", choices=("strict", "replace"))}
-    corpus = None
-    if "corpus" in train:
+    elif "corpus" in train:
         fields = record.object("corpus")
-        corpus = {"bytes": fields.integer("bytes", lo=0), "sha256": fields.text("sha256")}
+        corpus = {"hash": fields.text("hash"), "bytes": fields.integer("bytes", lo=0),
+                  "symbols": fields.integer("symbols", lo=0, optional=True, default=None),
+                  "unit": fields.text("unit", choices=UNITS),
+                  "newline": fields.text("newline", choices=("keep", "normalize")),
+                  "encoding_errors": fields.text("encoding_errors", choices=("strict", "replace")),
+                  "min_count": fields.integer("min_count", lo=1)}
+        reading = {"newline": corpus["newline"], "encoding_errors": corpus["encoding_errors"]}
     return config, reading, corpus
 
 
@@ -103,43 +111,10 @@ def resumed_config(saved: TrainConfig, given: TrainConfig) -> TrainConfig:
     return saved
 
 
-def fingerprint(text: str) -> dict:
-    """{"bytes": UTF-8 size, "sha256": hex digest} of the text trained on."""
-    digest, size = hashlib.sha256(), 0
-    for start in range(0, len(text), _HASH_CHUNK):
-        data = text[start:start + _HASH_CHUNK].encode("utf-8", "surrogatepass")
-        digest.update(data)
-        size += len(data)
-    return {"bytes": size, "sha256": digest.hexdigest()}
-
-
-def check_same_corpus(saved: dict | None, now: dict, corpus_name: str, name: str) -> None:
-    """Refuse to resume a run on another corpus than its own, naming the difference."""
-    if saved is None or saved == now:
-        return
-    if saved["bytes"] != now["bytes"]:
-        difference = f"{now['bytes']:,} bytes, the run's {saved['bytes']:,}"
-    else:
-        difference = (f"the same size, other content: sha256 {now['sha256'][:12]}…, "
-                      f"the run's {saved['sha256'][:12]}…")
-    raise CharlstmError(f"{corpus_name}: is not the corpus {name} was trained on ({difference}); resume with "
-                        f"the run's corpus, or train on this one from its weights with --init-from {name}")
-
-
-def encode_for(vocab, text: str, corpus_name: str, name: str):
-    """The corpus as ids of a checkpoint's vocabulary; a symbol it lacks (and no unknown symbol to
-    map it to) is one line naming both files."""
-    try:
-        return vocab.encode(text, unknown="unk")
-    except CharlstmError as e:
-        raise CharlstmError(f"{corpus_name}: {e} ({name})") from None
-
-
 def check_position(chunk: int, chunks_per_pass: int, name: str) -> None:
     if chunk > chunks_per_pass:
         raise CharlstmError(f"{name}: its position in the pass (chunk {chunk:,}) is past the pass's "
                             f"{chunks_per_pass:,} chunks; the checkpoint does not belong to this corpus")
 
 
-__all__ = ["BOUNDS", "reading_options", "read_record", "check_arrays", "resumed_config", "fingerprint",
-           "check_same_corpus", "encode_for", "check_position"]
+__all__ = ["BOUNDS", "reading_options", "read_record", "check_arrays", "resumed_config", "check_position"]

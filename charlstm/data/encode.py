@@ -1,0 +1,586 @@
+"""Encoding a corpus of any size into a data directory (data/datadir.py), in two passes.
+
+Pass 1 reads every input piece by piece (data/blocks.py), counts each piece's symbols and hashes
+the bytes; the vocabulary is built from the counts exactly as build_vocab builds it from the
+whole text. Pass 2 reads the inputs again, encodes every piece with that vocabulary and appends
+its ids to ids.npy (an input whose size, modification time or symbol count has changed since
+pass 1 is refused). Only a few pieces are in flight at a time, so memory does not grow with the
+corpus, and each piece is exactly what the whole text would give in its place (a property test
+holds the passes to build_and_encode over random block sizes).
+
+Where the time goes: a piece of ASCII text (without CR in grapheme mode) is counted and encoded
+in this process through 256-entry tables while threads hash its bytes and write the ids; any
+other piece needs its grapheme clusters found, which costs a hundred times more per byte, so
+such pieces go to a pool of processes (one per core) once the corpus is large enough to repay
+starting them.
+
+Standard input cannot be read twice: pass 1 copies it into the temporary directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+from collections import Counter, deque
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from charlstm.data.blocks import BLOCK_BYTES, Input, Piece, input_record, read_pieces
+from charlstm.data.datadir import FORMAT, IDS, MANIFEST, VERSION, VOCAB, ReadOptions
+from charlstm.data.text import decode_text
+from charlstm.data.vocab import _MAX_CODEPOINT, Vocab, _chunks, _count_chunk, _symbol_keys, _vocab_from_counts
+from charlstm.errors import CharlstmError
+
+POOL_MIN_BYTES = 32 << 20    # a smaller corpus is encoded in this process (a pool takes a second to start)
+_HEADER_BYTES = 128          # a .npy header of version 1.0 with a 1-d shape
+
+# progress(stage, done, total): stage "counting" or "encoding", bytes of the inputs as stored
+ByteProgress = Callable[[str, int, "int | None"], None]
+
+
+@dataclass
+class Counted:
+    """What pass 1 found."""
+
+    inputs: list[Input]
+    options: ReadOptions
+    vocab: Vocab
+    counts: list[int]        # occurrences of each symbol of the vocabulary
+    symbols: int
+    records: list[dict]      # one per input (see blocks.input_record)
+    sha256: str              # of all the inputs' bytes, one after another
+    size: int                # those bytes
+
+    @property
+    def ids_bytes(self) -> int:
+        return _HEADER_BYTES + self.symbols * np.dtype(self.vocab.dtype).itemsize
+
+    @property
+    def hash(self) -> str:
+        return f"sha256:{self.sha256}"
+
+
+def default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def count_corpus(inputs: list[Input], options: ReadOptions, progress: ByteProgress | None = None,
+                 workers: int | None = None, block_bytes: int = BLOCK_BYTES, spool_dir: Path | None = None,
+                 pool_min_bytes: int = POOL_MIN_BYTES) -> tuple[Counted, list[Input]]:
+    """Pass 1. Returns what it found, and the inputs for pass 2 (standard input replaced by its
+    copy in spool_dir, which it needs)."""
+    per_codepoint = np.zeros(_MAX_CODEPOINT, dtype=np.int64)
+    clusters: Counter = Counter()
+    records, again, whole = [], [], hashlib.sha256()
+    with _Runner(options, None, workers, _pool_wanted(inputs, pool_min_bytes)) as runner, _Behind() as hasher:
+        meter = _Meter(progress, "counting", inputs)
+        for inp in inputs:
+            spool = spool_path = None
+            if inp.path is None:
+                if spool_dir is None:
+                    raise CharlstmError("standard input needs a directory to be copied into")
+                spool_path = spool_dir / "stdin.txt"
+                spool = _open_for_writing(spool_path)
+            own, size = hashlib.sha256(), [0]
+
+            def on_block(block: bytes, consumed: int, own=own, size=size, spool=spool, spool_path=spool_path):
+                hasher.submit(_hash, (own, whole), block)
+                size[0] += len(block)
+                if spool is not None:
+                    _write(spool, block, spool_path)
+                meter.at(consumed)
+
+            try:
+                for piece, found in runner.map(read_pieces(inp, block_bytes, on_block), _count_piece):
+                    if found[0] == "bytes":
+                        per_codepoint[:256] += found[1]
+                    else:
+                        _, present, n, names, name_counts = found
+                        per_codepoint[present] += n
+                        clusters.update(dict(zip(names, name_counts)))
+            finally:
+                if spool is not None:
+                    spool.close()
+            hasher.wait()
+            meter.done_input()
+            records.append(input_record(inp, size[0], own.hexdigest()))
+            again.append(inp if spool is None else Input(name=inp.name, path=spool_path, stored_bytes=size[0]))
+    counts = Counter({chr(k): int(per_codepoint[k]) for k in np.flatnonzero(per_codepoint)})
+    counts.update(clusters)
+    if not counts:
+        raise CharlstmError(f"{inputs[0].name if len(inputs) == 1 else 'the inputs'}: the corpus is empty")
+    vocab = _vocab_from_counts(counts, options.unit, options.min_count)
+    symbols = sum(counts.values())
+    per_symbol = [counts.get(s, 0) for s in vocab.symbols]
+    if vocab.unk is not None:      # U+FFFD itself, and every rare symbol it stands for
+        per_symbol[vocab.unk] = symbols - sum(n for k, n in enumerate(per_symbol) if k != vocab.unk)
+    counted = Counted(inputs=inputs, options=options, vocab=vocab, counts=per_symbol, symbols=symbols,
+                      records=records, sha256=whole.hexdigest(), size=sum(r["bytes"] for r in records))
+    return counted, again
+
+
+def write_ids(counted: Counted, inputs: list[Input], path: Path, progress: ByteProgress | None = None,
+              workers: int | None = None, block_bytes: int = BLOCK_BYTES,
+              pool_min_bytes: int = POOL_MIN_BYTES) -> None:
+    """Pass 2: encode the inputs (those count_corpus returned) into the .npy file at path."""
+    vocab, written = counted.vocab, 0
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(vocab.dtype)), "fortran_order": False,
+              "shape": (counted.symbols,)}
+    f = _open_for_writing(path)
+    with f, _Runner(counted.options, vocab, workers, _pool_wanted(inputs, pool_min_bytes)) as runner, \
+            _Behind() as writer:
+        np.lib.format.write_array_header_1_0(f, header)
+        meter = _Meter(progress, "encoding", inputs)
+        for inp in inputs:
+            before = _stamp(inp)
+            for piece, ids in runner.map(read_pieces(inp, block_bytes, lambda block, consumed: meter.at(consumed)),
+                                         _encode_piece):
+                written += len(ids)                 # ids: an array, or bytes when they are uint8
+                if written > counted.symbols:
+                    raise _changed(inp)
+                writer.submit(_write, f, ids if isinstance(ids, bytes) else ids.data, path)
+            # A file edited since pass 1 shows in its size, its modification time or its symbol
+            # count (hashing it again would cost a core for the length of the pass).
+            listed = (inp.stored_bytes, inp.mtime_ns)
+            if _stamp(inp) != before or (inp.mtime_ns is not None and before != listed):
+                raise _changed(inp)
+            meter.done_input()
+        writer.wait()
+        if written != counted.symbols:
+            raise _changed(inputs[-1])
+        try:
+            f.flush()
+            os.fsync(f.fileno())
+        except OSError as e:
+            raise CharlstmError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def encode_corpus(inputs: list[Input], out_dir, options: ReadOptions = ReadOptions(),
+                  progress: ByteProgress | None = None, workers: int | None = None, force: bool = False,
+                  block_bytes: int = BLOCK_BYTES, pool_min_bytes: int = POOL_MIN_BYTES,
+                  counted: Counted | None = None) -> Counted:
+    """Write a data directory at out_dir from the inputs: both passes, then ids.npy, vocab.json
+    and manifest.json under a temporary name, renamed into place. Refused before anything is
+    written when out_dir exists (unless force, and it is a data directory) or when the disk
+    lacks the room the ids need. counted: pass 1's result, when the caller already has it."""
+    out_dir = Path(out_dir)
+    _check_target(out_dir, force)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    try:
+        again = inputs
+        if counted is None:
+            needs_spool = any(inp.path is None for inp in inputs)
+            if needs_spool:
+                _make_dir(tmp)
+            counted, again = count_corpus(inputs, options, progress, workers, block_bytes,
+                                          tmp if needs_spool else None, pool_min_bytes)
+        check_disk_space(out_dir, counted.ids_bytes)
+        _make_dir(tmp)
+        write_ids(counted, again, tmp / IDS, progress, workers, block_bytes, pool_min_bytes)
+        for inp in again:
+            if inp.path is not None and inp.path.parent == tmp:
+                inp.path.unlink()                       # standard input's copy
+        _write_json(tmp / VOCAB, {**counted.vocab.to_dict(), "counts": counted.counts})
+        _write_json(tmp / MANIFEST, manifest(counted))  # last: a directory with a manifest is whole
+        _fsync_dir(tmp)
+        _replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return counted
+
+
+def ids_with(inputs: list[Input], vocab: Vocab, options: ReadOptions = ReadOptions(),
+             progress: ByteProgress | None = None, block_bytes: int = BLOCK_BYTES):
+    """The inputs' ids under a given vocabulary (a model's), piece by piece, as vocab.encode(text,
+    unknown="unk") gives them for the whole text: in memory that does not grow with the text."""
+    meter = _Meter(progress, "reading", inputs)
+    for inp in inputs:
+        for piece in read_pieces(inp, block_bytes, lambda block, consumed: meter.at(consumed)):
+            text = decode_text(piece.data, piece.name, options.encoding_errors, options.newline,
+                               offset=piece.offset, at_start=piece.first)
+            if text:
+                yield vocab.encode(text, unknown="unk")
+        meter.done_input()
+
+
+def manifest(counted: Counted) -> dict:
+    return {"format": FORMAT, "version": VERSION, "symbols": counted.symbols,
+            "dtype": np.dtype(counted.vocab.dtype).name, "vocab_size": len(counted.vocab),
+            "hash": counted.hash, "bytes": counted.size, "options": counted.options.to_dict(),
+            "inputs": counted.records}
+
+
+def check_disk_space(out_dir: Path, needed: int) -> None:
+    """Refuse before writing when the file system holding out_dir has less room than needed."""
+    probe = Path(out_dir).resolve()
+    while not probe.exists():
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return
+    margin = 16 << 20
+    if free < needed + margin:
+        raise CharlstmError(f"{out_dir}: the encoded corpus needs {human_bytes(needed + margin)} of disk space "
+                            f"but only {human_bytes(free)} are free there; free some space or choose another "
+                            "directory")
+
+
+def human_bytes(n: int) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:,.{2 if unit == 'GB' else 1}f} {unit}"
+    return f"{n:,} bytes"
+
+
+# --- the work on one piece (run here or in a pool's worker) -----------------------------------
+
+_NEWLINES = ((b"\r\n", b"\n"), (b"\r", b"\n"))
+
+
+def _ascii_bytes(piece: Piece, options: ReadOptions) -> bytes | None:
+    """The piece's bytes when the 256-entry tables can handle it: ASCII (newlines normalised if
+    asked), and without CR in grapheme mode (CR LF is one symbol); None otherwise."""
+    data = piece.data
+    if not data.isascii():
+        return None
+    nul = data.find(b"\0")
+    if nul >= 0:                                          # decode_text says it as for any file
+        decode_text(data, piece.name, offset=piece.offset, at_start=piece.first)
+    if options.newline == "normalize" and b"\r" in data:
+        for old, new in _NEWLINES:
+            data = data.replace(old, new)
+    if options.unit == "grapheme" and b"\r" in data:
+        return None
+    return data
+
+
+def _text_keys(piece: Piece, options: ReadOptions):
+    """(keys, clusters) of each chunk of the piece's text (see vocab._symbol_keys)."""
+    text = decode_text(piece.data, piece.name, options.encoding_errors, options.newline,
+                       offset=piece.offset, at_start=piece.first)
+    return [_symbol_keys(chunk, options.unit) for chunk in _chunks(text)]
+
+
+def _count_piece(piece: Piece, options: ReadOptions, vocab=None):
+    data = _ascii_bytes(piece, options)
+    if data is not None:
+        return "bytes", _count_bytes(data)
+    text = decode_text(piece.data, piece.name, options.encoding_errors, options.newline,
+                       offset=piece.offset, at_start=piece.first)
+    per_codepoint, clusters = None, Counter()
+    for chunk in _chunks(text):
+        counts, found = _count_chunk(chunk, options.unit)
+        if per_codepoint is None or len(counts) > len(per_codepoint):
+            counts, per_codepoint = per_codepoint, counts
+        if counts is not None:
+            per_codepoint[:len(counts)] += counts
+        clusters.update(found)
+    if per_codepoint is None:                   # a piece holding only a byte-order mark
+        per_codepoint = np.zeros(0, np.int64)
+    present = np.flatnonzero(per_codepoint)
+    return "text", present, per_codepoint[present], list(clusters), list(clusters.values())
+
+
+def _encode_piece(piece: Piece, options: ReadOptions, vocab: Vocab):
+    data = _ascii_bytes(piece, options)
+    if data is not None:
+        table = _byte_table(vocab)
+        if isinstance(table, bytes):            # uint8 ids: bytes.translate, the fastest lookup there is
+            return data.translate(table)
+        return np.take(table, np.frombuffer(data, dtype=np.uint8))
+    parts = []
+    for keys, clusters in _text_keys(piece, options):
+        try:
+            parts.append(vocab._ids_from_keys(keys, clusters, use_unk=True))
+        except CharlstmError:
+            raise _changed(piece) from None
+    if not parts:                       # a piece holding only a byte-order mark
+        return np.zeros(0, dtype=vocab.dtype)
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+_PAIRS = 1 << 19     # byte pairs counted at once (their 8-byte copies: 4 MB; smaller blocks measured slower)
+
+
+def _count_bytes(data: bytes) -> np.ndarray:
+    """How often each byte value occurs: bincount over byte pairs (half the elements, a table of
+    65,536 that fits in cache: twice as fast as over bytes), folded back to 256 counts."""
+    pairs = np.frombuffer(data, dtype=np.uint16, count=len(data) // 2)
+    per_pair = np.bincount(pairs[:_PAIRS], minlength=1 << 16)
+    for start in range(_PAIRS, len(pairs), _PAIRS):
+        per_pair += np.bincount(pairs[start:start + _PAIRS], minlength=1 << 16)
+    square = per_pair.reshape(256, 256)         # [second byte, first byte] of each pair
+    counts = square.sum(axis=0) + square.sum(axis=1)
+    if len(data) % 2:
+        counts[data[-1]] += 1
+    return counts
+
+
+_tables: dict = {}
+
+
+def _byte_table(vocab: Vocab):
+    """byte -> id for ASCII bytes: a bytes.translate table when the ids are uint8, else an array
+    of the ids' type (a byte pass 1 did not see cannot occur unless the input changed, which the
+    hash check at the end of pass 2 finds)."""
+    table = _tables.get(id(vocab))
+    if table is None or table[0] is not vocab:
+        lookup = np.zeros(256, dtype=vocab.dtype)
+        for b in range(128):
+            k = vocab._index.get(chr(b), vocab.unk)
+            lookup[b] = 0 if k is None else k
+        _tables.clear()
+        _tables[id(vocab)] = table = (vocab, lookup.tobytes() if lookup.dtype == np.uint8 else lookup)
+    return table[1]
+
+
+def _stamp(inp: Input):
+    """(size, modification time) of an input file as it is now (None for one that is not a file)."""
+    if inp.path is None or inp.mtime_ns is None:
+        return (inp.stored_bytes, inp.mtime_ns)
+    try:
+        stat = inp.path.stat()
+    except OSError:
+        return None
+    return (stat.st_size, stat.st_mtime_ns)
+
+
+def _changed(what) -> CharlstmError:
+    return CharlstmError(f"{what.name}: changed while it was being encoded (its second reading differs from "
+                         "the first); encode it again once it is complete")
+
+
+# --- running pieces in order, here or in a pool -----------------------------------------------
+
+_worker_state: tuple | None = None
+
+
+def _worker_init(options: ReadOptions, vocab: dict | None) -> None:
+    global _worker_state
+    signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C is the parent's to handle
+    _keep_freed_memory()
+    _worker_state = (options, None if vocab is None else Vocab.from_dict(vocab))
+
+
+def _keep_freed_memory() -> None:
+    """In a worker (a process of ours alone): let glibc's malloc keep the memory a piece's arrays
+    free for the next piece. By default it hands blocks of megabytes back to the system at once
+    and the next piece faults every page in again: measured, 40 % of a worker's time went to
+    that. Elsewhere (or when it fails) nothing changes."""
+    try:
+        import ctypes
+        import ctypes.util
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 256 << 20)
+        libc.mallopt(m_trim_threshold, 512 << 20)
+    except (OSError, AttributeError):
+        pass
+
+
+def _worker_run(job, piece: Piece):
+    options, vocab = _worker_state
+    return job(piece, options, vocab)
+
+
+def _pool_wanted(inputs: list[Input], pool_min_bytes: int) -> bool:
+    return any(inp.path is None for inp in inputs) or sum(inp.stored_bytes or 0 for inp in inputs) >= pool_min_bytes
+
+
+class _Runner:
+    """Runs a job over pieces and hands the results back in order, with a few pieces in flight.
+    Pieces the 256-entry tables can handle run in this process; the others in a pool of
+    `workers` processes, started when the first such piece comes (if a pool is wanted)."""
+
+    def __init__(self, options: ReadOptions, vocab: Vocab | None, workers: int | None, pool_wanted: bool):
+        self.options, self.vocab = options, vocab
+        self.workers = default_workers() if workers is None else max(1, workers)
+        self.pool_wanted = pool_wanted and self.workers > 1
+        self.pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> "_Runner":
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+    def map(self, pieces, job):
+        window = 2 * self.workers + 2
+        pending: deque = deque()
+        for piece in pieces:
+            if self.pool_wanted and _ascii_bytes(piece, self.options) is None:
+                pending.append((piece, self._pool().submit(_worker_run, job, piece)))
+            else:
+                done = Future()
+                done.set_result(job(piece, self.options, self.vocab))
+                pending.append((piece, done))
+            while pending and (len(pending) > window or pending[0][1].done()):
+                piece_done, future = pending.popleft()
+                yield piece_done, future.result()
+        while pending:
+            piece_done, future = pending.popleft()
+            yield piece_done, future.result()
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self.pool is None:
+            # fork where there is one: a worker needs nothing from the main module, so a program
+            # without an `if __name__ == "__main__"` guard (a notebook, a short script) works too
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else None)
+            vocab = None if self.vocab is None else self.vocab.to_dict()
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_init,
+                                            initargs=(self.options, vocab))
+        return self.pool
+
+
+class _Behind:
+    """A thread that runs the caller's jobs one at a time, at most one job behind it: hashing a
+    block or writing ids while the caller works on the next piece (hashlib and file writes let
+    go of the GIL). A job's error is raised by the next submit or wait."""
+
+    def __enter__(self) -> "_Behind":
+        self._thread = ThreadPoolExecutor(1)
+        self._last: Future | None = None
+        return self
+
+    def submit(self, job, *args) -> None:
+        self.wait()
+        self._last = self._thread.submit(job, *args)
+
+    def wait(self) -> None:
+        if self._last is not None:
+            last, self._last = self._last, None
+            last.result()
+
+    def __exit__(self, *exc):
+        self._thread.shutdown(wait=True)
+
+
+def _hash(hashes, block: bytes) -> None:
+    for h in hashes:
+        h.update(block)
+
+
+class _Meter:
+    """Bytes read so far, over all inputs, for the progress callback."""
+
+    def __init__(self, progress: ByteProgress | None, stage: str, inputs: list[Input]):
+        self.progress, self.stage = progress, stage
+        sizes = [inp.stored_bytes for inp in inputs]
+        self.total = None if any(s is None for s in sizes) else sum(sizes)
+        self.before = 0     # bytes of the inputs already read
+        self.current = 0
+        if progress is not None:
+            progress(stage, 0, self.total)
+
+    def at(self, consumed: int) -> None:
+        self.current = consumed
+        if self.progress is not None:
+            self.progress(self.stage, self.before + consumed, self.total)
+
+    def done_input(self) -> None:
+        self.before += self.current
+        self.current = 0
+
+
+# --- files ------------------------------------------------------------------------------------
+
+def _open_for_writing(path: Path):
+    try:
+        return open(path, "wb")
+    except OSError as e:
+        raise CharlstmError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _write(f, data, path: Path) -> None:
+    try:
+        f.write(data)
+    except OSError as e:
+        reason = "the disk is full" if e.errno == 28 else (e.strerror or str(e))
+        raise CharlstmError(f"cannot write {path}: {reason}") from None
+
+
+def _write_json(path: Path, value) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(value, f, ensure_ascii=False)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise CharlstmError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _make_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CharlstmError(f"cannot create {path}: {e.strerror or e}") from None
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _check_target(out_dir: Path, force: bool) -> None:
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise CharlstmError(f"{out_dir}: exists and is not a directory")
+    try:
+        contents = set(os.listdir(out_dir))
+    except OSError as e:
+        raise CharlstmError(f"{out_dir}: cannot read it ({e.strerror or e})") from None
+    if not contents:
+        return
+    if not force:
+        raise CharlstmError(f"{out_dir}: exists; choose another -o, or pass --force to replace it")
+    if MANIFEST not in contents:
+        raise CharlstmError(f"{out_dir}: exists and is not a charlstm data directory; --force replaces only those")
+
+
+def _replace(tmp: Path, out_dir: Path) -> None:
+    """Rename the finished directory into place (the old one, if any, goes only after that)."""
+    old = None
+    try:
+        if out_dir.exists():
+            if any(out_dir.iterdir()):
+                old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+                os.replace(out_dir, old)
+            else:
+                out_dir.rmdir()
+        os.replace(tmp, out_dir)
+    except OSError as e:
+        if old is not None and not out_dir.exists():
+            os.replace(old, out_dir)
+        raise CharlstmError(f"cannot move the data directory into place at {out_dir}: {e.strerror or e}") from None
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(out_dir.parent)
+
+
+__all__ = ["Counted", "ReadOptions", "count_corpus", "write_ids", "encode_corpus", "ids_with", "manifest", "check_disk_space",
+           "default_workers", "POOL_MIN_BYTES"]
