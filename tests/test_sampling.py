@@ -7,7 +7,7 @@ import pytest
 from charlstm.errors import CharlstmError
 from charlstm.model import ModelConfig, State, forward, init_params
 from charlstm.model import Stepper
-from charlstm.decoding.sampling import draw, filter_probs, generate, sample_texts
+from charlstm.decoding.sampling import OneSample, draw, filter_probs, generate, sample_texts
 from charlstm.data.vocab import UNK, Vocab
 
 
@@ -219,6 +219,24 @@ def test_draw_one_row_and_many_rows_follow_the_same_rule():
     one_by_one = np.array([draw(probs[k:k + 1], uniforms[k:k + 1])[0] for k in range(200)])
     np.testing.assert_array_equal(together, one_by_one)
     assert (probs[np.arange(200), together] > 0).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("temperature", [1.0, 0.8, 0.05, 1e-300])
+@pytest.mark.parametrize("banned", [None, 0, 4])
+def test_the_batch_one_draw_is_the_general_one(dtype, temperature, banned):
+    """Sampling one text takes OneSample's path; it must pick what filter_probs and draw pick,
+    for every row and every u, the edges of u included."""
+    rng = np.random.default_rng(int(temperature * 1000) + (banned or 0))
+    logits = (rng.standard_normal((300, 9)) * 4).astype(dtype)
+    logits[::7, 4] = logits[::7].max(axis=1) + 1          # the banned symbol sometimes the most likely
+    logits[::11, 2] = logits[::11, 5]                    # ties
+    uniforms = rng.random(300)
+    uniforms[:4] = [0.0, 1 - 2 ** -53, 1.0, 0.5]
+    one = OneSample(9, temperature, banned)
+    for k in range(300):
+        expected = draw(filter_probs(logits[k:k + 1], temperature, banned=banned), uniforms[k:k + 1])[0]
+        assert one(logits[k:k + 1], uniforms[k]) == expected, k
 
 
 # --- the edges: tiny temperatures, ties, CRLF clusters, a vocabulary of nothing ----------------------

@@ -363,7 +363,7 @@ class GRUStep:
 
     def __call__(self, ids=None) -> None:
         if self.columns is not None:
-            np.take(self.columns, ids, axis=1, out=self.ax)
+            self.columns.take(ids, axis=1, out=self.ax)
         else:
             np.matmul(self.x_weights, self.x_rows, out=self.ax)
         np.matmul(self.h_weights, self.h_rows, out=self.ah)

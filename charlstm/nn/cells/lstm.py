@@ -427,7 +427,7 @@ class LSTMStep:
         z, c = self.z, self.c
         np.matmul(self.weights, self.rows, out=z)
         if self.columns is not None:
-            np.take(self.columns, ids, axis=1, out=self.picked)
+            self.columns.take(ids, axis=1, out=self.picked)
             z += self.picked
         np.tanh(z, out=z)
         sig = self.sig

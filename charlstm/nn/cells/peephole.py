@@ -364,7 +364,7 @@ class PeepholeStep:
         z, c, o = self.z, self.c, self.o
         np.matmul(self.weights, self.rows, out=z)
         if self.columns is not None:
-            np.take(self.columns, ids, axis=1, out=self.picked)
+            self.columns.take(ids, axis=1, out=self.picked)
             z += self.picked
         np.multiply(self.peep_if, c, out=self.peep_terms)   # i and f look at c_prev
         self.z_if += self.peep_terms

@@ -262,7 +262,7 @@ class RNNStep:
         a = self.a
         np.matmul(self.weights, self.rows, out=a)
         if self.columns is not None:
-            np.take(self.columns, ids, axis=1, out=self.picked)
+            self.columns.take(ids, axis=1, out=self.picked)
             a += self.picked
         np.tanh(a, out=self.h)
 
