@@ -110,14 +110,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))      # this checkout's charlstm, also for the subprocesses below
 
-from charlstm.data.text import make_streams, split_ids, read_text  # noqa: E402
+from charlstm.data.streams import make_streams, split_ids  # noqa: E402
+from charlstm.data.text import read_text  # noqa: E402
 from charlstm.data.vocab import Vocab, build_and_encode  # noqa: E402
 from charlstm.errors import CharlstmError  # noqa: E402
 from charlstm.model import ModelConfig  # noqa: E402
 from charlstm.nn.optim import learning_rate  # noqa: E402
 from charlstm.training.config import TrainConfig  # noqa: E402
 from charlstm.training.evaluation import nats_to_bits  # noqa: E402
-from charlstm.training.loop import load_corpus  # noqa: E402
 
 SIDES = ("charlstm", "torch-recipe", "torch-plain")
 LABELS = {"charlstm": "charlstm", "torch-recipe": "torch at charlstm's recipe", "torch-plain": "plain torch"}
@@ -651,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
     recipes = torch_recipes()
     for corpus in corpora:
         try:
-            data = split_corpus(load_corpus(corpus.path), args.val_fraction, min_count=args.min_count)
+            data = split_corpus(read_text(corpus.path, max_bytes=None), args.val_fraction, min_count=args.min_count)
             corpus_dir = args.out / corpus.name
             corpus_dir.mkdir(parents=True, exist_ok=True)
             heldout_path = corpus_dir / "heldout.txt"

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charlstm.data.text import make_streams
+from charlstm.data.streams import make_streams
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "recipe.py"
 spec = importlib.util.spec_from_file_location("recipe_script", SCRIPT)
