@@ -290,3 +290,26 @@ def test_a_checkpoint_from_before_data_directories_resumes_with_its_reading_opti
     assert result.exit_code == 0, result.output
     resumed = load_checkpoint(tmp_path / "run" / "latest.npz")
     assert resumed.train["progress"]["step"] == 3 and resumed.train["corpus"]["newline"] == "normalize"
+
+
+def _with_elapsed(tmp_path, seconds: float) -> Path:
+    """run/latest.npz as a checkpoint whose run has trained `seconds` already."""
+    with np.load(tmp_path / "run" / "latest.npz", allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta["train"]["progress"]["elapsed_s"] = seconds
+    path = tmp_path / f"elapsed-{seconds:g}.npz"
+    with open(path, "wb") as f:
+        np.savez(f, **{**arrays, "meta": np.array(json.dumps(meta))})
+    return path
+
+
+def test_max_time_bounds_the_whole_run(tmp_path):
+    """--max-time counts the run's time over every invocation, as --max-steps counts steps (and
+    the schedule's clock is the same count): a run that has used its time trains no more."""
+    (tmp_path / "c.txt").write_text(LINES)
+    assert invoke(tmp_path, ["train", "c.txt", *SMALL, "--max-steps", "2", "--out", "run"]).exit_code == 0
+    spent = _with_elapsed(tmp_path, 1000.0)
+    result = invoke(tmp_path, ["train", "c.txt", "--out", "run", "--resume", spent.name, "--max-time", "3"])
+    assert result.exit_code == 0, result.output
+    assert step_of(tmp_path / "run" / "latest.npz") == 2          # no time left: no step

@@ -121,11 +121,21 @@ def read_pieces(inp: Input, block_bytes: int = BLOCK_BYTES,
             block = read(block_bytes)
             if on_block is not None and block:
                 on_block(block, consumed())
-            data = carry + block if carry else block
             if not block:
-                if data:
-                    yield Piece(inp.name, offset, data, first)
+                if carry:
+                    yield Piece(inp.name, offset, carry, first)
                 return
+            lf = block.rfind(b"\n")
+            if lf >= 0:
+                # The usual case, the cut _cut(carry + block) would make (the last line break),
+                # found in the block alone so that the piece is copied once, not joined and then
+                # sliced: two passes over every byte of a large ASCII corpus.
+                end = lf + 1
+                data = b"".join((carry, memoryview(block)[:end])) if end < len(block) or carry else block
+                yield Piece(inp.name, offset, data, first)
+                carry, offset, first = block[end:], offset + len(data), False
+                continue
+            data = carry + block if carry else block
             cut = _cut(data)
             if cut == 0:
                 if len(data) > MAX_CARRY_BYTES:

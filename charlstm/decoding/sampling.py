@@ -174,6 +174,16 @@ def generate(params, config: ModelConfig, vocab: Vocab, rng: np.random.Generator
     block = uniform_block
     one = OneSample(len(vocab), temperature, banned) if B == 1 and temperature > 0 and top_k is None and \
         top_p is None else None
+    if one is not None and stop is None:
+        # One text, no stop: each step is the model's step, one draw and one symbol.
+        symbols, step, running = vocab.symbols, stepper.step, np.zeros(1, dtype=bool)
+        for n in range(length):
+            if n % block == 0:
+                uniforms = rng.random((block, B))
+            ids[0] = k = one(step(ids), uniforms[n % block, 0])
+            yield [symbols[k]], running.copy()
+        yield [""], np.ones(1, dtype=bool)
+        return
     for n in range(length):
         if n % block == 0:
             uniforms = rng.random((block, B))

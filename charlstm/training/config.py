@@ -30,7 +30,7 @@ class TrainConfig:
     warmup_steps: int = 0
     grad_clip: float = 5.0
     max_steps: int | None = None       # total optimiser steps of the run, resumed ones included
-    max_time: float | None = None      # seconds of this invocation
+    max_time: float | None = None      # seconds of training of the run, resumed ones included
     epochs: float | None = None        # passes over the training split
     eval_every: int = 200              # steps between evaluations and checkpoints
     val_fraction: float = 0.05

@@ -222,12 +222,17 @@ def _loop(run_dir: RunDir, run: _Run, streams, val_ids, progress: Progress, shou
     skipped_in_a_row = 0
     workspace = Workspace()      # the step's activations and gradients, reused every step
 
+    def elapsed() -> float:
+        """The run's time so far: --max-time bounds it across invocations, as --max-steps does
+        steps, so a resumed run ends when the one never stopped would, its schedule unbroken."""
+        return elapsed_before + time.perf_counter() - started
+
     def fraction_done() -> float:
         parts = []
         if total_steps:
             parts.append(prog.step / total_steps)
         if config.max_time:
-            parts.append((time.perf_counter() - started) / config.max_time)
+            parts.append(elapsed() / config.max_time)
         return min(1.0, max(parts)) if parts else 0.0
 
     def evaluate_and_save() -> None:
@@ -243,7 +248,7 @@ def _loop(run_dir: RunDir, run: _Run, streams, val_ids, progress: Progress, shou
     while True:
         if total_steps is not None and prog.step >= total_steps:
             break
-        if config.max_time is not None and time.perf_counter() - started >= config.max_time:
+        if config.max_time is not None and elapsed() >= config.max_time:
             break
         if should_stop():
             # Saved for --resume, but not evaluated: the record stays that of an uninterrupted run.

@@ -1,0 +1,122 @@
+"""The default recipe: the settings a user leaves open follow the corpus and the budget.
+
+A run's budget is a number of optimiser steps (--max-steps), passes over the training split
+(--epochs) or seconds (--max-time). Two things about it decide the settings below:
+
+  - its length in seconds, when it is a time budget: a short one (the README's quickstart is
+    150 s) buys few steps of the 3 x 256 model, too few to learn words, so it gets a smaller,
+    faster model that takes several times as many steps in the same time;
+  - how many times it passes over the training split (`passes`: steps x batch x chunk over the
+    symbols, or seconds x the size's speed): dropout only pays once the data repeats. Under one
+    pass every chunk is new text, so dropout would only slow learning down.
+
+Evaluation is part of a time budget, so a short one evaluates less of the held-out split and less
+often: the periodic estimate stops taking a noticeable share of the time.
+
+Every rule is a pure function of (symbols, budget, what was given), unit-tested, and `choose`
+reports in one line what it chose and why; an option the user gives is never changed, and a
+resumed run keeps the settings it started with (they are in its checkpoint, so nothing here is
+asked again).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# The sizes the recipe picks between, with their speed in training symbols per second on the
+# 2-core machine the figures of the README come from (metrics.jsonl's chars_per_s, which counts
+# evaluations): used only to estimate how many passes a time budget buys, so a machine twice as
+# fast or slow moves the dropout rule by one step at most.
+FULL = (3, 256)                  # layers, hidden units: the model of every budget but a short time
+SMALL = (2, 128)                 # a short time budget's
+SPEED = {FULL: 13_000, SMALL: 45_000}
+SHORT_TIME_S = 300               # a --max-time below this is a short budget
+
+# Dropout by the passes the budget buys (the largest threshold not above it wins).
+DROPOUT_BY_PASSES = ((0.0, 0.0), (1.0, 0.1), (3.0, 0.2))
+
+# Evaluation in a short time budget: a smaller estimate, less often.
+SHORT_VAL_SYMBOLS = 50_000
+SHORT_EVAL_EVERY = 500
+
+MODEL_FIELDS = ("num_layers", "hidden_size", "dropout")
+TRAIN_FIELDS = ("eval_every", "val_symbols")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What the recipe chose (only fields left open), and why, in words."""
+
+    model: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    reasons: tuple = ()
+
+    def line(self) -> str:
+        """One line for the start of a run ('' when nothing was left open)."""
+        return "recipe: " + "; ".join(self.reasons) if self.reasons else ""
+
+
+def budget_passes(train_symbols: int, batch_size: int, seq_length: int, max_steps=None, max_time=None,
+                  epochs=None, size=FULL) -> float | None:
+    """How many times the budget passes over the training split (the smallest bound wins;
+    None when there is no bound, which means charlstm's 10 epochs)."""
+    symbols = max(1, train_symbols)
+    candidates = []
+    if epochs is not None:
+        candidates.append(float(epochs))
+    if max_steps is not None:
+        candidates.append(max_steps * batch_size * seq_length / symbols)
+    if max_time is not None:
+        candidates.append(max_time * SPEED.get(size, SPEED[FULL]) / symbols)
+    return min(candidates) if candidates else None
+
+
+def dropout_for(passes: float | None) -> float:
+    if passes is None:
+        passes = 10.0                    # no bound: ten epochs
+    chosen = DROPOUT_BY_PASSES[0][1]
+    for threshold, rate in DROPOUT_BY_PASSES:
+        if passes >= threshold:
+            chosen = rate
+    return chosen
+
+
+def choose(train_symbols: int, batch_size: int, seq_length: int, max_steps=None, max_time=None, epochs=None,
+           given=frozenset(), fixed_model: bool = False) -> Choice:
+    """The settings for the fields not in `given` (a set of TrainConfig / ModelConfig field
+    names). fixed_model: the model's shape and dropout come from elsewhere (--init-from)."""
+    model, train, reasons = {}, {}, []
+    short = max_time is not None and max_time < SHORT_TIME_S and (max_steps is None and epochs is None)
+    size = FULL
+    if not fixed_model:
+        open_size = "num_layers" not in given and "hidden_size" not in given
+        if short and open_size:
+            size = SMALL
+            model["num_layers"], model["hidden_size"] = SMALL
+            reasons.append(f"{SMALL[0]} x {SMALL[1]} (a time budget under {SHORT_TIME_S} s buys few steps of "
+                           f"{FULL[0]} x {FULL[1]})")
+        elif not open_size:
+            size = (given_value(given, "num_layers", FULL[0]), given_value(given, "hidden_size", FULL[1]))
+        passes = budget_passes(train_symbols, batch_size, seq_length, max_steps, max_time, epochs, size)
+        if "dropout" not in given:
+            model["dropout"] = dropout_for(passes)
+            shown = "no bound: 10 epochs" if passes is None else f"the budget passes over the data {passes:.2g} times"
+            reasons.append(f"dropout {model['dropout']:g} ({shown})")
+    if short:
+        if "val_symbols" not in given:
+            train["val_symbols"] = SHORT_VAL_SYMBOLS
+        if "eval_every" not in given:
+            train["eval_every"] = SHORT_EVAL_EVERY
+        if "val_symbols" not in given or "eval_every" not in given:
+            reasons.append(f"validation every {train.get('eval_every', 'given')} steps on "
+                           f"{train.get('val_symbols', 'given')} held-out symbols (evaluation is part of "
+                           "a time budget)")
+    return Choice(model=model, train=train, reasons=tuple(reasons))
+
+
+def given_value(given, name: str, default: int) -> int:
+    """`given` may be a set of names or a dict of name -> value."""
+    return given[name] if isinstance(given, dict) and name in given else default
+
+
+__all__ = ["Choice", "choose", "budget_passes", "dropout_for", "FULL", "SMALL", "SPEED", "SHORT_TIME_S"]
