@@ -7,6 +7,7 @@ is a thin layer over this.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from charlstm.errors import CharlstmError
 from charlstm.model import ModelConfig, init_params
 from charlstm.progress import ByteBar, ProgressBar, StopOnSignals
 from charlstm.training import loop as _train
+from charlstm.training import recipe as _recipe
 from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
 from charlstm.training.config import TrainConfig
 from charlstm.training.evaluation import evaluate_ids, evaluate_path, nats_to_bits
@@ -137,10 +139,15 @@ def evaluate(model: Model | str | Path, text: str | None = None, path=None) -> d
     return model.evaluate(text) if path is None else model.evaluate_file(path)
 
 
+def _say(line: str) -> None:
+    """The recipe's line, on standard error whether or not a progress bar is shown."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text: str | None = None,
           resume=None, progress: bool = True, on_eval=None, hidden_size: int | None = None,
           num_layers: int | None = None, dropout: float | None = None, cell: str | None = None,
-          stop_on_interrupt: bool = True, **train_options) -> Model:
+          stop_on_interrupt: bool = True, recipe: bool = True, given_options=None, **train_options) -> Model:
     """Train on a corpus file of any size, a data directory (or text=...) and return the trained Model.
 
     Training options are TrainConfig's fields (batch_size=, seq_length=, lr=, max_steps=,
@@ -153,15 +160,24 @@ def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text:
     given); init_from= starts a new run from a checkpoint's weights and vocabulary (fine-tuning).
     Other options of the training loop (encoding_errors=, newline=, should_stop=,
     init_from=, on_locked=) pass through.
+    recipe: the settings left open (the model's size and dropout, the validation cadence) follow
+    the corpus and the budget, as the README's "Default recipe" says, and the choice is printed
+    in one line; False keeps TrainConfig's and ModelConfig's defaults. With config= every
+    training field counts as given, unless given_options names those that were (as the CLI does).
     """
     loop_options = {k: train_options.pop(k) for k in ("encoding_errors", "newline", "should_stop",
                                                        "init_from", "on_locked")
                     if k in train_options}
+    config_given = config is not None
     if config is None:
         config = TrainConfig(**train_options)
     elif train_options:
         config = replace(config, **train_options)
     given = {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout, "cell": cell}
+    open_fields = None
+    if recipe and (not config_given or given_options is not None):
+        named = set(train_options) | {k for k, v in given.items() if v is not None} | set(given_options or ())
+        open_fields = frozenset(f for f in (*_recipe.MODEL_FIELDS, *_recipe.TRAIN_FIELDS) if f not in named)
     with (StopOnSignals() if stop_on_interrupt else contextlib.nullcontext(None)) as stop:
         should_stop = loop_options.pop("should_stop", None) or stop
         bytes_bar = ByteBar() if progress else None
@@ -169,7 +185,8 @@ def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text:
             result = _train.train(corpus, out_dir, config,
                                   model_options={k: v for k, v in given.items() if v is not None},
                                   text=text, resume=resume, progress=ProgressBar() if progress else None,
-                                  should_stop=should_stop, on_eval=on_eval, on_bytes=bytes_bar, **loop_options)
+                                  should_stop=should_stop, on_eval=on_eval, on_bytes=bytes_bar,
+                                  open_fields=open_fields, on_recipe=_say, **loop_options)
         finally:
             if bytes_bar is not None:
                 bytes_bar.close()

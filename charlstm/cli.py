@@ -31,6 +31,7 @@ from charlstm.errors import CharlstmError, TextError
 from charlstm.files import write_text
 from charlstm.nn.cells import CELLS
 from charlstm.progress import ByteBar
+from charlstm.training import recipe as _recipe
 from charlstm.training.config import DEFAULT_EPOCHS, TrainConfig
 
 EXIT_ERROR = 1
@@ -193,13 +194,21 @@ _DEFAULTS = TrainConfig()
               help="Run directory: latest.npz, best.npz, metrics.jsonl.")
 @click.option("--cell", type=click.Choice(list(CELLS)), default=None,
               help="The recurrent cell: " + "; ".join(f"{c.name}: {c.summary}" for c in CELLS.values()) + " [lstm].")
-@click.option("--layers", "num_layers", type=int, default=None, help="Recurrent layers [3].")
-@click.option("--hidden", "hidden_size", type=int, default=None, help="Units per layer [256].")
-@click.option("--dropout", type=float, default=None, help="Dropout on every layer's output [0.2].")
+@click.option("--layers", "num_layers", type=int, default=None,
+              help=f"Recurrent layers [{_recipe.FULL[0]}; {_recipe.SMALL[0]} with a --max-time under "
+                   f"{_recipe.SHORT_TIME_S} s].")
+@click.option("--hidden", "hidden_size", type=int, default=None,
+              help=f"Units per layer [{_recipe.FULL[1]}; {_recipe.SMALL[1]} with a --max-time under "
+                   f"{_recipe.SHORT_TIME_S} s].")
+@click.option("--dropout", type=float, default=None,
+              help="Dropout on every layer's output [0.2 when the budget passes over the training split at "
+                   "least once, else 0].")
 @click.option("--batch-size", type=int, default=_DEFAULTS.batch_size, show_default=True)
 @click.option("--seq-length", type=int, default=_DEFAULTS.seq_length, show_default=True,
               help="Symbols per truncated-BPTT chunk.")
-@click.option("--lr", type=float, default=_DEFAULTS.lr, show_default=True, help="Adam learning rate.")
+@click.option("--lr", type=float, default=_DEFAULTS.lr,
+              help=f"Adam learning rate [{_DEFAULTS.lr:g}; {_recipe.SHORT_LR:g} for the small model of a "
+                   f"--max-time under {_recipe.SHORT_TIME_S} s].")
 @click.option("--lr-schedule", type=click.Choice(["constant", "cosine", "step"]),
               default=_DEFAULTS.lr_schedule, show_default=True)
 @click.option("--lr-decay", type=float, default=_DEFAULTS.lr_decay, show_default=True,
@@ -219,13 +228,15 @@ _DEFAULTS = TrainConfig()
 @click.option("--max-time", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--epochs", type=float, default=None,
               help=f"Stop after this many passes over the data [{DEFAULT_EPOCHS} if no bound is given].")
-@click.option("--eval-every", type=int, default=_DEFAULTS.eval_every, show_default=True,
-              help="Steps between evaluations and checkpoints.")
+@click.option("--eval-every", type=int, default=_DEFAULTS.eval_every,
+              help=f"Steps between evaluations and checkpoints [{_DEFAULTS.eval_every}; "
+                   f"{_recipe.SHORT_EVAL_EVERY} with a --max-time under {_recipe.SHORT_TIME_S} s].")
 @click.option("--val-fraction", type=float, default=_DEFAULTS.val_fraction, show_default=True,
               help="Share of the corpus held out (its end).")
-@click.option("--val-symbols", type=int, default=_DEFAULTS.val_symbols, show_default=True,
+@click.option("--val-symbols", type=int, default=_DEFAULTS.val_symbols,
               help="Held-out symbols read at each evaluation, spread over the whole held-out part "
-                   "(0: all of it; charlstm eval is always exact).")
+                   f"(0: all of it; charlstm eval is always exact) [{_DEFAULTS.val_symbols:,}; "
+                   f"{_recipe.SHORT_VAL_SYMBOLS:,} with a --max-time under {_recipe.SHORT_TIME_S} s].")
 @click.option("--unit", type=click.Choice(["grapheme", "codepoint"]), default=_DEFAULTS.unit, show_default=True)
 @click.option("--min-count", type=int, default=_DEFAULTS.min_count, show_default=True,
               help="Rarer symbols map to the unknown symbol.")
@@ -253,6 +264,10 @@ def train(ctx, corpus, out_dir, cell, num_layers, hidden_size, dropout, quiet, r
 
     CORPUS is a text file of any size (one larger than 32 MiB, or gzipped, is encoded once into
     OUT/data and memory-mapped from there), or a data directory written by `charlstm corpus encode`.
+
+    The settings in [brackets] that depend on the run follow the corpus and the budget (the
+    README's "Default recipe"); the run prints what it chose and why in one line, and an option
+    given is never changed.
     """
     given = {name for name in ctx.params
              if ctx.get_parameter_source(name) in (click.core.ParameterSource.COMMANDLINE,
@@ -283,7 +298,8 @@ def train(ctx, corpus, out_dir, cell, num_layers, hidden_size, dropout, quiet, r
     if corpus is None:
         corpus, text, on_locked = _default_corpus(out_dir)
     model = api.train(corpus, out_dir, config, text=text, resume=resume, init_from=init_from, progress=not quiet,
-                      encoding_errors=encoding_errors, newline=newline, on_locked=on_locked, **model_options)
+                      encoding_errors=encoding_errors, newline=newline, on_locked=on_locked, given_options=given,
+                      **model_options)
     last = model.history[-1] if model.history else None
     if last is not None and last.val_nats is not None:
         click.echo(f"step {last.step}: validation {last.val_nats:.4f} nats/char ({last.val_bpc:.3f} bits/char); "

@@ -29,8 +29,10 @@ class ProgressBar:
                                   chars_per_s=f"{chars_per_s:,.0f}", refresh=False)
 
     def message(self, line):
+        # Before the bar exists (a line about the corpus), tqdm's own write. Not `self._bar or
+        # tqdm`: a bar of unknown length (a time budget) refuses to be asked whether it is true.
         from tqdm.auto import tqdm
-        (self._bar or tqdm).write(line)
+        (tqdm if self._bar is None else self._bar).write(line)
 
     def close(self):
         if self._bar is not None:

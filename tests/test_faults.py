@@ -41,6 +41,11 @@ train_module = sys.modules["charlstm.training.loop"]
 run_training = train_module.train
 
 
+def _after_recipe(stderr: str) -> list[str]:
+    """stderr's lines after the one in which a started run says what the recipe chose."""
+    return [line for line in stderr.splitlines() if not line.startswith("recipe: ")]
+
+
 def make_corpus(n_lines: int, seed: int = 0) -> str:
     rng = random.Random(seed)
     words = "the quick brown fox jumps over lazy dog and then some more words appear here".split()
@@ -337,7 +342,7 @@ def test_a_nonfinite_step_through_the_cli(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli.main, ["train", str(tmp_path / "c.txt"), "--out", str(tmp_path / "run"),
                                            *CLI_MODEL, "--eval-every", "2", "--max-steps", "10"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
-    lines = result.stderr.splitlines()
+    lines = _after_recipe(result.stderr)
     assert len(lines) == 1 and lines[0].startswith("charlstm: error: training diverged at step 5"), lines
     assert step_of(tmp_path / "run" / "latest.npz") == 4
 
@@ -421,7 +426,7 @@ def test_a_full_disk_through_the_cli_is_one_line(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli.main, ["train", str(tmp_path / "c.txt"), "--out", str(tmp_path / "run"),
                                            *CLI_MODEL, "--eval-every", "2", "--max-steps", "6"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
-    lines = result.stderr.splitlines()
+    lines = _after_recipe(result.stderr)
     assert len(lines) == 1 and "cannot write checkpoint" in lines[0] and "untouched" in lines[0], lines
     assert step_of(tmp_path / "run" / "latest.npz") == 2
 
@@ -461,7 +466,7 @@ def test_an_unwritable_output_directory_is_found_before_training(tmp_path, monke
     result = CliRunner().invoke(cli.main, ["train", str(tmp_path / "c.txt"), "--out", str(tmp_path / "run"),
                                            *CLI_MODEL, "--max-steps", "5"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
-    lines = result.stderr.splitlines()
+    lines = _after_recipe(result.stderr)
     assert len(lines) == 1 and "cannot write to the output directory" in lines[0] and needle in lines[0], lines
     assert steps[0] == 0, "training started before the output directory was checked"
     assert not (tmp_path / "run").exists(), "a refused start left the directory it created"
@@ -477,7 +482,7 @@ def test_a_second_run_on_a_locked_directory_is_refused(tmp_path):
             result = CliRunner().invoke(cli.main, ["train", str(tmp_path / "c.txt"), "--out", str(out),
                                                    "--quiet", *args])
             assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
-            lines = result.stderr.splitlines()
+            lines = _after_recipe(result.stderr)
             assert len(lines) == 1 and "another charlstm run is writing to" in lines[0], lines
             assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     # Released, the directory is usable again.

@@ -7,6 +7,7 @@ import pytest
 from charlstm.errors import CharlstmError
 from charlstm.model import (ModelConfig, State, backward, dropout_masks, forward, init_params,
                             loss_and_grads, param_shapes, zero_state)
+from charlstm.nn.cells import CELLS
 from charlstm.nn.head import cross_entropy_forward
 from gradcheck import numerical_gradient, rel_error
 
@@ -221,3 +222,32 @@ def test_a_workspace_changes_nothing_but_where_the_arrays_live():
         for a, b in zip(fresh[2] + fresh[3], reused[2] + reused[3]):
             np.testing.assert_array_equal(a, b)
     assert ws.nbytes > 0
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_evaluation_through_a_reused_workspace_is_the_plain_forward_pass(cell):
+    """Evaluation reuses one workspace across chunks (and the ragged last one): the figure must be
+    the one fresh arrays give, bit for bit, state carried from chunk to chunk."""
+    from charlstm.data.streams import make_streams
+    from charlstm.nn.head import cross_entropy_forward
+    from charlstm.training.evaluation import evaluate_blocks, evaluate_streams
+    config = ModelConfig(vocab_size=20, hidden_size=16, num_layers=3, cell=cell)
+    params = init_params(config, np.random.default_rng(1), np.float32)
+    ids = np.random.default_rng(2).integers(0, 20, 5003)
+    streams = make_streams(ids, 7, 50)
+    state, total, count = zero_state(config, 7, np.float32), 0.0, 0.0
+    for index in range(streams.chunks_per_pass):
+        inputs, targets, weights = streams.chunk(index)
+        logits, state, _ = forward(params, config, inputs.astype(np.intp), state)
+        w = None if weights is None else weights.reshape(-1)
+        loss, _ = cross_entropy_forward(logits, targets.reshape(-1).astype(np.intp), w)
+        n = float(targets.size if w is None else w.sum())
+        total, count = total + loss * n, count + n
+    assert evaluate_streams(params, config, streams) == (total / count, int(count))
+    state, total, count = zero_state(config, 1, np.float32), 0.0, 0.0
+    for start in range(0, len(ids) - 1, 256):
+        chunk = ids[start:start + 257]
+        logits, state, _ = forward(params, config, chunk[:-1, None], state)
+        loss, _ = cross_entropy_forward(logits, chunk[1:], None)
+        total, count = total + loss * (len(chunk) - 1), count + len(chunk) - 1
+    assert evaluate_blocks(params, config, [ids[:1000], ids[1000:]]) == (total / count, int(count))

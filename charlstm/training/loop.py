@@ -30,6 +30,7 @@ from charlstm.errors import CharlstmError
 from charlstm.model import ModelConfig, State, dropout_masks, init_params, loss_and_grads, zero_state
 from charlstm.nn.optim import AdamState, adam_init, adam_update, clip_by_global_norm, learning_rate
 from charlstm.nn.workspace import Workspace
+from charlstm.training import recipe
 from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
 from charlstm.training.config import DEFAULT_EPOCHS, Evaluation, TrainConfig, TrainResult
 from charlstm.training.corpus import Resuming, load_corpus
@@ -111,7 +112,8 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
           should_stop: Callable[[], bool] | None = None,
           on_eval: Callable[[Evaluation], None] | None = None,
           encoding_errors: str | None = None, newline: str | None = None, init_from=None,
-          on_locked: Callable[[Path], None] | None = None, on_bytes: ByteProgress | None = None) -> TrainResult:
+          on_locked: Callable[[Path], None] | None = None, on_bytes: ByteProgress | None = None,
+          open_fields: frozenset | None = None, on_recipe: Callable[[str], None] | None = None) -> TrainResult:
     """Train a model on a corpus (or on `text`), writing checkpoints and metrics to out_dir.
 
     corpus: a text file of any size, or a data directory (`charlstm corpus encode`; see
@@ -130,6 +132,10 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
     encoding_errors, newline: how to read the corpus (default strict, keep; a resumed run's own).
     on_locked: called with the run directory once it is created and locked, before the first step
     (the CLI writes its copy of the default corpus there, after every check has passed).
+    open_fields: the fields of TrainConfig and ModelConfig the caller left open, which the default
+    recipe sets from the corpus and the budget (training/recipe.py; None: none, `config` and
+    `model_options` are used as they are). A resumed run keeps the settings it started with.
+    on_recipe: told the recipe's line (what it chose and why) before the run starts.
     """
     # --- configuration and data -------------------------------------------------------------
     # Every problem with the inputs is found before the output directory is touched.
@@ -154,6 +160,9 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
     data = load_corpus(corpus, text, ReadOptions(config.unit, reading["newline"], reading["encoding_errors"],
                                                  config.min_count),
                        out_dir, resuming, progress=on_bytes, message=progress.message)
+    recipe_line = ""
+    if open_fields is not None and saved is None:
+        config, model_options, recipe_line = _apply_recipe(data, config, model_options, open_fields, base is not None)
     if saved is not None:
         vocab, model_config = saved.vocab, saved.config
     elif base is not None:
@@ -186,6 +195,8 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
 
     # --- the run directory: created, checked writable and locked before the first step ----------
     with RunDir(out_dir) as run_dir:
+        if on_recipe is not None and recipe_line:       # every check has passed: the run starts
+            on_recipe(recipe_line)
         if on_locked is not None:
             on_locked(run_dir.path)
         if data.ids is None:            # a large file: encoded into the run directory, once
@@ -200,6 +211,18 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
             return _loop(run_dir, run, streams, val_ids, progress, should_stop or (lambda: False), on_eval)
         finally:
             progress.close()
+
+
+def _apply_recipe(data, config: TrainConfig, model_options, open_fields, fixed_model: bool):
+    """(config, model options, the recipe's line): the default recipe's settings for the open
+    fields (training/recipe.py)."""
+    symbols = len(data.ids) if data.ids is not None else int(data.record.get("symbols") or 0)
+    train_symbols = symbols - int(symbols * config.val_fraction)
+    given = {name for name in (*recipe.MODEL_FIELDS, *recipe.TRAIN_FIELDS) if name not in open_fields}
+    given |= set(model_options or {})
+    choice = recipe.choose(train_symbols, config.batch_size, config.seq_length, config.max_steps, config.max_time,
+                           config.epochs, given=given, fixed_model=fixed_model)
+    return replace(config, **choice.train), {**choice.model, **(model_options or {})}, choice.line()
 
 
 def _split(data, config: TrainConfig, vocab) -> tuple:

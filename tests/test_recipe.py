@@ -1,0 +1,113 @@
+"""The default recipe's rules (training/recipe.py): pure functions of the corpus, the budget and
+what the user gave; the choice reaches the run, an explicit option wins, a resumed run keeps its own."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from charlstm import cli
+from charlstm.training import recipe
+from charlstm.training.checkpoint import load_checkpoint
+
+MB = 1_000_000
+
+
+def test_a_short_time_budget_gets_the_small_model_without_dropout_and_a_lighter_validation():
+    choice = recipe.choose(4_700_000, 32, 100, max_time=150)       # the quickstart: the stdlib, 150 s
+    assert (choice.model["num_layers"], choice.model["hidden_size"]) == recipe.SMALL
+    assert choice.model["dropout"] == 0.0
+    assert choice.train == {"lr": recipe.SHORT_LR, "val_symbols": recipe.SHORT_VAL_SYMBOLS,
+                            "eval_every": recipe.SHORT_EVAL_EVERY}
+    line = choice.line()
+    assert line.startswith("recipe: ") and "\n" not in line and f"{recipe.SMALL[0]} x {recipe.SMALL[1]}" in line
+
+
+@pytest.mark.parametrize("corpus_bytes, dropout", [(1 * MB, 0.2), (50 * MB, 0.0)])
+def test_ten_minutes_keep_the_full_model_and_dropout_follows_the_passes(corpus_bytes, dropout):
+    """The README's table: ten minutes pass over 1 MB about 8 times (dropout 0.2) and over 50 MB
+    less than once (no dropout); the model stays 3 x 256 and validation as it is."""
+    train_symbols = int(corpus_bytes * 0.95)
+    choice = recipe.choose(train_symbols, 32, 100, max_time=600)
+    assert "num_layers" not in choice.model and "hidden_size" not in choice.model
+    assert choice.model["dropout"] == dropout and choice.train == {}
+    assert f"dropout {dropout:g}" in choice.line()
+
+
+def test_the_passes_a_budget_buys():
+    assert recipe.budget_passes(1000, 2, 10, max_steps=100) == 2.0
+    assert recipe.budget_passes(1000, 2, 10, epochs=0.5, max_steps=100) == 0.5      # the smaller bound
+    assert recipe.budget_passes(1000, 2, 10) is None
+    assert recipe.budget_passes(recipe.SPEED[recipe.FULL] * 10, 32, 100, max_time=10) == pytest.approx(1.0)
+    assert recipe.dropout_for(None) == 0.2 and recipe.dropout_for(0.99) == 0.0 and recipe.dropout_for(1.0) == 0.2
+
+
+def test_an_explicit_option_always_wins():
+    choice = recipe.choose(4_700_000, 32, 100, max_time=150, given={"hidden_size", "dropout", "eval_every"})
+    assert choice.model == {} and choice.train == {"val_symbols": recipe.SHORT_VAL_SYMBOLS}
+    assert recipe.choose(4_700_000, 32, 100, max_time=150, fixed_model=True).model == {}
+    everything = {"num_layers", "hidden_size", "dropout", "lr", "eval_every", "val_symbols"}
+    assert recipe.choose(4_700_000, 32, 100, max_time=150, given=everything).line() == ""
+
+
+def test_a_step_or_epoch_bound_is_not_a_short_time_budget():
+    choice = recipe.choose(4_700_000, 32, 100, max_time=150, max_steps=10_000)
+    assert "hidden_size" not in choice.model and choice.train == {}
+
+
+LINES = "".join(f"line {i}: the quick brown fox jumps over the lazy dog\n" for i in range(200))
+
+
+def _train(tmp_path, *args):
+    result = CliRunner().invoke(cli.main, ["train", str(tmp_path / "c.txt"), "--out", str(tmp_path / "run"),
+                                           "--batch-size", "2", "--seq-length", "8", "--sample-length", "0",
+                                           "--quiet", *args])
+    return result
+
+
+def test_the_run_prints_the_choice_and_uses_it_and_options_override_it(tmp_path):
+    (tmp_path / "c.txt").write_text(LINES)
+    result = _train(tmp_path, "--max-time", "1", "--layers", "1", "--hidden", "8")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("recipe: ")]
+    assert len(lines) == 1 and "validation every" in lines[0] and "dropout" in lines[0], result.stderr
+    saved = load_checkpoint(tmp_path / "run" / "latest.npz")
+    assert (saved.config.num_layers, saved.config.hidden_size) == (1, 8)           # given: kept
+    assert saved.train["config"]["val_symbols"] == recipe.SHORT_VAL_SYMBOLS        # open: the recipe's
+    assert saved.train["config"]["eval_every"] == recipe.SHORT_EVAL_EVERY
+    assert saved.config.dropout == 0.0                      # a short time budget: no dropout
+    assert saved.train["config"]["lr"] == 3e-3              # the small model's lr is for the small model only
+
+
+def test_a_resumed_run_keeps_the_settings_it_started_with(tmp_path):
+    (tmp_path / "c.txt").write_text(LINES)
+    assert _train(tmp_path, "--max-steps", "3", "--layers", "1", "--hidden", "8").exit_code == 0
+    first = load_checkpoint(tmp_path / "run" / "latest.npz")
+    result = CliRunner().invoke(cli.main, ["train", str(tmp_path / "c.txt"), "--out", str(tmp_path / "run"),
+                                           "--resume", str(tmp_path / "run" / "latest.npz"), "--max-time", "1",
+                                           "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "recipe: " not in result.stderr          # nothing is chosen again ...
+    again = load_checkpoint(tmp_path / "run" / "latest.npz")
+    assert again.config == first.config            # ... the model is the run's own
+    assert again.train["config"]["eval_every"] == first.train["config"]["eval_every"]
+    assert again.train["config"]["val_symbols"] == first.train["config"]["val_symbols"]
+
+
+def test_the_api_without_the_recipe_keeps_the_library_defaults(tmp_path):
+    import charlstm
+    (tmp_path / "c.txt").write_text(LINES)
+    model = charlstm.train(tmp_path / "c.txt", tmp_path / "run", max_time=1, batch_size=2, seq_length=8,
+                           num_layers=1, hidden_size=8, sample_length=0, progress=False, recipe=False)
+    assert model.config.dropout == 0.2 and load_checkpoint(tmp_path / "run" / "latest.npz").train["config"][
+        "val_symbols"] == 300_000
+
+
+def test_a_time_budget_with_the_progress_bar_shows_its_evaluations(tmp_path):
+    """The bar of a time budget has no length; writing an evaluation's line above it must work
+    (it once raised tqdm's TypeError at the first evaluation of the README's quickstart)."""
+    (tmp_path / "c.txt").write_text(LINES)
+    result = CliRunner().invoke(cli.main, ["train", str(tmp_path / "c.txt"), "--out", str(tmp_path / "run"),
+                                           "--batch-size", "2", "--seq-length", "8", "--sample-length", "0",
+                                           "--layers", "1", "--hidden", "8", "--max-time", "1", "--eval-every", "5"])
+    assert result.exit_code == 0, result.output
+    assert "validation" in result.stderr and "Traceback" not in result.output
