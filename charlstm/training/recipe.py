@@ -65,7 +65,8 @@ class Choice:
 def budget_passes(train_symbols: int, batch_size: int, seq_length: int, max_steps=None, max_time=None,
                   epochs=None, size=FULL) -> float | None:
     """How many times the budget passes over the training split (the smallest bound wins;
-    None when there is no bound, which means charlstm's 10 epochs)."""
+    None when there is no bound, which means charlstm's 10 epochs). A size the recipe does not
+    pick between is taken at 3 x 256's speed: the estimate only decides a threshold."""
     symbols = max(1, train_symbols)
     candidates = []
     if epochs is not None:
@@ -101,8 +102,6 @@ def choose(train_symbols: int, batch_size: int, seq_length: int, max_steps=None,
             model["num_layers"], model["hidden_size"] = SMALL
             reasons.append(f"{SMALL[0]} x {SMALL[1]} (a time budget under {SHORT_TIME_S} s buys few steps of "
                            f"{FULL[0]} x {FULL[1]})")
-        elif not open_size:
-            size = (given_value(given, "num_layers", FULL[0]), given_value(given, "hidden_size", FULL[1]))
         passes = budget_passes(train_symbols, batch_size, seq_length, max_steps, max_time, epochs, size)
         if "dropout" not in given:
             if short:
@@ -135,11 +134,6 @@ def choose(train_symbols: int, batch_size: int, seq_length: int, max_steps=None,
 
 def _times(passes: float) -> str:
     return f"{passes:,.0f}" if passes >= 10 else f"{passes:.2g}"
-
-
-def given_value(given, name: str, default: int) -> int:
-    """`given` may be a set of names or a dict of name -> value."""
-    return given[name] if isinstance(given, dict) and name in given else default
 
 
 __all__ = ["Choice", "choose", "budget_passes", "dropout_for", "FULL", "SMALL", "SPEED", "SHORT_TIME_S"]
