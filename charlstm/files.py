@@ -138,13 +138,15 @@ def _stat(path: Path, what: str) -> os.stat_result:
     return info
 
 
-def require_regular_file(path, what: str) -> Path:
-    """`path`, if it names an existing regular file (not a directory, device or FIFO)."""
+def require_regular_file(path, what: str, advice: str | None = None) -> os.stat_result:
+    """The stat of `path`, if it names an existing regular file (not a directory, device or
+    FIFO: checked without opening it, since opening a FIFO no one writes to waits forever).
+    advice: what the refusal of a device or FIFO adds."""
     path = Path(path)
     info = _stat(path, what)
     if not stat.S_ISREG(info.st_mode):
-        raise CharlstmError(f"{path}: not a regular file, so not a {what}")
-    return path
+        raise CharlstmError(f"{path}: not a regular file, so not a {what}" + (f"; {advice}" if advice else ""))
+    return info
 
 
 __all__ = ["write_atomically", "write_text", "read_bounded", "require_regular_file", "temporary_name",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -113,7 +114,8 @@ class Trace:
         file is checked as a checkpoint is (see charlstm.validate): its meta record field by
         field, every array's shape against the symbol list and against the others, so a damaged
         or hand-edited trace is one error line, never a wrong answer."""
-        path = require_regular_file(path, "charlstm trace")
+        path = Path(path)
+        require_regular_file(path, "charlstm trace")
         name = str(path)
         try:
             with zipfile.ZipFile(path) as archive:

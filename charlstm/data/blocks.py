@@ -19,7 +19,6 @@ Each input is its own text: a symbol never spans two inputs.
 from __future__ import annotations
 
 import gzip
-import stat
 import sys
 import zlib
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from charlstm.data.corpora import list_files
 from charlstm.data.text import decode_text
 from charlstm.data.vocab import _joining_mask, split_symbols
 from charlstm.errors import CharlstmError
+from charlstm.files import require_regular_file
 
 BLOCK_BYTES = 1 << 20
 MAX_CARRY_BYTES = 64 << 20    # the longest stretch without a place to cut
@@ -91,17 +91,8 @@ def list_inputs(paths, exts=(".txt",), exclude=()) -> list[Input]:
 
 
 def _file_input(path: Path, name: str) -> Input:
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise CharlstmError(f"{name}: no such file") from None
-    except OSError as e:
-        raise CharlstmError(f"{name}: cannot read ({e.strerror or e})") from None
-    if not stat.S_ISREG(info.st_mode):
-        # Checked before opening: opening a FIFO no one writes to would wait forever, and a
-        # device such as /dev/zero never ends.
-        raise CharlstmError(f"{name}: not a regular file; to read a stream, give - and feed it on standard "
-                            f"input (e.g. charlstm corpus encode - -o DATA_DIR < {name})")
+    info = require_regular_file(path, "text file", advice="to read a stream, give - and feed it on standard "
+                                f"input (e.g. charlstm corpus encode - -o DATA_DIR < {name})")
     try:
         with open(path, "rb") as f:
             magic = f.read(2)
@@ -220,10 +211,6 @@ def read_head(path, symbols: int, unit: str = "grapheme", errors: str = "strict"
     """The start of a text file holding at least `symbols` symbols (all of it, if it holds fewer),
     read block by block, so the file's size does not matter."""
     path = Path(path)
-    if not path.exists():
-        raise CharlstmError(f"{path}: no such file")
-    if path.is_dir():
-        raise CharlstmError(f"{path}: is a directory, not a text file")
     parts, count = [], 0
     for piece in read_pieces(_file_input(path, str(path))):
         text = decode_text(piece.data, piece.name, errors, newline, offset=piece.offset, at_start=piece.first)

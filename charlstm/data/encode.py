@@ -38,6 +38,7 @@ from charlstm.data.datadir import FORMAT, IDS, MANIFEST, VERSION, VOCAB, ReadOpt
 from charlstm.data.text import decode_text
 from charlstm.data.vocab import _MAX_CODEPOINT, Vocab, _chunks, _count_chunk, _symbol_keys, _vocab_from_counts
 from charlstm.errors import CharlstmError
+from charlstm.files import fsync_directory
 
 POOL_MIN_BYTES = 32 << 20    # a smaller corpus is encoded in this process (a pool takes a second to start)
 _HEADER_BYTES = 128          # a .npy header of version 1.0 with a 1-d shape
@@ -193,7 +194,7 @@ def encode_corpus(inputs: list[Input], out_dir, options: ReadOptions = ReadOptio
                 inp.path.unlink()                       # standard input's copy
         _write_json(tmp / VOCAB, {**counted.vocab.to_dict(), "counts": counted.counts})
         _write_json(tmp / MANIFEST, manifest(counted))  # last: a directory with a manifest is whole
-        _fsync_dir(tmp)
+        fsync_directory(tmp)
         _replace(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -532,19 +533,6 @@ def _make_dir(path: Path) -> None:
         raise CharlstmError(f"cannot create {path}: {e.strerror or e}") from None
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _check_target(out_dir: Path, force: bool) -> None:
     if not out_dir.exists():
         return
@@ -579,7 +567,7 @@ def _replace(tmp: Path, out_dir: Path) -> None:
         raise CharlstmError(f"cannot move the data directory into place at {out_dir}: {e.strerror or e}") from None
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    _fsync_dir(out_dir.parent)
+    fsync_directory(out_dir.parent)
 
 
 __all__ = ["Counted", "ReadOptions", "count_corpus", "write_ids", "encode_corpus", "ids_with", "manifest", "check_disk_space",
