@@ -162,6 +162,66 @@ def test_the_pool_gives_the_same_ids(tmp_path):
     assert_same(whole(path, ReadOptions()), pooled)
 
 
+def test_workers_that_read_the_file_themselves_count_what_one_process_counts(tmp_path, monkeypatch):
+    """Pass 1 sends runs of pieces of a plain file by their place in it; ASCII, CR LF, text that
+    needs segmentation, several inputs and gzip give the ids, counts and hashes of one process."""
+    monkeypatch.setattr(encode_module, "_RUN_BYTES", 10_000)       # runs of a few pieces each
+    rng = np.random.default_rng(1)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_bytes("".join(rng.choice(["word ", "x\r\n", "y\n"], 40_000)).encode())
+    (tmp_path / "in" / "b.txt").write_text("".join(rng.choice(PIECES + ["ab\n"] * 8, 20_000)), encoding="utf-8")
+    (tmp_path / "in" / "m.txt").write_text(("ascii line\n" * 2000 + "\u00e9\U0001F44D\U0001F3FD\n") * 8,
+                                          encoding="utf-8")           # ASCII runs, cut by text that is not
+    with gzip.open(tmp_path / "c.txt.gz", "wb") as f:
+        f.write(b"zipped ascii\n" * 3000)
+    paths = [tmp_path / "in", tmp_path / "c.txt.gz"]
+    for opts in (ReadOptions(), ReadOptions(newline="normalize", min_count=2), ReadOptions(unit="codepoint")):
+        here = in_blocks(paths, tmp_path / "one", opts, 4096)
+        manifest_here = open_data_dir(tmp_path / "one").manifest
+        pooled = in_blocks(paths, tmp_path / "two", opts, 4096, workers=2, pool_min_bytes=0)
+        manifest_pooled = open_data_dir(tmp_path / "two").manifest
+        assert_same(here, pooled)
+        assert manifest_here == manifest_pooled
+        assert open_data_dir(tmp_path / "two").counts == open_data_dir(tmp_path / "one").counts
+
+
+def test_the_hashes_are_taken_in_the_second_pass_as_in_the_first(tmp_path):
+    """encode_corpus hashes while it writes; count_corpus alone (train FILE's resume check needs
+    the hash before encoding) hashes in pass 1: the same records either way."""
+    paths = [tmp_path / "a.txt", tmp_path / "b.txt"]
+    paths[0].write_text("first\n" * 500, encoding="utf-8")
+    paths[1].write_text("second \u00e9\n" * 500, encoding="utf-8")
+    inputs = list_inputs(paths)
+    counted = encode_corpus(inputs, tmp_path / "data", workers=1, block_bytes=1000)
+    first, _ = encode_module.count_corpus(inputs, ReadOptions(), workers=1, block_bytes=1000)
+    assert counted.records == first.records and counted.hash == first.hash
+    assert [r["sha256"] for r in first.records] == [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+    assert first.hash == "sha256:" + hashlib.sha256(b"".join(p.read_bytes() for p in paths)).hexdigest()
+    single, _ = encode_module.count_corpus(inputs[:1], ReadOptions(), workers=1)
+    assert single.hash == "sha256:" + single.records[0]["sha256"] == "sha256:" + first.records[0]["sha256"]
+
+
+def test_the_ids_reach_the_disk_while_they_are_written(tmp_path, monkeypatch):
+    """Every FLUSH_BYTES the writer asks for the data to be on disk; the ids are the same, and a
+    disk that fails then is one line, with nothing left behind."""
+    monkeypatch.setattr(encode_module._Writer, "FLUSH_BYTES", 5000)
+    path = tmp_path / "c.txt"
+    path.write_text("hello world\n" * 5000, encoding="utf-8")
+    calls = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (calls.append(fd), real(fd)))
+    assert_same(whole(path, ReadOptions()), in_blocks([path], tmp_path / "data", ReadOptions(), 4096))
+    assert len(calls) >= 2           # one a flush still in flight skips
+
+    def failing(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+    with pytest.raises(CharlstmError, match=r"^cannot write .*ids\.npy: Input/output error$"):
+        encode_corpus(list_inputs([path]), tmp_path / "again", workers=1, block_bytes=4096)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt", "data"]
+
+
 def test_a_grapheme_cluster_longer_than_the_carry_limit_is_one_line(tmp_path, monkeypatch):
     from charlstm.data import blocks
     monkeypatch.setattr(blocks, "MAX_CARRY_BYTES", 64)

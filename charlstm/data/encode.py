@@ -57,7 +57,7 @@ class Counted:
     counts: list[int]        # occurrences of each symbol of the vocabulary
     symbols: int
     records: list[dict]      # one per input (see blocks.input_record)
-    sha256: str              # of all the inputs' bytes, one after another
+    sha256: str | None       # of all the inputs' bytes, one after another (None: pass 2 will hash them)
     size: int                # those bytes
 
     @property
@@ -78,13 +78,15 @@ def default_workers() -> int:
 
 def count_corpus(inputs: list[Input], options: ReadOptions, progress: ByteProgress | None = None,
                  workers: int | None = None, block_bytes: int = BLOCK_BYTES, spool_dir: Path | None = None,
-                 pool_min_bytes: int = POOL_MIN_BYTES) -> tuple[Counted, list[Input]]:
+                 pool_min_bytes: int = POOL_MIN_BYTES, hash_bytes: bool = True) -> tuple[Counted, list[Input]]:
     """Pass 1. Returns what it found, and the inputs for pass 2 (standard input replaced by its
-    copy in spool_dir, which it needs)."""
+    copy in spool_dir, which it needs). hash_bytes False leaves the hashes (Counted.sha256 and
+    each record's) to pass 2, which has a core to spare for them while the disk takes its ids."""
     per_codepoint = np.zeros(_MAX_CODEPOINT, dtype=np.int64)
     clusters: Counter = Counter()
-    records, again, whole = [], [], hashlib.sha256()
-    with _Runner(options, None, workers, _pool_wanted(inputs, pool_min_bytes)) as runner, _Behind() as hasher:
+    records, again = [], []
+    with _Runner(options, None, workers, _pool_wanted(inputs, pool_min_bytes)) as runner, \
+            _Hashing(len(inputs), hash_bytes) as hashing:
         meter = _Meter(progress, "counting", inputs)
         for inp in inputs:
             spool = spool_path = None
@@ -93,17 +95,19 @@ def count_corpus(inputs: list[Input], options: ReadOptions, progress: ByteProgre
                     raise CharlstmError("standard input needs a directory to be copied into")
                 spool_path = spool_dir / "stdin.txt"
                 spool = _open_for_writing(spool_path)
-            own, size = hashlib.sha256(), [0]
+            size = [0]
+            hashing.start_input()
 
-            def on_block(block: bytes, consumed: int, own=own, size=size, spool=spool, spool_path=spool_path):
-                hasher.submit(_hash, (own, whole), block)
+            def on_block(block: bytes, consumed: int, size=size, spool=spool, spool_path=spool_path):
+                hashing.add(block)
                 size[0] += len(block)
                 if spool is not None:
                     _write(spool, block, spool_path)
                 meter.at(consumed)
 
             try:
-                for piece, found in runner.map(read_pieces(inp, block_bytes, on_block), _count_piece):
+                for piece, found in runner.map(read_pieces(inp, block_bytes, on_block), _count_piece,
+                                                   path=None if inp.gzip else inp.path):
                     if found[0] == "bytes":
                         per_codepoint[:256] += found[1]
                     else:
@@ -113,9 +117,8 @@ def count_corpus(inputs: list[Input], options: ReadOptions, progress: ByteProgre
             finally:
                 if spool is not None:
                     spool.close()
-            hasher.wait()
             meter.done_input()
-            records.append(input_record(inp, size[0], own.hexdigest()))
+            records.append(input_record(inp, size[0], hashing.end_input()))
             again.append(inp if spool is None else Input(name=inp.name, path=spool_path, stored_bytes=size[0]))
     counts = Counter({chr(k): int(per_codepoint[k]) for k in np.flatnonzero(per_codepoint)})
     counts.update(clusters)
@@ -127,44 +130,50 @@ def count_corpus(inputs: list[Input], options: ReadOptions, progress: ByteProgre
     if vocab.unk is not None:      # U+FFFD itself, and every rare symbol it stands for
         per_symbol[vocab.unk] = symbols - sum(n for k, n in enumerate(per_symbol) if k != vocab.unk)
     counted = Counted(inputs=inputs, options=options, vocab=vocab, counts=per_symbol, symbols=symbols,
-                      records=records, sha256=whole.hexdigest(), size=sum(r["bytes"] for r in records))
+                      records=records, sha256=hashing.whole(), size=sum(r["bytes"] for r in records))
     return counted, again
 
 
 def write_ids(counted: Counted, inputs: list[Input], path: Path, progress: ByteProgress | None = None,
               workers: int | None = None, block_bytes: int = BLOCK_BYTES,
               pool_min_bytes: int = POOL_MIN_BYTES) -> None:
-    """Pass 2: encode the inputs (those count_corpus returned) into the .npy file at path."""
+    """Pass 2: encode the inputs (those count_corpus returned) into the .npy file at path, and
+    hash them if pass 1 did not."""
     vocab, written = counted.vocab, 0
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(vocab.dtype)), "fortran_order": False,
               "shape": (counted.symbols,)}
     f = _open_for_writing(path)
     with f, _Runner(counted.options, vocab, workers, _pool_wanted(inputs, pool_min_bytes)) as runner, \
-            _Behind() as writer:
+            _Writer(f, path) as writer, _Hashing(len(inputs), counted.sha256 is None) as hashing:
         np.lib.format.write_array_header_1_0(f, header)
         meter = _Meter(progress, "encoding", inputs)
-        for inp in inputs:
+
+        def on_block(block: bytes, consumed: int):
+            hashing.add(block)
+            meter.at(consumed)
+
+        for k, inp in enumerate(inputs):
             before = _stamp(inp)
-            for piece, ids in runner.map(read_pieces(inp, block_bytes, lambda block, consumed: meter.at(consumed)),
-                                         _encode_piece):
+            hashing.start_input()
+            for piece, ids in runner.map(read_pieces(inp, block_bytes, on_block), _encode_piece):
                 written += len(ids)                 # ids: an array, or bytes when they are uint8
                 if written > counted.symbols:
                     raise _changed(inp)
-                writer.submit(_write, f, ids if isinstance(ids, bytes) else ids.data, path)
+                writer.write(ids if isinstance(ids, bytes) else ids.data)
             # A file edited since pass 1 shows in its size, its modification time or its symbol
             # count (hashing it again would cost a core for the length of the pass).
             listed = (inp.stored_bytes, inp.mtime_ns)
             if _stamp(inp) != before or (inp.mtime_ns is not None and before != listed):
                 raise _changed(inp)
+            digest = hashing.end_input()
+            if digest is not None:
+                counted.records[k]["sha256"] = digest
             meter.done_input()
-        writer.wait()
+        if hashing.on:
+            counted.sha256 = hashing.whole()
+        writer.finish()
         if written != counted.symbols:
             raise _changed(inputs[-1])
-        try:
-            f.flush()
-            os.fsync(f.fileno())
-        except OSError as e:
-            raise CharlstmError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def encode_corpus(inputs: list[Input], out_dir, options: ReadOptions = ReadOptions(),
@@ -185,7 +194,7 @@ def encode_corpus(inputs: list[Input], out_dir, options: ReadOptions = ReadOptio
             if needs_spool:
                 _make_dir(tmp)
             counted, again = count_corpus(inputs, options, progress, workers, block_bytes,
-                                          tmp if needs_spool else None, pool_min_bytes)
+                                          tmp if needs_spool else None, pool_min_bytes, hash_bytes=False)
         check_disk_space(out_dir, counted.ids_bytes)
         _make_dir(tmp)
         write_ids(counted, again, tmp / IDS, progress, workers, block_bytes, pool_min_bytes)
@@ -397,6 +406,31 @@ def _worker_run(job, piece: Piece):
     return job(piece, options, vocab)
 
 
+_RUN_BYTES = 16 << 20                # the ASCII pieces a worker reads for itself at once
+_worker_file: tuple | None = None    # (path, descriptor) of the file a worker last read from
+
+
+def _worker_run_at(job, path: Path, name: str, offset: int, length: int, first: bool):
+    """The job on the piece of a plain file at offset, read here from the file itself."""
+    global _worker_file
+    if _worker_file is None or _worker_file[0] != path:
+        if _worker_file is not None:
+            os.close(_worker_file[1])
+            _worker_file = None
+        try:
+            _worker_file = (path, os.open(path, os.O_RDONLY))
+        except OSError as e:
+            raise CharlstmError(f"{name}: cannot read ({e.strerror or e})") from None
+    try:
+        piece = Piece(name, offset, os.pread(_worker_file[1], length, offset), first)
+    except OSError as e:
+        raise CharlstmError(f"{name}: cannot read ({e.strerror or e})") from None
+    if len(piece.data) != length:
+        raise _changed(piece)
+    options, vocab = _worker_state
+    return job(piece, options, vocab)
+
+
 def _pool_wanted(inputs: list[Input], pool_min_bytes: int) -> bool:
     return any(inp.path is None for inp in inputs) or sum(inp.stored_bytes or 0 for inp in inputs) >= pool_min_bytes
 
@@ -420,11 +454,36 @@ class _Runner:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
 
-    def map(self, pieces, job):
+    def map(self, pieces, job, path: Path | None = None):
+        """Yields (piece, result) in order. path: the plain file the pieces come from, when a
+        worker may read the pieces there itself: then every piece is sent by its place in the
+        file, and a run of ASCII pieces as one piece of up to _RUN_BYTES (pass 1: counting an
+        ASCII piece costs more than reading it again, and sending its bytes through a pipe costs
+        more than counting it; measured), whose result stands for its last piece. Otherwise only
+        the pieces the tables cannot handle go to the pool, bytes and all."""
         window = 2 * self.workers + 2
         pending: deque = deque()
+        run: list[Piece] = []        # the first and the last piece of a run not sent yet
+
+        def send(run: list[Piece]):
+            first, last = run[0], run[-1]
+            return last, self._pool().submit(_worker_run_at, job, path, first.name, first.offset,
+                                             last.offset + len(last.data) - first.offset, first.first)
+
         for piece in pieces:
-            if self.pool_wanted and _ascii_bytes(piece, self.options) is None:
+            if self.pool_wanted and path is not None:
+                if piece.data.isascii():
+                    run = [run[0] if run else piece, piece]
+                    if run[1].offset + len(piece.data) - run[0].offset < _RUN_BYTES:
+                        continue
+                elif run:            # text that needs its clusters found goes a piece at a time
+                    pending.append(send(run))
+                    run = [piece]
+                else:
+                    run = [piece]
+                pending.append(send(run))
+                run = []
+            elif self.pool_wanted and _ascii_bytes(piece, self.options) is None:
                 pending.append((piece, self._pool().submit(_worker_run, job, piece)))
             else:
                 done = Future()
@@ -433,6 +492,8 @@ class _Runner:
             while pending and (len(pending) > window or pending[0][1].done()):
                 piece_done, future = pending.popleft()
                 yield piece_done, future.result()
+        if run:
+            pending.append(send(run))
         while pending:
             piece_done, future = pending.popleft()
             yield piece_done, future.result()
@@ -472,9 +533,104 @@ class _Behind:
         self._thread.shutdown(wait=True)
 
 
+class _Writer:
+    """Appends to an open file from a thread of its own (file writes let go of the GIL), at most
+    one write behind the caller, and has the disk take the data as it comes: every FLUSH_BYTES
+    a second thread asks for it to be on disk (fdatasync) while the writing goes on. Left to the
+    page cache, the whole file would reach the disk in one fsync at the end, with nothing else
+    to do meanwhile: that wait was half of encoding an ASCII corpus. finish() returns once
+    everything is on disk. Errors are raised, as one line, by the next write or by finish."""
+
+    FLUSH_BYTES = 64 << 20
+
+    def __init__(self, f, path: Path):
+        self.f, self.path = f, path
+        self._since_flush = 0
+        self._flush: Future | None = None
+
+    def __enter__(self) -> "_Writer":
+        self._writer = ThreadPoolExecutor(1)
+        self._flusher = ThreadPoolExecutor(1)
+        self._last: Future | None = None
+        return self
+
+    def write(self, data) -> None:
+        self._wait_write()
+        self._last = self._writer.submit(self._write, data)
+
+    def _write(self, data) -> None:
+        _write(self.f, data, self.path)
+        self._since_flush += len(data)
+        if self._since_flush >= self.FLUSH_BYTES and (self._flush is None or self._flush.done()):
+            self._check(self._flush)
+            self.f.flush()
+            self._since_flush = 0
+            self._flush = self._flusher.submit(os.fdatasync, self.f.fileno())
+
+    def _wait_write(self) -> None:
+        if self._last is not None:
+            last, self._last = self._last, None
+            last.result()
+
+    def _check(self, future: Future | None) -> None:
+        try:
+            if future is not None:
+                future.result()
+        except OSError as e:
+            raise CharlstmError(f"cannot write {self.path}: {e.strerror or e}") from None
+
+    def finish(self) -> None:
+        self._wait_write()
+        self._check(self._flush)
+        self._flush = None
+        try:
+            self.f.flush()
+            os.fsync(self.f.fileno())
+        except OSError as e:
+            raise CharlstmError(f"cannot write {self.path}: {e.strerror or e}") from None
+
+    def __exit__(self, *exc):
+        self._writer.shutdown(wait=True)
+        self._flusher.shutdown(wait=True)
+
+
 def _hash(hashes, block: bytes) -> None:
     for h in hashes:
         h.update(block)
+
+
+class _Hashing:
+    """The sha256 of each input's bytes and of all of them one after another, fed block by block
+    and computed by a thread behind the caller (or nothing at all when not on)."""
+
+    def __init__(self, inputs: int, on: bool = True):
+        self.on, self._single = on, inputs == 1
+        self._whole = hashlib.sha256()
+        self._own = self._whole
+
+    def __enter__(self) -> "_Hashing":
+        self._behind = _Behind().__enter__()
+        return self
+
+    def start_input(self) -> None:
+        # one input: its hash is the whole corpus's, and hashing once spares a core half its work
+        self._own = self._whole if self._single else hashlib.sha256()
+
+    def add(self, block: bytes) -> None:
+        if self.on:
+            self._behind.submit(_hash, (self._own,) if self._own is self._whole else (self._own, self._whole), block)
+
+    def end_input(self) -> str | None:
+        """The hash of the input just read (None when not on)."""
+        self._behind.wait()
+        return self._own.hexdigest() if self.on else None
+
+    def whole(self) -> str | None:
+        self._behind.wait()
+        return self._whole.hexdigest() if self.on else None
+
+    def __exit__(self, *exc):
+        self._behind.__exit__(*exc)
 
 
 class _Meter:
