@@ -455,3 +455,32 @@ def test_input_gradient_matches_torch_gru():
     t_out, _ = gru(tx * torch.from_numpy(mask), torch.from_numpy(h0[None].copy()))
     (t_out * torch.from_numpy(dout)).sum().backward()
     np.testing.assert_allclose(g.dx, tx.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("B", [1, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_stack_makes_every_layers_recurrent_product_in_one_call_with_the_same_numbers(B, dtype):
+    """model.Stepper does the GRU layers' ah = [bh | Wh^T] [1; h] for all layers in one stacked
+    product: the scores and states are exactly those of the layers each making their own, and
+    forward's within rounding."""
+    from charlstm.model import ModelConfig, State, Stepper, forward, init_params
+    config = ModelConfig(9, 8, 3, 0.0, cell="gru")
+    rng = np.random.default_rng(16)
+    params = {k: (v + 0.3 * rng.standard_normal(v.shape)).astype(dtype)
+              for k, v in init_params(config, rng).items()}
+    stacked, apart = Stepper(params, config, B), Stepper(params, config, B)
+    apart.recurrent = None
+    assert stacked.recurrent is not None
+    assert stacked.recurrent[0].shape == (3, 3 * 8, 9) and np.shares_memory(stacked.recurrent[1], stacked.rows)
+    h0 = (0.5 * rng.standard_normal((3, B, 8))).astype(dtype)
+    for s in (stacked, apart):
+        s.set_state(State(h0))
+    ids = rng.integers(0, 9, (12, B))
+    logits, final, _ = forward(params, config, ids, State(h0))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for t in range(12):
+        a, b = stacked.step(ids[t]).copy(), apart.step(ids[t])
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, logits[t * B:(t + 1) * B], rtol=tol, atol=tol)
+    np.testing.assert_array_equal(stacked.state().h, apart.state().h)
+    np.testing.assert_allclose(stacked.state().h, final.h, rtol=tol, atol=tol)

@@ -332,41 +332,59 @@ class GRUStep:
     Two products per step, one for each part of the pre-activations, both reading the caller's
     rows [x; 1; h] in place (the row of ones is shared):
         ax = [Wx^T | bx] [x; 1]        ah = [bh | Wh^T] [1; h]        (r, z rows halved)
-    then r, z = sigmoid(ax + ah) and n = tanh(ax_n + r ah_n). A one-hot input's ax is a column
-    of the prearranged Wx^T + bx, picked by id. One product over the whole rows with a (4H,
-    D+1+H) matrix would save a call but carry two zero blocks (n's input part reads no h, its
-    recurrent part no x): at batch 1 the step is bound by reading the weights, and measured on
-    a shared 2-core machine the split step was 1.2x (H=256) to 2x (H=512) faster than the fused one.
-    The weights are kept in Fortran order, which made OpenBLAS's matrix-vector products of these
-    (3H, K) shapes up to 1.3x faster at batch 1 and changed nothing at batch 64.
+    then r, z = sigmoid(ax + ah) and n = tanh(ax_n + r ah_n). A one-hot input's ax is a row of
+    the prearranged Wx + bx, picked by id (a row, not a column: one contiguous read). One product
+    over the whole rows with a (4H, D+1+H) matrix would save a call but carry two zero blocks (n's
+    input part reads no h, its recurrent part no x): at batch 1 the step is bound by reading the
+    weights, and measured on a shared 2-core machine the split step was 1.2x (H=256) to 2x
+    (H=512) faster than the fused one. The weights are kept in Fortran order, which made
+    OpenBLAS's matrix-vector products of these (3H, K) shapes up to 1.3x faster at batch 1 and
+    changed nothing at batch 64.
+
+    ah reads only the layer's own previous h, so a stack can make every layer's ah in one call
+    before any layer runs (model/step.py does): `recurrent` names that product's weights, rows
+    and output, use_recurrent_output(out) moves the output into the caller's buffer, and
+    step(ids, recurrent_done=True) then skips it.
     """
 
     def __init__(self, params, rows: np.ndarray, one_hot: bool):
         Wx, Wh, bx, bh = params["Wx"], params["Wh"], params["bx"], params["bh"]
         H, B, dtype = Wh.shape[0], rows.shape[1], Wh.dtype
         D = 0 if one_hot else Wx.shape[0]
-        scale = rz_prescale(H, dtype)[:, None]
-        self.h_weights = np.asfortranarray(np.concatenate([bh[:, None], Wh.T], axis=1) * scale)  # (3H, 1+H)
+        scale = rz_prescale(H, dtype)
+        self.h_weights = np.asfortranarray(np.concatenate([bh[:, None], Wh.T], axis=1) * scale[:, None])  # (3H, 1+H)
         if one_hot:
-            self.columns = np.ascontiguousarray((Wx.T + bx[:, None]) * scale)                  # (3H, V)
+            self.input_rows = np.ascontiguousarray((Wx + bx) * scale)                           # (V, 3H)
             self.x_weights = None
         else:
-            self.columns = None
-            self.x_weights = np.asfortranarray(np.concatenate([Wx.T, bx[:, None]], axis=1) * scale)  # (3H, D+1)
+            self.input_rows = None
+            self.x_weights = np.asfortranarray(np.concatenate([Wx.T, bx[:, None]], axis=1) * scale[:, None])
         self.rows, self.x_rows, self.h_rows, self.h = rows, rows[:D + 1], rows[D:], rows[D + 1:]
         self.ax = np.empty((3 * H, B), dtype=dtype)
-        self.ah = np.empty((3 * H, B), dtype=dtype)
+        self.ax_by_stream = self.ax.T                  # (B, 3H): where a picked row lands
         self.tmp = np.empty((H, B), dtype=dtype)
-        ax, ah = self.ax, self.ah
-        self.ax_rz, self.ax_n = ax[:2 * H], ax[2 * H:]
-        self.rz, self.r, self.z, self.n = ah[:2 * H], ah[:H], ah[H:2 * H], ah[2 * H:]
+        self.ax_rz, self.ax_n = self.ax[:2 * H], self.ax[2 * H:]
+        self.use_recurrent_output(np.empty((3 * H, B), dtype=dtype))
 
-    def __call__(self, ids=None) -> None:
-        if self.columns is not None:
-            self.columns.take(ids, axis=1, out=self.ax)
-        else:
+    @property
+    def recurrent(self):
+        """(weights, rows, out): the product out = weights rows that reads only this layer's h."""
+        return self.h_weights, self.h_rows, self.ah
+
+    def use_recurrent_output(self, out: np.ndarray) -> None:
+        H = self.tmp.shape[0]
+        self.ah = out
+        self.rz, self.r, self.z, self.n = out[:2 * H], out[:H], out[H:2 * H], out[2 * H:]
+
+    def __call__(self, ids=None, recurrent_done: bool = False) -> None:
+        if self.input_rows is None:
             np.matmul(self.x_weights, self.x_rows, out=self.ax)
-        np.matmul(self.h_weights, self.h_rows, out=self.ah)
+        elif self.ax_by_stream.flags.c_contiguous:     # batch 1
+            self.input_rows.take(ids, axis=0, out=self.ax_by_stream, mode="clip")
+        else:
+            self.ax[...] = self.input_rows[ids].T
+        if not recurrent_done:
+            np.matmul(self.h_weights, self.h_rows, out=self.ah)
         rz, n, tmp = self.rz, self.n, self.tmp
         rz += self.ax_rz
         np.tanh(rz, out=rz)
