@@ -166,12 +166,16 @@ def test_workers_that_read_the_file_themselves_count_what_one_process_counts(tmp
     """Pass 1 sends runs of pieces of a plain file by their place in it; ASCII, CR LF, text that
     needs segmentation, several inputs and gzip give the ids, counts and hashes of one process."""
     monkeypatch.setattr(encode_module, "_RUN_BYTES", 10_000)       # runs of a few pieces each
+    monkeypatch.setattr(encode_module, "_RANGE_BYTES", 20_000)     # large files: stretches counted
+    monkeypatch.setattr(encode_module, "_SEARCH_BYTES", 3_000)     # by the workers alone
     rng = np.random.default_rng(1)
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.txt").write_bytes("".join(rng.choice(["word ", "x\r\n", "y\n"], 40_000)).encode())
     (tmp_path / "in" / "b.txt").write_text("".join(rng.choice(PIECES + ["ab\n"] * 8, 20_000)), encoding="utf-8")
     (tmp_path / "in" / "m.txt").write_text(("ascii line\n" * 2000 + "\u00e9\U0001F44D\U0001F3FD\n") * 8,
                                           encoding="utf-8")           # ASCII runs, cut by text that is not
+    (tmp_path / "in" / "n.txt").write_text("short\n" * 3000 + "x" * 30_000 + "\n" + "after\n" * 5000,
+                                          encoding="utf-8")           # a line longer than the search
     with gzip.open(tmp_path / "c.txt.gz", "wb") as f:
         f.write(b"zipped ascii\n" * 3000)
     paths = [tmp_path / "in", tmp_path / "c.txt.gz"]
@@ -183,6 +187,12 @@ def test_workers_that_read_the_file_themselves_count_what_one_process_counts(tmp
         assert_same(here, pooled)
         assert manifest_here == manifest_pooled
         assert open_data_dir(tmp_path / "two").counts == open_data_dir(tmp_path / "one").counts
+    # a bad byte deep in a file counted in stretches is named as one process names it
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine line\n" * 9000 + b"caf\xe9\n" + b"fine line\n" * 100)
+    here = in_blocks([bad], tmp_path / "one", ReadOptions(), 4096)
+    assert isinstance(here, str) and "byte offset 90003" in here
+    assert here == in_blocks([bad], tmp_path / "two", ReadOptions(), 4096, workers=2, pool_min_bytes=0)
 
 
 def test_the_hashes_are_taken_in_the_second_pass_as_in_the_first(tmp_path):

@@ -103,11 +103,16 @@ def _file_input(path: Path, name: str) -> Input:
 
 
 def read_pieces(inp: Input, block_bytes: int = BLOCK_BYTES,
-                on_block: Callable[[bytes, int], None] | None = None) -> Iterator[Piece]:
+                on_block: Callable[[bytes, int], None] | None = None,
+                start: int = 0, end: int | None = None) -> Iterator[Piece]:
     """The input's pieces, in order. on_block(block, consumed) is called with every block read
-    (decompressed) and the stored bytes consumed so far (for a progress bar in bytes)."""
-    with _open(inp) as (read, consumed):
-        carry, offset, first = b"", 0, True
+    (decompressed) and the stored bytes consumed so far (for a progress bar in bytes).
+    start, end: only the bytes [start, end) of a plain file, both places where a symbol surely
+    ends (see line_start_before), cut into pieces as the whole file would be around them."""
+    if (start, end) != (0, None) and (inp.path is None or inp.gzip):
+        raise ValueError("only a plain file is read from a place in it")
+    with _open(inp, start, end) as (read, consumed):
+        carry, offset, first = b"", start, start == 0
         while True:
             block = read(block_bytes)
             if on_block is not None and block:
@@ -144,8 +149,8 @@ class _open:
     """The input opened for reading: (read(n) -> bytes, consumed() -> stored bytes read so far),
     every failure a CharlstmError naming the input."""
 
-    def __init__(self, inp: Input):
-        self.inp = inp
+    def __init__(self, inp: Input, start: int = 0, end: int | None = None):
+        self.inp, self.start, self.end = inp, start, end
         self.raw = self.stream = None
 
     def __enter__(self):
@@ -157,14 +162,20 @@ class _open:
             else:
                 self.raw = open(self.inp.path, "rb")
                 gz = self.inp.gzip
+                if self.start:
+                    self.raw.seek(self.start)
         except OSError as e:
             raise CharlstmError(f"{name}: cannot read ({e.strerror or e})") from None
         self.stream = gzip.GzipFile(fileobj=self.raw, mode="rb") if gz else self.raw
         done = [0]
 
+        left = None if self.end is None else self.end - self.start
+
         def read(n: int) -> bytes:
+            if left is not None:
+                n = min(n, left - done[0])
             try:
-                block = self.stream.read(n)
+                block = self.stream.read(n) if n > 0 else b""
             except (gzip.BadGzipFile, EOFError, zlib.error) as e:
                 raise CharlstmError(f"{name}: the gzip data is damaged or cut short ({e})") from None
             except OSError as e:
@@ -185,6 +196,19 @@ class _open:
     def __exit__(self, *exc):
         if self.inp.path is not None and self.raw is not None:
             self.raw.close()
+
+
+def line_start_before(f, position: int, window: int) -> int | None:
+    """The place just after the last line feed in the `window` bytes of the open file f before
+    position (a place where a symbol surely ends, see the module docstring); None if there is none."""
+    start = max(0, position - window)
+    try:
+        f.seek(start)
+        data = f.read(position - start)
+    except OSError as e:
+        raise CharlstmError(f"{f.name}: cannot read ({e.strerror or e})") from None
+    lf = data.rfind(b"\n")
+    return None if lf < 0 else start + lf + 1
 
 
 def _cut(data: bytes) -> int:

@@ -33,7 +33,7 @@ from typing import Callable
 
 import numpy as np
 
-from charlstm.data.blocks import BLOCK_BYTES, Input, Piece, input_record, read_pieces
+from charlstm.data.blocks import BLOCK_BYTES, Input, Piece, input_record, line_start_before, read_pieces
 from charlstm.data.datadir import FORMAT, IDS, MANIFEST, VERSION, VOCAB, ReadOptions
 from charlstm.data.text import decode_text
 from charlstm.data.vocab import _MAX_CODEPOINT, Vocab, _chunks, _count_chunk, _symbol_keys, _vocab_from_counts
@@ -105,18 +105,24 @@ def count_corpus(inputs: list[Input], options: ReadOptions, progress: ByteProgre
                     _write(spool, block, spool_path)
                 meter.at(consumed)
 
-            try:
-                for piece, found in runner.map(read_pieces(inp, block_bytes, on_block), _count_piece,
+            # Without hashes to take, a large plain file is counted by the workers alone, each
+            # reading its own stretch of it (this process reads none of it).
+            ranged = None
+            if not hash_bytes and runner.pool_wanted and inp.path is not None and not inp.gzip and \
+                    inp.stored_bytes >= 2 * _RANGE_BYTES:
+                ranged = runner.count_ranges(inp, meter)
+            if ranged is not None:
+                found_codepoints, found_clusters, size[0] = ranged
+                per_codepoint += found_codepoints
+                clusters.update(found_clusters)
+            else:
+                try:
+                    for piece, found in runner.map(read_pieces(inp, block_bytes, on_block), _count_piece,
                                                    path=None if inp.gzip else inp.path):
-                    if found[0] == "bytes":
-                        per_codepoint[:256] += found[1]
-                    else:
-                        _, present, n, names, name_counts = found
-                        per_codepoint[present] += n
-                        clusters.update(dict(zip(names, name_counts)))
-            finally:
-                if spool is not None:
-                    spool.close()
+                        _add_found(found, per_codepoint, clusters)
+                finally:
+                    if spool is not None:
+                        spool.close()
             meter.done_input()
             records.append(input_record(inp, size[0], hashing.end_input()))
             again.append(inp if spool is None else Input(name=inp.name, path=spool_path, stored_bytes=size[0]))
@@ -375,6 +381,16 @@ def _changed(what) -> CharlstmError:
 
 # --- running pieces in order, here or in a pool -----------------------------------------------
 
+def _add_found(found, per_codepoint: np.ndarray, clusters: Counter) -> None:
+    """Add what _count_piece found in a piece to the counts so far."""
+    if found[0] == "bytes":
+        per_codepoint[:256] += found[1]
+    else:
+        _, present, n, names, name_counts = found
+        per_codepoint[present] += n
+        clusters.update(dict(zip(names, name_counts)))
+
+
 _worker_state: tuple | None = None
 
 
@@ -407,6 +423,29 @@ def _worker_run(job, piece: Piece):
 
 
 _RUN_BYTES = 16 << 20                # the ASCII pieces a worker reads for itself at once
+_RANGE_BYTES = 16 << 20              # the stretch of a large file a worker counts on its own
+_SEARCH_BYTES = 1 << 20              # how far before a split a line feed is looked for
+
+
+def _worker_count_range(inp: Input, start: int, end: int):
+    """What the bytes [start, end) of a plain file hold, each end moved back to just after a
+    line feed (see _Runner.count_ranges): (code points present, their counts, cluster names,
+    their counts, bytes read), or None when an end finds no line feed in reach."""
+    options, _ = _worker_state
+    try:
+        with open(inp.path, "rb") as f:
+            first = 0 if start == 0 else line_start_before(f, start, _SEARCH_BYTES)
+            last = inp.stored_bytes if end >= inp.stored_bytes else line_start_before(f, end, _SEARCH_BYTES)
+    except OSError as e:
+        raise CharlstmError(f"{inp.name}: cannot read ({e.strerror or e})") from None
+    if first is None or last is None:
+        return None
+    per_codepoint, clusters, nbytes = np.zeros(_MAX_CODEPOINT, dtype=np.int64), Counter(), 0
+    for piece in read_pieces(inp, BLOCK_BYTES, start=first, end=last):
+        nbytes += len(piece.data)
+        _add_found(_count_piece(piece, options), per_codepoint, clusters)
+    present = np.flatnonzero(per_codepoint)
+    return present, per_codepoint[present], list(clusters), list(clusters.values()), nbytes
 _worker_file: tuple | None = None    # (path, descriptor) of the file a worker last read from
 
 
@@ -497,6 +536,46 @@ class _Runner:
         while pending:
             piece_done, future = pending.popleft()
             yield piece_done, future.result()
+
+    def count_ranges(self, inp: Input, meter: "_Meter"):
+        """Pass 1 over a large plain file by the workers alone: the file is split every
+        _RANGE_BYTES, each split moved back to just after a line feed (a place where a symbol
+        surely ends, so the stretches count exactly what the whole file holds), and each worker
+        reads and counts its stretches piece by piece. Returns (counts per code point, clusters,
+        bytes), or None when a split finds no line feed within _SEARCH_BYTES before it (a file
+        of very long lines: the caller then reads it piece by piece itself)."""
+        size = inp.stored_bytes
+        per_codepoint, clusters, total = np.zeros(_MAX_CODEPOINT, dtype=np.int64), Counter(), 0
+        pending: deque = deque()
+
+        def take_oldest() -> bool:
+            nonlocal total
+            end, future = pending.popleft()
+            found = future.result()
+            if found is None:
+                return False
+            present, n, names, name_counts, nbytes = found
+            per_codepoint[present] += n
+            clusters.update(dict(zip(names, name_counts)))
+            total += nbytes
+            meter.at(end)
+            return True
+
+        try:
+            for start in range(0, size, _RANGE_BYTES):
+                end = min(size, start + _RANGE_BYTES)
+                pending.append((end, self._pool().submit(_worker_count_range, inp, start, end)))
+                if len(pending) > 2 * self.workers and not take_oldest():
+                    return None
+            while pending:
+                if not take_oldest():
+                    return None
+        finally:
+            for _, future in pending:
+                future.cancel()
+        if total != size:
+            raise _changed(inp)
+        return per_codepoint, clusters, total
 
     def _pool(self) -> ProcessPoolExecutor:
         if self.pool is None:
