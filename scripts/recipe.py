@@ -14,8 +14,11 @@ after the other, each for the same --max-time seconds of wall-clock time:
                 what the README tells a user to sample from (the checkpoint of the lowest periodic
                 validation estimate; under the cosine schedule it is almost always the last one).
   torch-recipe  a PyTorch nn.LSTM at charlstm's own recipe, read from charlstm's TrainConfig and
-                ModelConfig defaults (today: 3 x 256, B=32, T=100, Adam lr 3e-3 with a cosine
-                decay to lr_floor = a tenth, no warm-up, gradient-norm clipping at 5, dropout 0.2).
+                ModelConfig defaults and the settings charlstm's recipe chooses for the corpus's
+                size and the budget (charlstm.training.recipe.choose; at 600 s today: 3 x 256,
+                B=32, T=100, Adam lr 3e-3 with a cosine decay to lr_floor = a tenth, no warm-up,
+                gradient-norm clipping at 5, dropout 0.2, or 0 where the budget passes over the
+                training data less than once, as on the site-packages corpus).
                 Input: nn.Embedding(V, E) with E = the hidden size (256), PyTorch's usual
                 character-LSTM front end (charlstm's one-hot first layer is a lookup of a row of
                 its V x 4H input matrix instead). Dropout where charlstm puts it: on the output of
@@ -118,6 +121,7 @@ from charlstm.model import ModelConfig  # noqa: E402
 from charlstm.nn.optim import learning_rate  # noqa: E402
 from charlstm.training.config import TrainConfig  # noqa: E402
 from charlstm.training.evaluation import nats_to_bits  # noqa: E402
+from charlstm.training.recipe import choose  # noqa: E402
 
 SIDES = ("charlstm", "torch-recipe", "torch-plain")
 LABELS = {"charlstm": "charlstm", "torch-recipe": "torch at charlstm's recipe", "torch-plain": "plain torch"}
@@ -200,14 +204,22 @@ class TorchRecipe:
     grad_clip: float
 
 
-def torch_recipes() -> dict[str, TorchRecipe]:
-    """torch-recipe follows charlstm's defaults (so the study follows them if they change);
+def torch_recipes(train_symbols: int | None = None, max_time: float | None = None) -> dict[str, TorchRecipe]:
+    """torch-recipe follows charlstm's defaults and, given the corpus's training symbols and the
+    budget, the settings charlstm's recipe chooses for them (charlstm.training.recipe.choose:
+    the model's size and dropout, the learning rate), so the study follows them if they change;
     torch-plain is fixed."""
     t, m = TrainConfig(), ModelConfig(vocab_size=1)
+    model = {"num_layers": m.num_layers, "hidden_size": m.hidden_size, "dropout": m.dropout}
+    lr = t.lr
+    if train_symbols is not None:
+        chosen = choose(train_symbols, t.batch_size, t.seq_length, max_time=max_time)
+        model.update(chosen.model)
+        lr = chosen.train.get("lr", lr)
     return {
-        "torch-recipe": TorchRecipe("torch-recipe", True, m.hidden_size, m.num_layers, m.dropout, t.batch_size,
-                                    t.seq_length, t.lr, t.lr_schedule, t.lr_floor, t.warmup_steps, t.lr_decay,
-                                    t.lr_decay_every, t.grad_clip),
+        "torch-recipe": TorchRecipe("torch-recipe", True, model["hidden_size"], model["num_layers"], model["dropout"],
+                                    t.batch_size, t.seq_length, lr, t.lr_schedule, t.lr_floor, t.warmup_steps,
+                                    t.lr_decay, t.lr_decay_every, t.grad_clip),
         "torch-plain": TorchRecipe("torch-plain", False, 256, 3, 0.0, 32, 100, 2e-3, "constant", 0.1, 0, 0.97,
                                    1000, 5.0),
     }
@@ -648,7 +660,6 @@ def main(argv: list[str] | None = None) -> int:
                "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
                            "torch": torch_version, "numpy": np.__version__},
                "corpora": []}
-    recipes = torch_recipes()
     for corpus in corpora:
         try:
             data = split_corpus(read_text(corpus.path, max_bytes=None), args.val_fraction, min_count=args.min_count)
@@ -680,7 +691,8 @@ def main(argv: list[str] | None = None) -> int:
                     return 1
             else:
                 interval = args.eval_interval or eval_interval_from(entry["sides"].get("charlstm"))
-                record = train_torch(recipes[side], data, args.max_time, args.seed, interval, args.val_symbols or None)
+                recipe = torch_recipes(len(data.train_ids), args.max_time)[side]
+                record = train_torch(recipe, data, args.max_time, args.seed, interval, args.val_symbols or None)
                 record["eval_interval_s"] = None if interval is None else round(interval, 2)
             record.update(started_at=begun, load_before=load)
             entry["sides"][side] = record
