@@ -7,7 +7,8 @@ how much memory `charlstm train DATA_DIR` holds on a large corpus against a smal
 Everything it needs it makes itself in --dir (default /tmp) and removes at the end: a generated
 text of --size bytes per --kind (ascii: words, spaces and line breaks, like source code or prose;
 emoji: the same with one word in twenty carrying an emoji, a skin tone, a flag, a ZWJ family, a
-combining accent or typographic marks, so that grapheme clusters must be found everywhere).
+combining accent or typographic marks, so that grapheme clusters must be found everywhere), and
+synced to disk before anything is timed (as a user's corpus is, long before it is encoded).
 
 Each encoding runs `charlstm corpus encode FILE -o DIR` in a fresh process and reports
   MB/s      the input's bytes over the command's wall time (both passes and start-up included)
@@ -114,6 +115,12 @@ def write_corpus(path: Path, size: int, kind: str) -> int:
                     break
             f.write(block)
             written += len(block)
+        # On disk before anything is timed: left dirty in the page cache, the generated file
+        # would be written back by the kernel while the encoding runs, and the encoding (bound
+        # by the disk for ASCII) would be timed against that writeback, which a user's corpus,
+        # on disk long before it is encoded, does not have.
+        f.flush()
+        os.fsync(f.fileno())
     return written
 
 
@@ -139,10 +146,26 @@ def _pss_kb(pid: int) -> int:
     return 0
 
 
+def _child_env() -> dict:
+    """The environment of a timed command: this checkout first, one BLAS thread, and bytecode
+    cached as an installed package has it (a PYTHONDONTWRITEBYTECODE inherited from the shell
+    would have every run compile charlstm's modules again, a few tenths of a second that
+    `pip install` spares a user)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def warm_bytecode() -> None:
+    """Compile charlstm's modules once, untimed, so that every timed command finds them cached."""
+    subprocess.run([sys.executable, "-c", "import charlstm.cli, charlstm.data.encode"], cwd=REPO, env=_child_env(),
+                   check=True)
+
+
 def run(script: str, args: list, work: Path) -> dict:
     """Run `python -c script args` from this checkout; wall time, its peaks, the sampled total Pss."""
     peak_file = work / f"peak-{time.monotonic_ns()}"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    env = _child_env()
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", script, str(peak_file), *map(str, args)], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -251,6 +274,7 @@ def main():
                            "numpy": np.__version__, "load_average": os.getloadavg()},
                "size": size, "encode": [], "train": []}
     print(f"{_cpu_name()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)
+    warm_bytecode()
     try:
         big = None
         for k, kind in enumerate(args.kind):

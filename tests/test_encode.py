@@ -351,3 +351,45 @@ def test_corpus_encode_command(tmp_path):
     assert again.exit_code == 1
     assert again.stderr.splitlines() == [f"charlstm: error: {tmp_path / 'd'}: exists; choose another -o, or pass "
                                          "--force to replace it"]
+
+
+@pytest.mark.parametrize("case", ["all at the start", "a symbol first seen late", "text with emoji late",
+                                  "CR late", "a second input with a new symbol", "normalized newlines",
+                                  "codepoints", "min count 2", "a NUL byte late", "a very long line"])
+def test_encoding_while_counting_gives_what_two_passes_give(tmp_path, monkeypatch, case):
+    """Large ASCII corpora are encoded with the vocabulary their start shows while the workers
+    count them; whenever that guess fails the two passes run instead. Either way: the two
+    passes' ids, vocabulary, counts and manifest, or their error."""
+    monkeypatch.setattr(encode_module, "_PROVISIONAL_BYTES", 5_000)
+    monkeypatch.setattr(encode_module, "_RANGE_BYTES", 20_000)
+    monkeypatch.setattr(encode_module, "_SEARCH_BYTES", 3_000)
+    taken = []
+    real = encode_module._encode_while_counting
+    monkeypatch.setattr(encode_module, "_encode_while_counting",
+                        lambda *a, **k: taken.append(real(*a, **k)) or taken[-1])
+    rng = np.random.default_rng(3)
+    body = "".join(rng.choice(["the ", "cat ", "sat\n", "on ", "mat.\n"], 20_000))
+    opts = {"normalized newlines": ReadOptions(newline="normalize"), "codepoints": ReadOptions(unit="codepoint"),
+            "min count 2": ReadOptions(min_count=2)}.get(case, ReadOptions())
+    late = {"a symbol first seen late": "~", "text with emoji late": "\U0001F44D\U0001F3FD", "CR late": "\r\n",
+            "a NUL byte late": "\0"}.get(case, "")
+    text = body[:60_000] + late + body[60_000:]
+    if case == "a very long line":
+        text = body[:30_000] + "x" * 30_000 + body[30_000:]
+    if case in ("normalized newlines", "codepoints"):
+        text = text.replace("sat\n", "sat\r\n")
+    paths = [tmp_path / "a.txt"]
+    paths[0].write_text(text, encoding="utf-8")
+    if case == "a second input with a new symbol":
+        paths.append(tmp_path / "b.txt")
+        paths[1].write_text(body[:20_000] + "|" + body[:5_000], encoding="utf-8")
+    two_passes = in_blocks(paths, tmp_path / "two", opts, 4096)
+    one_pass = in_blocks(paths, tmp_path / "one", opts, 4096, workers=2, pool_min_bytes=0)
+    assert_same(two_passes, one_pass)
+    if case == "a NUL byte late":
+        assert isinstance(one_pass, str) and "NUL" in one_pass
+    else:
+        assert open_data_dir(tmp_path / "one").manifest == open_data_dir(tmp_path / "two").manifest
+        assert open_data_dir(tmp_path / "one").counts == open_data_dir(tmp_path / "two").counts
+        # the one pass stands where the start held every symbol and every piece was ASCII
+        assert (taken[-1] is not None) == (case in ("all at the start", "normalized newlines", "codepoints"))

@@ -126,6 +126,13 @@ def count_corpus(inputs: list[Input], options: ReadOptions, progress: ByteProgre
             meter.done_input()
             records.append(input_record(inp, size[0], hashing.end_input()))
             again.append(inp if spool is None else Input(name=inp.name, path=spool_path, stored_bytes=size[0]))
+        sha256 = hashing.whole()
+    return _counted(inputs, options, per_codepoint, clusters, records, sha256), again
+
+
+def _counted(inputs: list[Input], options: ReadOptions, per_codepoint: np.ndarray, clusters: Counter,
+             records: list[dict], sha256: str | None) -> Counted:
+    """Pass 1's result from its counts: the vocabulary build_vocab would build from the whole text."""
     counts = Counter({chr(k): int(per_codepoint[k]) for k in np.flatnonzero(per_codepoint)})
     counts.update(clusters)
     if not counts:
@@ -135,9 +142,8 @@ def count_corpus(inputs: list[Input], options: ReadOptions, progress: ByteProgre
     per_symbol = [counts.get(s, 0) for s in vocab.symbols]
     if vocab.unk is not None:      # U+FFFD itself, and every rare symbol it stands for
         per_symbol[vocab.unk] = symbols - sum(n for k, n in enumerate(per_symbol) if k != vocab.unk)
-    counted = Counted(inputs=inputs, options=options, vocab=vocab, counts=per_symbol, symbols=symbols,
-                      records=records, sha256=hashing.whole(), size=sum(r["bytes"] for r in records))
-    return counted, again
+    return Counted(inputs=inputs, options=options, vocab=vocab, counts=per_symbol, symbols=symbols,
+                   records=records, sha256=sha256, size=sum(r["bytes"] for r in records))
 
 
 def write_ids(counted: Counted, inputs: list[Input], path: Path, progress: ByteProgress | None = None,
@@ -196,6 +202,11 @@ def encode_corpus(inputs: list[Input], out_dir, options: ReadOptions = ReadOptio
     try:
         again = inputs
         if counted is None:
+            counted = _encode_while_counting(inputs, options, out_dir, tmp, progress, workers, block_bytes,
+                                             pool_min_bytes)
+            if counted is not None:
+                _finish_data_dir(counted, tmp, out_dir)
+                return counted
             needs_spool = any(inp.path is None for inp in inputs)
             if needs_spool:
                 _make_dir(tmp)
@@ -207,14 +218,173 @@ def encode_corpus(inputs: list[Input], out_dir, options: ReadOptions = ReadOptio
         for inp in again:
             if inp.path is not None and inp.path.parent == tmp:
                 inp.path.unlink()                       # standard input's copy
-        _write_json(tmp / VOCAB, {**counted.vocab.to_dict(), "counts": counted.counts})
-        _write_json(tmp / MANIFEST, manifest(counted))  # last: a directory with a manifest is whole
-        fsync_directory(tmp)
-        _replace(tmp, out_dir)
+        _finish_data_dir(counted, tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return counted
+
+
+def _finish_data_dir(counted: Counted, tmp: Path, out_dir: Path) -> None:
+    """With the ids in tmp: the vocabulary, then the manifest, then tmp renamed to out_dir."""
+    _write_json(tmp / VOCAB, {**counted.vocab.to_dict(), "counts": counted.counts})
+    _write_json(tmp / MANIFEST, manifest(counted))  # last: a directory with a manifest is whole
+    fsync_directory(tmp)
+    _replace(tmp, out_dir)
+
+
+# --- one pass, when the start of the corpus tells its vocabulary --------------------------------
+
+_PROVISIONAL_BYTES = 4 << 20    # the start of the corpus read for the vocabulary it guesses
+_UNSEEN = 255                   # the id the guessed table gives a byte it does not hold
+_UNSEEN_BYTE = bytes([_UNSEEN])
+
+
+def _encode_while_counting(inputs: list[Input], options: ReadOptions, out_dir: Path, tmp: Path,
+                           progress: ByteProgress | None, workers: int | None, block_bytes: int,
+                           pool_min_bytes: int) -> Counted | None:
+    """Both passes at once, for large ASCII corpora: the ids of a byte-per-symbol corpus are as
+    large as the corpus, so writing them is bound by the disk, and counting first would leave
+    the disk idle for a third of the time. The vocabulary is guessed from the first
+    _PROVISIONAL_BYTES (with --min-count 1 it is the set of symbols present, and the start of
+    an ASCII text almost always holds them all); the workers count the files in stretches
+    (_Ranges) while this process encodes them with the guess's table, in which every byte the
+    guess lacks is _UNSEEN. The ids stand if the count's vocabulary is the guess and every
+    piece was ASCII without _UNSEEN among its ids; otherwise (a symbol first seen later, a
+    piece that needs its clusters found, CR in grapheme mode, a line too long to split at)
+    None, and the caller runs the two passes from the start. Returns pass 1's result, the
+    hashes included, with tmp/ids.npy written."""
+    if options.min_count != 1 or any(inp.path is None or inp.gzip for inp in inputs):
+        return None
+    with _Runner(options, None, workers, _pool_wanted(inputs, pool_min_bytes)) as runner:
+        if not runner.pool_wanted:
+            return None
+        guess = _guess_vocab(inputs[0], options, block_bytes)
+        if guess is None:
+            return None
+        most = _HEADER_BYTES + sum(inp.stored_bytes for inp in inputs)    # at most one id per byte
+        try:
+            check_disk_space(out_dir, most)
+        except CharlstmError:
+            return None                 # the two passes refuse it, or fit it exactly
+        lookup = _byte_table(guess)
+        table = bytes(lookup[b] if chr(b) in guess._index else _UNSEEN for b in range(256))
+        ranges = _Ranges(runner, inputs)
+        _make_dir(tmp)
+        path = tmp / IDS
+        f = _open_for_writing(path)
+        written, records = 0, []
+        with f, _Writer(f, path) as writer, _Hashing(len(inputs)) as hashing:
+            f.write(_npy_header(np.uint8, 0))       # the count is known at the end
+            meter = _Meter(progress, "encoding", inputs)
+
+            def on_block(block: bytes, consumed: int):
+                hashing.add(block)
+                meter.at(consumed)
+
+            for inp in inputs:
+                before, size = _stamp(inp), 0
+                hashing.start_input()
+                for piece in read_pieces(inp, block_bytes, on_block):
+                    size += len(piece.data)
+                    data = _ascii_bytes(piece, options)
+                    if data is None:
+                        return None
+                    ids = data.translate(table)
+                    if _UNSEEN_BYTE in ids:
+                        return None
+                    written += len(ids)
+                    writer.write(ids)
+                    if not ranges.collect():
+                        return None
+                listed = (inp.stored_bytes, inp.mtime_ns)
+                if _stamp(inp) != before or before != listed:
+                    raise _changed(inp)
+                meter.done_input()
+                records.append(input_record(inp, size, hashing.end_input()))
+            if not ranges.finish():
+                return None
+            for inp, record, counted_bytes in zip(inputs, records, ranges.bytes):
+                if record["bytes"] != counted_bytes:
+                    raise _changed(inp)
+            counted = _counted(inputs, options, ranges.per_codepoint, ranges.clusters, records, hashing.whole())
+            if counted.vocab != guess or written != counted.symbols:
+                return None
+            writer.rewrite_start(_npy_header(np.uint8, written))
+            writer.finish()
+        return counted
+
+
+def _npy_header(dtype, symbols: int) -> bytes:
+    """The .npy header (version 1.0) of a 1-d array of `symbols` ids: _HEADER_BYTES long."""
+    import io
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(out, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                               "fortran_order": False, "shape": (symbols,)})
+    header = out.getvalue()
+    assert len(header) == _HEADER_BYTES
+    return header
+
+
+def _guess_vocab(inp: Input, options: ReadOptions, block_bytes: int) -> Vocab | None:
+    """The vocabulary of the first _PROVISIONAL_BYTES of the input, if all of it is ASCII the
+    256-entry tables can take; else None."""
+    per_byte, read = np.zeros(256, dtype=np.int64), 0
+    for piece in read_pieces(inp, block_bytes):
+        data = _ascii_bytes(piece, options)
+        if data is None:
+            return None
+        per_byte += _count_bytes(data)
+        read += len(piece.data)
+        if read >= _PROVISIONAL_BYTES:
+            break
+    if not per_byte.any():
+        return None
+    return _vocab_from_counts(Counter({chr(k): int(per_byte[k]) for k in np.flatnonzero(per_byte)}),
+                              options.unit, 1)
+
+
+class _Ranges:
+    """Pass 1 behind the caller's back: stretches of plain files (see _worker_count_range)
+    counted by the pool, a few in flight, collected in order whenever the caller has a moment
+    (collect) and at the end (finish). Both return False once a stretch finds no line feed to
+    begin at."""
+
+    def __init__(self, runner: "_Runner", inputs: list[Input]):
+        self.runner = runner
+        self.todo = deque((k, inp, start, min(inp.stored_bytes, start + _RANGE_BYTES))
+                          for k, inp in enumerate(inputs) for start in range(0, inp.stored_bytes, _RANGE_BYTES))
+        self.pending: deque = deque()
+        self.per_codepoint = np.zeros(_MAX_CODEPOINT, dtype=np.int64)
+        self.clusters: Counter = Counter()
+        self.bytes = [0] * len(inputs)
+        self._send()
+
+    def _send(self) -> None:
+        while self.todo and len(self.pending) < 2 * self.runner.workers:
+            k, inp, start, end = self.todo.popleft()
+            self.pending.append((k, self.runner._pool().submit(_worker_count_range, inp, start, end)))
+
+    def collect(self, wait: bool = False) -> bool:
+        while self.pending and (wait or self.pending[0][1].done()):
+            k, future = self.pending.popleft()
+            found = future.result()
+            if found is None:
+                return False
+            present, n, names, name_counts, nbytes = found
+            self.per_codepoint[present] += n
+            self.clusters.update(dict(zip(names, name_counts)))
+            self.bytes[k] += nbytes
+            self._send()
+            if wait:
+                break
+        return True
+
+    def finish(self) -> bool:
+        while self.pending:
+            if not self.collect(wait=True):
+                return False
+        return True
 
 
 def ids_with(inputs: list[Input], vocab: Vocab, options: ReadOptions = ReadOptions(),
@@ -655,6 +825,18 @@ class _Writer:
         try:
             if future is not None:
                 future.result()
+        except OSError as e:
+            raise CharlstmError(f"cannot write {self.path}: {e.strerror or e}") from None
+
+    def rewrite_start(self, data: bytes) -> None:
+        """Once every write is done, write data over the file's first bytes (a header whose
+        numbers were known only at the end)."""
+        self._wait_write()
+        try:
+            self.f.flush()
+            self.f.seek(0)
+            self.f.write(data)
+            self.f.seek(0, os.SEEK_END)
         except OSError as e:
             raise CharlstmError(f"cannot write {self.path}: {e.strerror or e}") from None
 
