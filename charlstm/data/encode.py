@@ -1,18 +1,24 @@
-"""Encoding a corpus of any size into a data directory (data/datadir.py), in two passes.
+"""Encoding a corpus of any size into a data directory (data/datadir.py), in two passes, or in
+one for a large ASCII corpus.
 
-Pass 1 reads every input piece by piece (data/blocks.py), counts each piece's symbols and hashes
-the bytes; the vocabulary is built from the counts exactly as build_vocab builds it from the
-whole text. Pass 2 reads the inputs again, encodes every piece with that vocabulary and appends
-its ids to ids.npy (an input whose size, modification time or symbol count has changed since
-pass 1 is refused). Only a few pieces are in flight at a time, so memory does not grow with the
-corpus, and each piece is exactly what the whole text would give in its place (a property test
-holds the passes to build_and_encode over random block sizes).
+Pass 1 reads every input piece by piece (data/blocks.py) and counts each piece's symbols; the
+vocabulary is built from the counts exactly as build_vocab builds it from the whole text. Pass 2
+reads the inputs again, encodes every piece with that vocabulary, appends its ids to ids.npy and
+hashes the bytes (an input whose size, modification time or symbol count has changed since pass 1
+is refused). Only a few pieces are in flight at a time, so memory does not grow with the corpus,
+and each piece is exactly what the whole text would give in its place (a property test holds the
+passes to build_and_encode over random block sizes).
 
-Where the time goes: a piece of ASCII text (without CR in grapheme mode) is counted and encoded
-in this process through 256-entry tables while threads hash its bytes and write the ids; any
-other piece needs its grapheme clusters found, which costs a hundred times more per byte, so
-such pieces go to a pool of processes (one per core) once the corpus is large enough to repay
-starting them.
+Where the time goes: a piece of ASCII text (without CR in grapheme mode) is encoded in this
+process through 256-entry tables while threads hash its bytes and write the ids (asking for them
+to be on disk as they go); any other piece needs its grapheme clusters found, which costs a
+hundred times more per byte, so such pieces go to a pool of processes (one per core) once the
+corpus is large enough to repay starting them. In pass 1 the pool's workers count a large plain
+file by themselves, each reading its own stretches of it (_Runner.count_ranges).
+
+The ids of an ASCII corpus are as large as the corpus, so their writing is bound by the disk; a
+large one is therefore encoded in one pass, with the vocabulary its start shows, while the
+workers count it, and the two passes run only when that guess fails (_encode_while_counting).
 
 Standard input cannot be read twice: pass 1 copies it into the temporary directory.
 """
