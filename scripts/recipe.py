@@ -31,6 +31,9 @@ after the other, each for the same --max-time seconds of wall-clock time:
   torch-plain   a plain PyTorch LSTM, fixed whatever charlstm's defaults: 3 x 256 nn.LSTM, one-hot
                 input (F.one_hot, input_size V), no dropout, Adam 2e-3 constant, clipping at 5,
                 B=32, T=100.
+  torch-onehot  a probe, run only when --only names it: torch-recipe with charlstm's one-hot
+                input instead of nn.Embedding (is the embedding why torch-recipe learns more per
+                step?).
 
 Shared by all three: the same ids (charlstm's own reading of the file, Vocab and split: the
 held-out part is exactly the last --val-fraction of the symbol ids, as `charlstm train
@@ -124,7 +127,9 @@ from charlstm.training.evaluation import nats_to_bits  # noqa: E402
 from charlstm.training.recipe import choose  # noqa: E402
 
 SIDES = ("charlstm", "torch-recipe", "torch-plain")
-LABELS = {"charlstm": "charlstm", "torch-recipe": "torch at charlstm's recipe", "torch-plain": "plain torch"}
+PROBES = ("torch-onehot",)    # run only when --only names them: not part of the study's figure
+LABELS = {"charlstm": "charlstm", "torch-recipe": "torch at charlstm's recipe", "torch-plain": "plain torch",
+          "torch-onehot": "torch at charlstm's recipe, one-hot input"}
 COLOURS = {"charlstm": "#d62728", "torch-recipe": "#1f77b4", "torch-plain": "#7f7f7f"}
 EXACT_CHUNK = 256          # charlstm eval's chunk (the state is carried, so it does not change the figure)
 SETTLE_S = 1.0             # between runs: lets the last run's BLAS / OpenMP worker threads go idle
@@ -222,6 +227,10 @@ def torch_recipes(train_symbols: int | None = None, max_time: float | None = Non
                                     t.lr_decay, t.lr_decay_every, t.grad_clip),
         "torch-plain": TorchRecipe("torch-plain", False, 256, 3, 0.0, 32, 100, 2e-3, "constant", 0.1, 0, 0.97,
                                    1000, 5.0),
+        # a probe of why torch-recipe learns more per step: the same, with charlstm's one-hot input
+        "torch-onehot": TorchRecipe("torch-onehot", False, model["hidden_size"], model["num_layers"],
+                                    model["dropout"], t.batch_size, t.seq_length, lr, t.lr_schedule, t.lr_floor,
+                                    t.warmup_steps, t.lr_decay, t.lr_decay_every, t.grad_clip),
     }
 
 
@@ -612,10 +621,11 @@ def parse_args(argv: list[str]):
                              "else every eval_every steps]")
     args = parser.parse_args(argv)
     asked = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = [s for s in asked if s not in SIDES]
+    unknown = [s for s in asked if s not in SIDES + PROBES]
     if unknown or not asked:
-        parser.error(f"--only: unknown side {', '.join(unknown) or '(none)'}; use some of {', '.join(SIDES)}")
-    args.sides = [s for s in SIDES if s in asked]       # charlstm first: its cadence paces the others
+        parser.error(f"--only: unknown side {', '.join(unknown) or '(none)'}; use some of "
+                     f"{', '.join(SIDES + PROBES)}")
+    args.sides = [s for s in SIDES + PROBES if s in asked]   # charlstm first: its cadence paces the others
     refused = [e for e in extra if e.split("=")[0] in STUDY_OPTIONS]
     if refused:
         parser.error(f"{', '.join(refused)} after --: the study sets these itself (or they would make the runs "
