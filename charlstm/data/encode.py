@@ -213,6 +213,7 @@ def encode_corpus(inputs: list[Input], out_dir, options: ReadOptions = ReadOptio
             if counted is not None:
                 _finish_data_dir(counted, tmp, out_dir)
                 return counted
+            (tmp / IDS).unlink(missing_ok=True)         # a guess that failed: its ids hold disk space
             needs_spool = any(inp.path is None for inp in inputs)
             if needs_spool:
                 _make_dir(tmp)
