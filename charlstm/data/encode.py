@@ -357,8 +357,8 @@ class _Ranges:
     (collect) and at the end (finish). Both return False once a stretch finds no line feed to
     begin at."""
 
-    def __init__(self, runner: "_Runner", inputs: list[Input]):
-        self.runner = runner
+    def __init__(self, runner: "_Runner", inputs: list[Input], meter: "_Meter | None" = None):
+        self.runner, self.meter = runner, meter     # meter: told where each stretch ends
         self.todo = deque((k, inp, start, min(inp.stored_bytes, start + _RANGE_BYTES))
                           for k, inp in enumerate(inputs) for start in range(0, inp.stored_bytes, _RANGE_BYTES))
         self.pending: deque = deque()
@@ -370,11 +370,11 @@ class _Ranges:
     def _send(self) -> None:
         while self.todo and len(self.pending) < 2 * self.runner.workers:
             k, inp, start, end = self.todo.popleft()
-            self.pending.append((k, self.runner._pool().submit(_worker_count_range, inp, start, end)))
+            self.pending.append((k, end, self.runner._pool().submit(_worker_count_range, inp, start, end)))
 
     def collect(self, wait: bool = False) -> bool:
-        while self.pending and (wait or self.pending[0][1].done()):
-            k, future = self.pending.popleft()
+        while self.pending and (wait or self.pending[0][2].done()):
+            k, end, future = self.pending.popleft()
             found = future.result()
             if found is None:
                 return False
@@ -382,6 +382,8 @@ class _Ranges:
             self.per_codepoint[present] += n
             self.clusters.update(dict(zip(names, name_counts)))
             self.bytes[k] += nbytes
+            if self.meter is not None:
+                self.meter.at(end)
             self._send()
             if wait:
                 break
@@ -392,6 +394,12 @@ class _Ranges:
             if not self.collect(wait=True):
                 return False
         return True
+
+    def cancel(self) -> None:
+        """Drop the stretches not begun (when the caller goes on without them)."""
+        self.todo.clear()
+        for _, _, future in self.pending:
+            future.cancel()
 
 
 def ids_with(inputs: list[Input], vocab: Vocab, options: ReadOptions = ReadOptions(),
@@ -623,6 +631,8 @@ def _worker_count_range(inp: Input, start: int, end: int):
         _add_found(_count_piece(piece, options), per_codepoint, clusters)
     present = np.flatnonzero(per_codepoint)
     return present, per_codepoint[present], list(clusters), list(clusters.values()), nbytes
+
+
 _worker_file: tuple | None = None    # (path, descriptor) of the file a worker last read from
 
 
@@ -721,38 +731,15 @@ class _Runner:
         reads and counts its stretches piece by piece. Returns (counts per code point, clusters,
         bytes), or None when a split finds no line feed within _SEARCH_BYTES before it (a file
         of very long lines: the caller then reads it piece by piece itself)."""
-        size = inp.stored_bytes
-        per_codepoint, clusters, total = np.zeros(_MAX_CODEPOINT, dtype=np.int64), Counter(), 0
-        pending: deque = deque()
-
-        def take_oldest() -> bool:
-            nonlocal total
-            end, future = pending.popleft()
-            found = future.result()
-            if found is None:
-                return False
-            present, n, names, name_counts, nbytes = found
-            per_codepoint[present] += n
-            clusters.update(dict(zip(names, name_counts)))
-            total += nbytes
-            meter.at(end)
-            return True
-
+        ranges = _Ranges(self, [inp], meter)
         try:
-            for start in range(0, size, _RANGE_BYTES):
-                end = min(size, start + _RANGE_BYTES)
-                pending.append((end, self._pool().submit(_worker_count_range, inp, start, end)))
-                if len(pending) > 2 * self.workers and not take_oldest():
-                    return None
-            while pending:
-                if not take_oldest():
-                    return None
+            if not ranges.finish():
+                return None
         finally:
-            for _, future in pending:
-                future.cancel()
-        if total != size:
+            ranges.cancel()
+        if ranges.bytes[0] != inp.stored_bytes:
             raise _changed(inp)
-        return per_codepoint, clusters, total
+        return ranges.per_codepoint, ranges.clusters, ranges.bytes[0]
 
     def _pool(self) -> ProcessPoolExecutor:
         if self.pool is None:

@@ -382,7 +382,7 @@ class GRUStep:
         elif self.ax_by_stream.flags.c_contiguous:     # batch 1
             self.input_rows.take(ids, axis=0, out=self.ax_by_stream, mode="clip")
         else:
-            self.ax[...] = self.input_rows[ids].T
+            self.input_rows.T.take(ids, axis=1, out=self.ax, mode="clip")
         if not recurrent_done:
             np.matmul(self.h_weights, self.h_rows, out=self.ah)
         rz, n, tmp = self.rz, self.n, self.tmp
