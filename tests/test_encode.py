@@ -221,7 +221,7 @@ def test_the_ids_reach_the_disk_while_they_are_written(tmp_path, monkeypatch):
     real = os.fdatasync
     monkeypatch.setattr(os, "fdatasync", lambda fd: (calls.append(fd), real(fd)))
     assert_same(whole(path, ReadOptions()), in_blocks([path], tmp_path / "data", ReadOptions(), 4096))
-    assert len(calls) >= 2           # one a flush still in flight skips
+    assert len(calls) >= 1           # how many depends on how fast the disk is: see the test below
 
     def failing(fd):
         raise OSError(5, "Input/output error")
@@ -230,6 +230,58 @@ def test_the_ids_reach_the_disk_while_they_are_written(tmp_path, monkeypatch):
     with pytest.raises(CharlstmError, match=r"^cannot write .*ids\.npy: Input/output error$"):
         encode_corpus(list_inputs([path]), tmp_path / "again", workers=1, block_bytes=4096)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt", "data"]
+
+
+class _RightAway:
+    """An executor that runs what it is given at once, so that every flush is over before the
+    next write looks at it."""
+
+    def __init__(self, workers):
+        pass
+
+    def submit(self, fn, *args):
+        future = encode_module.Future()
+        future.set_result(fn(*args))
+        return future
+
+    def shutdown(self, wait=True):
+        pass
+
+
+def test_the_writer_flushes_every_flush_bytes_and_skips_while_a_flush_is_still_in_flight(tmp_path, monkeypatch):
+    """With a disk that is never behind, every FLUSH_BYTES written is one fdatasync; with a disk
+    still busy on the last one, the writer goes on writing and asks for no second flush."""
+    import threading
+    monkeypatch.setattr(encode_module._Writer, "FLUSH_BYTES", 5000)
+    chunks = [bytes([i]) * 3000 for i in range(10)]
+    calls = []
+    monkeypatch.setattr(os, "fdatasync", lambda fd: calls.append(fd))
+    with monkeypatch.context() as m:
+        m.setattr(encode_module, "ThreadPoolExecutor", _RightAway)
+        path = tmp_path / "now.bin"
+        with open(path, "wb") as f, encode_module._Writer(f, path) as w:
+            for chunk in chunks:
+                w.write(chunk)
+            w.finish()
+    assert len(calls) == 5           # at 6,000 bytes since the last flush, five times over
+    assert path.read_bytes() == b"".join(chunks)
+
+    busy, calls = threading.Event(), []
+
+    def slow(fd):
+        calls.append(fd)
+        assert busy.wait(10)
+
+    monkeypatch.setattr(os, "fdatasync", slow)
+    path = tmp_path / "busy.bin"
+    with open(path, "wb") as f, encode_module._Writer(f, path) as w:
+        for chunk in chunks:
+            w.write(chunk)
+        w._wait_write()
+        assert len(calls) == 1       # the first flush is still on the disk: the others were skipped
+        busy.set()
+        w.finish()
+    assert path.read_bytes() == b"".join(chunks)
 
 
 def test_a_grapheme_cluster_longer_than_the_carry_limit_is_one_line(tmp_path, monkeypatch):
