@@ -97,23 +97,26 @@ class OneSample:
 
     def __init__(self, vocab_size: int, temperature: float, banned=None):
         self.temperature, self.banned = temperature, banned
+        self.divisor = np.array(temperature, dtype=np.float64)   # converted once, not per call
         self.probs = np.empty(vocab_size)
         self.cdf = np.empty(vocab_size)
 
     def __call__(self, logits: np.ndarray, u: float) -> int:
+        # The ufuncs themselves, outputs by position: the same arithmetic as the methods
+        # (max, sum, cumsum), without their wrappers, which cost as much as the work here.
         probs, cdf = self.probs, self.cdf
-        probs[:] = logits[0]
+        np.copyto(probs, logits[0])
         if self.banned is not None:
             probs[self.banned] = -np.inf
-        np.subtract(probs, probs.max(), out=probs)
+        np.subtract(probs, np.maximum.reduce(probs), probs)
         if self.temperature >= 1e-6:
-            np.divide(probs, self.temperature, out=probs)
+            np.divide(probs, self.divisor, probs)
         else:
             with np.errstate(over="ignore"):
-                np.divide(probs, self.temperature, out=probs)
-        np.exp(probs, out=probs)
-        np.divide(probs, probs.sum(), out=probs)
-        probs.cumsum(out=cdf)
+                np.divide(probs, self.divisor, probs)
+        np.exp(probs, probs)
+        np.divide(probs, np.add.reduce(probs), probs)
+        np.add.accumulate(probs, out=cdf)
         k = int(cdf.searchsorted(u * cdf[-1], side="right"))
         if k == len(probs):                    # u * total rounded up to the total
             k = len(probs) - 1 - int(np.argmax(probs[::-1] > 0))

@@ -35,7 +35,9 @@ class Stepper:
             rows = self.rows[start:(l + 1) * (H + 1)]
             self.layers.append(self.cell.stepper(layer_params(params, config, l), rows, one_hot=l == 0))
         self.recurrent = self._stack_recurrent(batch_size)
-        self.head_W, self.head_b = params["head.W"], params["head.b"]
+        # b as a (1, V) row: added to (1, V) scores it is a plain add, where the (V,) vector would
+        # be broadcast, which at batch 1 costs more than the add itself.
+        self.head_W, self.head_b = params["head.W"], params["head.b"][None, :]
         self.logits = np.empty((batch_size, config.vocab_size), dtype=dtype)
         self.top_h = self.rows[(L - 1) * (H + 1) + 1:].T             # (B, H) view of the top layer's h
 
@@ -76,7 +78,7 @@ class Stepper:
             for layer in self.layers[1:]:
                 layer(recurrent_done=True)
         np.matmul(self.top_h, self.head_W, out=self.logits)
-        self.logits += self.head_b
+        np.add(self.logits, self.head_b, self.logits)
         return self.logits
 
 

@@ -364,6 +364,7 @@ class GRUStep:
         self.ax_by_stream = self.ax.T                  # (B, 3H): where a picked row lands
         self.tmp = np.empty((H, B), dtype=dtype)
         self.ax_rz, self.ax_n = self.ax[:2 * H], self.ax[2 * H:]
+        self.half = np.full((2 * H, B), 0.5, dtype=dtype)   # an array: a Python 0.5 costs a call twice
         self.use_recurrent_output(np.empty((3 * H, B), dtype=dtype))
 
     @property
@@ -385,17 +386,19 @@ class GRUStep:
             self.input_rows.T.take(ids, axis=1, out=self.ax, mode="clip")
         if not recurrent_done:
             np.matmul(self.h_weights, self.h_rows, out=self.ah)
-        rz, n, tmp = self.rz, self.n, self.tmp
-        rz += self.ax_rz
-        np.tanh(rz, out=rz)
-        rz *= 0.5                          # r, z: sigmoid = 0.5 tanh(a / 2) + 0.5
-        rz += 0.5
-        n *= self.r                        # r * ah_n, then n in place
-        n += self.ax_n
-        np.tanh(n, out=n)
-        np.subtract(self.h, n, out=tmp)    # h = n + z (h_prev - n)
-        tmp *= self.z
-        np.add(n, tmp, out=self.h)
+        # Outputs are passed by position: at batch 1 each call is mostly its own overhead.
+        rz, n, tmp, half = self.rz, self.n, self.tmp, self.half
+        add, multiply, tanh = np.add, np.multiply, np.tanh
+        add(rz, self.ax_rz, rz)
+        tanh(rz, rz)
+        multiply(rz, half, rz)             # r, z: sigmoid = 0.5 tanh(a / 2) + 0.5
+        add(rz, half, rz)
+        multiply(n, self.r, n)             # r * ah_n, then n in place
+        add(n, self.ax_n, n)
+        tanh(n, n)
+        np.subtract(self.h, n, tmp)        # h = n + z (h_prev - n)
+        multiply(tmp, self.z, tmp)
+        add(n, tmp, self.h)
 
     def get_state(self):
         return (self.h.T.copy(),)

@@ -44,7 +44,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from charlstm.nn.cells.base import Cell, CellGrads
+from charlstm.nn.cells.base import Cell, CellGrads, InputPick
 from charlstm.nn.workspace import Workspace, empty, scratch
 
 PUBLIC_GATES = "ifgo"       # the order of the 4H blocks in Wx, Wh and b
@@ -404,7 +404,7 @@ class LSTMStep:
 
     The same math as `lstm_forward` in the same loop layout, arranged so that a step is one matrix
     product: the caller's rows [x; 1; h] meet the weights [Wx^T | b | Wh^T] (in loop order,
-    prescaled). A one-hot input is a column of the prearranged Wx, picked by id. At batch 1,
+    prescaled). A one-hot input is a column of the prearranged Wx, picked by id (base.InputPick). At batch 1,
     slicing and allocating would cost as much as the arithmetic, hence the prepared views.
     """
 
@@ -414,30 +414,30 @@ class LSTMStep:
         scale = sigmoid_prescale(H, dtype)
         parts = [b[None, :], Wh] if one_hot else [Wx, b[None, :], Wh]
         self.weights = to_loop_rows(np.concatenate(parts, axis=0), scale=scale)
-        self.columns = to_loop_rows(Wx, scale=scale) if one_hot else None      # (4H, V)
+        self.pick = InputPick(to_loop_rows(Wx, scale=scale), B) if one_hot else None    # of (4H, V)
         self.rows, self.h = rows, rows[rows.shape[0] - H:]
         self.c = np.zeros((H, B), dtype=dtype)
         self.z = np.empty((4 * H, B), dtype=dtype)
-        self.picked = np.empty((4 * H, B), dtype=dtype)
         self.ig = np.empty((H, B), dtype=dtype)
+        self.half = np.full((3 * H, B), 0.5, dtype=dtype)   # an array: a Python 0.5 costs a call twice
         z = self.z
         self.sig, self.o, self.i, self.f, self.g = z[:3 * H], z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
 
     def __call__(self, ids=None) -> None:
-        z, c = self.z, self.c
+        # Outputs are passed by position: at batch 1 each call is mostly its own overhead.
+        z, c, sig, half = self.z, self.c, self.sig, self.half
+        add, multiply, tanh = np.add, np.multiply, np.tanh
         np.matmul(self.weights, self.rows, out=z)
-        if self.columns is not None:
-            self.columns.take(ids, axis=1, out=self.picked)
-            z += self.picked
-        np.tanh(z, out=z)
-        sig = self.sig
-        sig *= 0.5                         # o, i, f: sigmoid = 0.5 tanh(z / 2) + 0.5
-        sig += 0.5
-        c *= self.f
-        np.multiply(self.i, self.g, out=self.ig)
-        c += self.ig
-        np.tanh(c, out=self.h)
-        self.h *= self.o
+        if self.pick is not None:
+            add(z, self.pick(ids), z)
+        tanh(z, z)
+        multiply(sig, half, sig)           # o, i, f: sigmoid = 0.5 tanh(z / 2) + 0.5
+        add(sig, half, sig)
+        multiply(c, self.f, c)
+        multiply(self.i, self.g, self.ig)
+        add(c, self.ig, c)
+        tanh(c, self.h)
+        multiply(self.h, self.o, self.h)
 
     def get_state(self):
         return self.h.T.copy(), self.c.T.copy()

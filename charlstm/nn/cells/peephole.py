@@ -39,7 +39,7 @@ from typing import NamedTuple
 import numpy as np
 
 from charlstm.nn.cells import lstm
-from charlstm.nn.cells.base import Cell, CellGrads
+from charlstm.nn.cells.base import Cell, CellGrads, InputPick
 from charlstm.nn.cells.lstm import (LOOP_GATES, PUBLIC_GATES, LSTMCache, _accumulate, _one_hot_product,
                                     backward_chunk_steps, is_ids, sigmoid_prescale, to_loop_rows,
                                     to_public_columns)
@@ -335,7 +335,7 @@ class PeepholeStep:
 
     The same math as `peephole_forward` in the same loop layout; as in lstm.LSTMStep, a step is
     one matrix product of the caller's rows [x; 1; h] with the weights [Wx^T | b | Wh^T] (in loop
-    order, prescaled), and a one-hot input is a column of the prearranged Wx, picked by id.
+    order, prescaled), and a one-hot input is a column of the prearranged Wx, picked by id (base.InputPick).
     """
 
     def __init__(self, params, rows: np.ndarray, one_hot: bool):
@@ -344,15 +344,16 @@ class PeepholeStep:
         scale = sigmoid_prescale(H, dtype)
         parts = [b[None, :], Wh] if one_hot else [Wx, b[None, :], Wh]
         self.weights = to_loop_rows(np.concatenate(parts, axis=0), scale=scale)
-        self.columns = to_loop_rows(Wx, scale=scale) if one_hot else None      # (4H, V)
+        self.pick = InputPick(to_loop_rows(Wx, scale=scale), B) if one_hot else None    # of (4H, V)
         # halved like their gates' rows
         self.peep_if = (0.5 * np.stack([params["p_i"], params["p_f"]])[:, :, None]).astype(dtype)  # (2, H, 1)
         self.peep_o = (0.5 * params["p_o"][:, None]).astype(dtype)                                  # (H, 1)
         self.rows, self.h = rows, rows[rows.shape[0] - H:]
         self.c = np.zeros((H, B), dtype=dtype)
         self.z = np.empty((4 * H, B), dtype=dtype)
-        self.picked = np.empty((4 * H, B), dtype=dtype)
         self.ig = np.empty((H, B), dtype=dtype)
+        self.half = np.full((2 * H, B), 0.5, dtype=dtype)   # an array: a Python 0.5 costs a call twice
+        self.half_o = self.half[:H]
         self.peep_terms = np.empty((2, H, B), dtype=dtype)
         z = self.z
         self.o, self.i, self.f, self.g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
@@ -361,27 +362,28 @@ class PeepholeStep:
         self.peep_o_term = self.peep_terms[0]
 
     def __call__(self, ids=None) -> None:
-        z, c, o = self.z, self.c, self.o
+        # Outputs are passed by position: at batch 1 each call is mostly its own overhead.
+        z, c, o, sig, half = self.z, self.c, self.o, self.sig_if, self.half
+        add, multiply, tanh = np.add, np.multiply, np.tanh
         np.matmul(self.weights, self.rows, out=z)
-        if self.columns is not None:
-            self.columns.take(ids, axis=1, out=self.picked)
-            z += self.picked
-        np.multiply(self.peep_if, c, out=self.peep_terms)   # i and f look at c_prev
-        self.z_if += self.peep_terms
-        np.tanh(self.ifg, out=self.ifg)
-        sig = self.sig_if
-        sig *= 0.5                         # i, f: sigmoid = 0.5 tanh(z / 2) + 0.5
-        sig += 0.5
-        c *= self.f
-        np.multiply(self.i, self.g, out=self.ig)
-        c += self.ig
-        np.multiply(self.peep_o, c, out=self.peep_o_term)    # o looks at the new c
-        o += self.peep_o_term
-        np.tanh(o, out=o)
-        o *= 0.5
-        o += 0.5
-        np.tanh(c, out=self.h)
-        self.h *= o
+        if self.pick is not None:
+            add(z, self.pick(ids), z)
+        multiply(self.peep_if, c, self.peep_terms)     # i and f look at c_prev
+        add(self.z_if, self.peep_terms, self.z_if)
+        tanh(self.ifg, self.ifg)
+        multiply(sig, half, sig)                       # i, f: sigmoid = 0.5 tanh(z / 2) + 0.5
+        add(sig, half, sig)
+        multiply(c, self.f, c)
+        multiply(self.i, self.g, self.ig)
+        add(c, self.ig, c)
+        multiply(self.peep_o, c, self.peep_o_term)     # o looks at the new c
+        add(o, self.peep_o_term, o)
+        tanh(o, o)
+        half_o = self.half_o
+        multiply(o, half_o, o)
+        add(o, half_o, o)
+        tanh(c, self.h)
+        multiply(self.h, o, self.h)
 
     def get_state(self):
         return self.h.T.copy(), self.c.T.copy()

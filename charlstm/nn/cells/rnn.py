@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from charlstm.nn.cells.base import Cell, CellGrads
+from charlstm.nn.cells.base import Cell, CellGrads, InputPick
 from charlstm.nn.cells.lstm import _accumulate, _one_hot_product, backward_chunk_steps, is_ids
 from charlstm.nn.workspace import Workspace, empty, scratch
 
@@ -245,7 +245,7 @@ class RNNStep:
     """One step of the layer for decoding, with every buffer and view made once.
 
     The caller's rows [x; 1; h] meet [Wx^T | b | Wh^T] (H, D'+1+H) in one product; a one-hot
-    input is a column of Wx^T, picked by id; one tanh writes the new h into the rows.
+    input is a column of Wx^T, picked by id (base.InputPick); one tanh writes the new h into the rows.
     """
 
     def __init__(self, params, rows: np.ndarray, one_hot: bool):
@@ -253,18 +253,16 @@ class RNNStep:
         H, B, dtype = Wh.shape[0], rows.shape[1], Wh.dtype
         parts = [b[None, :], Wh] if one_hot else [Wx, b[None, :], Wh]
         self.weights = np.ascontiguousarray(np.concatenate(parts, axis=0).T)    # (H, D'+1+H)
-        self.columns = np.ascontiguousarray(Wx.T) if one_hot else None          # (H, V)
+        self.pick = InputPick(np.ascontiguousarray(Wx.T), B) if one_hot else None     # of (H, V)
         self.rows, self.h = rows, rows[rows.shape[0] - H:]
         self.a = np.empty((H, B), dtype=dtype)      # not h itself: the product reads h
-        self.picked = np.empty((H, B), dtype=dtype)
 
     def __call__(self, ids=None) -> None:
         a = self.a
         np.matmul(self.weights, self.rows, out=a)
-        if self.columns is not None:
-            self.columns.take(ids, axis=1, out=self.picked)
-            a += self.picked
-        np.tanh(a, out=self.h)
+        if self.pick is not None:
+            np.add(a, self.pick(ids), a)
+        np.tanh(a, self.h)
 
     def get_state(self):
         return (self.h.T.copy(),)
