@@ -265,6 +265,16 @@ def test_the_writer_flushes_every_flush_bytes_and_skips_while_a_flush_is_still_i
             w.finish()
     assert len(calls) == 5           # at 6,000 bytes since the last flush, five times over
     assert path.read_bytes() == b"".join(chunks)
+    wide, calls = [np.full(1500, i, dtype=np.uint16) for i in range(10)], []
+    with monkeypatch.context() as m:
+        m.setattr(encode_module, "ThreadPoolExecutor", _RightAway)
+        path = tmp_path / "wide.bin"
+        with open(path, "wb") as f, encode_module._Writer(f, path) as w:
+            for chunk in wide:
+                w.write(chunk)
+            w.finish()
+    assert len(calls) == 5           # bytes are counted, not ids: 3,000 bytes a write
+    assert path.read_bytes() == b"".join(c.tobytes() for c in wide)
 
     busy, calls = threading.Event(), []
 
@@ -445,3 +455,60 @@ def test_encoding_while_counting_gives_what_two_passes_give(tmp_path, monkeypatc
         assert open_data_dir(tmp_path / "one").counts == open_data_dir(tmp_path / "two").counts
         # the one pass stands where the start held every symbol and every piece was ASCII
         assert (taken[-1] is not None) == (case in ("all at the start", "normalized newlines", "codepoints"))
+
+
+def test_a_file_rewritten_while_the_workers_still_count_it_is_refused(tmp_path, monkeypatch):
+    """In the one pass the workers may count a file's later stretches after this process has read
+    it and gone on to the next input: a file rewritten meanwhile, even to the same size and the
+    same symbols, is refused, as the two passes refuse it, and nothing is left behind."""
+    monkeypatch.setattr(encode_module, "_PROVISIONAL_BYTES", 5_000)
+    monkeypatch.setattr(encode_module, "_RANGE_BYTES", 20_000)
+    monkeypatch.setattr(encode_module, "_SEARCH_BYTES", 3_000)
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_bytes(b"ab\n" * 700_000)
+    b.write_bytes(b"ba\n" * 70_000)
+    os.utime(a, ns=(1_000_000_000, 1_000_000_000))     # an old stamp, so that a rewrite shows
+    size_a, rewritten = a.stat().st_size, []
+
+    def progress(stage, done, total):
+        if stage == "encoding" and done > size_a and not rewritten:   # reading b.txt now
+            with open(a, "r+b") as f:
+                f.seek(size_a - 30_000)
+                f.write(b"aa\n" * 10_000)
+            rewritten.append(True)
+
+    with pytest.raises(CharlstmError, match=r"a\.txt: changed while it was being encoded"):
+        encode_corpus(list_inputs([a, b]), tmp_path / "out", ReadOptions(), progress=progress, workers=2,
+                      block_bytes=1 << 20, pool_min_bytes=0)
+    assert rewritten and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+
+
+_threads_at_fork: list | None = None
+
+
+def _note_threads_at_fork():
+    if _threads_at_fork is not None:
+        import threading
+        _threads_at_fork.append(threading.active_count())
+
+
+os.register_at_fork(before=_note_threads_at_fork)
+
+
+def test_the_workers_are_forked_before_this_process_starts_threads(tmp_path, monkeypatch):
+    """Both passes start their pool on entering, before the threads that write and hash: a fork
+    copies only the thread that calls it, and a lock another thread held would stay held in the
+    child."""
+    global _threads_at_fork
+    path = tmp_path / "emoji.txt"
+    path.write_text("caf\u00e9 \U0001F44D\U0001F3FD ok\n" * 4000, encoding="utf-8")
+    _threads_at_fork = []
+    try:
+        encode_corpus(list_inputs([path]), tmp_path / "data", ReadOptions(), workers=2, block_bytes=4096,
+                      pool_min_bytes=0)
+        seen = list(_threads_at_fork)
+    finally:
+        _threads_at_fork = None
+    assert seen and all(count == 1 for count in seen), seen
+    assert open_data_dir(tmp_path / "data").vocab.decode(open_data_dir(tmp_path / "data").ids) == \
+        path.read_text(encoding="utf-8")

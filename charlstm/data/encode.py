@@ -312,7 +312,9 @@ def _encode_while_counting(inputs: list[Input], options: ReadOptions, out_dir: P
             if not ranges.finish():
                 return None
             for inp, record, counted_bytes in zip(inputs, records, ranges.bytes):
-                if record["bytes"] != counted_bytes:
+                # The workers may have read a file's later stretches after this process read
+                # it: a file rewritten meanwhile (even to the same size) shows in its stamp.
+                if record["bytes"] != counted_bytes or _stamp(inp) != (inp.stored_bytes, inp.mtime_ns):
                     raise _changed(inp)
             counted = _counted(inputs, options, ranges.per_codepoint, ranges.clusters, records, hashing.whole())
             if counted.vocab != guess or written != counted.symbols:
@@ -664,7 +666,10 @@ def _pool_wanted(inputs: list[Input], pool_min_bytes: int) -> bool:
 class _Runner:
     """Runs a job over pieces and hands the results back in order, with a few pieces in flight.
     Pieces the 256-entry tables can handle run in this process; the others in a pool of
-    `workers` processes, started when the first such piece comes (if a pool is wanted)."""
+    `workers` processes (if a pool is wanted). The pool is started on entering, before the
+    caller starts the threads that write and hash: forking a process while other threads of it
+    run can leave a child waiting on a lock that no thread of its own will release. With fork,
+    starting the pool takes about 20 ms."""
 
     def __init__(self, options: ReadOptions, vocab: Vocab | None, workers: int | None, pool_wanted: bool):
         self.options, self.vocab = options, vocab
@@ -673,6 +678,8 @@ class _Runner:
         self.pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> "_Runner":
+        if self.pool_wanted:
+            self._pool().submit(int).result()      # the workers are forked at the first job
         return self
 
     def __exit__(self, *exc):
@@ -803,10 +810,13 @@ class _Writer:
 
     def _write(self, data) -> None:
         _write(self.f, data, self.path)
-        self._since_flush += len(data)
+        self._since_flush += memoryview(data).nbytes      # bytes, whatever the ids' type
         if self._since_flush >= self.FLUSH_BYTES and (self._flush is None or self._flush.done()):
             self._check(self._flush)
-            self.f.flush()
+            try:
+                self.f.flush()
+            except OSError as e:
+                raise _write_error(self.path, e) from None
             self._since_flush = 0
             self._flush = self._flusher.submit(os.fdatasync, self.f.fileno())
 
@@ -923,8 +933,12 @@ def _write(f, data, path: Path) -> None:
     try:
         f.write(data)
     except OSError as e:
-        reason = "the disk is full" if e.errno == 28 else (e.strerror or str(e))
-        raise CharlstmError(f"cannot write {path}: {reason}") from None
+        raise _write_error(path, e) from None
+
+
+def _write_error(path: Path, e: OSError) -> CharlstmError:
+    reason = "the disk is full" if e.errno == 28 else (e.strerror or str(e))
+    return CharlstmError(f"cannot write {path}: {reason}")
 
 
 def _write_json(path: Path, value) -> None:
