@@ -7,9 +7,27 @@ API and the command line set these up around it.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 
 from charlstm.training.evaluation import nats_to_bits
+
+LOG_REDRAW_S = 30.0   # a text bar written to a file, not a terminal, redraws this seldom
+
+
+def bar_options(tqdm_class, stream=None) -> dict:
+    """tqdm options for where the bar goes. In a terminal or a notebook a bar redraws itself in
+    place; written to a log file (nohup, a job scheduler, CI) every redraw is kept, and an hour
+    of training at tqdm's pace would write tens of thousands of them: there, one each
+    LOG_REDRAW_S seconds."""
+    stream = sys.stderr if stream is None else stream
+    if any(c.__module__ == "tqdm.notebook" for c in tqdm_class.__mro__):
+        return {}                        # a widget: it redraws in place wherever it runs
+    try:
+        to_terminal = stream.isatty()
+    except (AttributeError, ValueError):
+        to_terminal = False
+    return {} if to_terminal else {"mininterval": LOG_REDRAW_S}
 
 
 class ProgressBar:
@@ -20,7 +38,8 @@ class ProgressBar:
 
     def start(self, total_steps, done_steps):
         from tqdm.auto import tqdm
-        self._bar = tqdm(total=total_steps, initial=done_steps, unit="step", dynamic_ncols=True, smoothing=0.1)
+        self._bar = tqdm(total=total_steps, initial=done_steps, unit="step", dynamic_ncols=True, smoothing=0.1,
+                         **bar_options(tqdm))
 
     def step(self, step, loss, chars_per_s):
         self._bar.update(1)
@@ -56,7 +75,7 @@ class ByteBar:
             self.close()
             self._stage = stage
             self._bar = tqdm(total=total, desc=stage, unit=self.unit, unit_scale=True, unit_divisor=1000,
-                             dynamic_ncols=True, smoothing=0.1, leave=False)
+                             dynamic_ncols=True, smoothing=0.1, leave=False, **bar_options(tqdm))
         if self._bar is not None:
             self._bar.update(done - self._bar.n)
             if total is not None and done >= total:

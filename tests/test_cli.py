@@ -154,3 +154,34 @@ def test_python_dash_m_help():
     for command in ("train", "sample", "eval"):
         assert command in done.stdout
     assert "Usage" in done.stdout
+
+
+def test_a_bar_written_to_a_log_file_redraws_seldom(tmp_path):
+    """Training with its output going to a file (nohup, a scheduler, CI): the bar is drawn when it
+    starts and when it ends, not at every tenth of a second, which over an hour would be tens of
+    thousands of lines of log. In a terminal or a notebook it redraws itself as ever."""
+    import io
+    from tqdm.auto import tqdm as text_bar
+    from charlstm.progress import LOG_REDRAW_S, bar_options
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert bar_options(text_bar, io.StringIO()) == {"mininterval": LOG_REDRAW_S}
+    assert bar_options(text_bar, Terminal()) == {}
+    notebook_bar = type("tqdm_notebook", (text_bar,), {"__module__": "tqdm.notebook"})
+    assert bar_options(notebook_bar, io.StringIO()) == {}
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(corpus_text(), encoding="utf-8")
+    log = tmp_path / "log.txt"
+    with open(log, "w") as stderr:
+        done = subprocess.run([sys.executable, "-m", "charlstm", "train", str(corpus), "--out", str(tmp_path / "run"),
+                               "--hidden", "8", "--layers", "1", "--batch-size", "2", "--seq-length", "8",
+                               "--max-steps", "300", "--eval-every", "1000"], stderr=stderr, stdout=subprocess.PIPE,
+                              timeout=120)
+    assert done.returncode == 0
+    text = log.read_text(encoding="utf-8")
+    redraws = text.count("/300 [")     # the start, the end, and a redraw after the validation line
+    assert "300/300" in text and 1 <= redraws <= 4, text
