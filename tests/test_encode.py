@@ -248,50 +248,47 @@ class _RightAway:
         pass
 
 
+def write_through_writer(path, chunks, before_finish=lambda w: None) -> bytes:
+    """Each chunk through a _Writer into path; returns what the file then holds."""
+    with open(path, "wb") as f, encode_module._Writer(f, path) as w:
+        for chunk in chunks:
+            w.write(chunk)
+        before_finish(w)
+        w.finish()
+    return path.read_bytes()
+
+
 def test_the_writer_flushes_every_flush_bytes_and_skips_while_a_flush_is_still_in_flight(tmp_path, monkeypatch):
     """With a disk that is never behind, every FLUSH_BYTES written is one fdatasync; with a disk
     still busy on the last one, the writer goes on writing and asks for no second flush."""
     import threading
     monkeypatch.setattr(encode_module._Writer, "FLUSH_BYTES", 5000)
     chunks = [bytes([i]) * 3000 for i in range(10)]
+    wide = [np.full(1500, i, dtype=np.uint16) for i in range(10)]
     calls = []
     monkeypatch.setattr(os, "fdatasync", lambda fd: calls.append(fd))
     with monkeypatch.context() as m:
         m.setattr(encode_module, "ThreadPoolExecutor", _RightAway)
-        path = tmp_path / "now.bin"
-        with open(path, "wb") as f, encode_module._Writer(f, path) as w:
-            for chunk in chunks:
-                w.write(chunk)
-            w.finish()
-    assert len(calls) == 5           # at 6,000 bytes since the last flush, five times over
-    assert path.read_bytes() == b"".join(chunks)
-    wide, calls = [np.full(1500, i, dtype=np.uint16) for i in range(10)], []
-    with monkeypatch.context() as m:
-        m.setattr(encode_module, "ThreadPoolExecutor", _RightAway)
-        path = tmp_path / "wide.bin"
-        with open(path, "wb") as f, encode_module._Writer(f, path) as w:
-            for chunk in wide:
-                w.write(chunk)
-            w.finish()
-    assert len(calls) == 5           # bytes are counted, not ids: 3,000 bytes a write
-    assert path.read_bytes() == b"".join(c.tobytes() for c in wide)
+        assert write_through_writer(tmp_path / "now.bin", chunks) == b"".join(chunks)
+        assert len(calls) == 5           # at 6,000 bytes since the last flush, five times over
+        calls.clear()
+        assert write_through_writer(tmp_path / "wide.bin", wide) == b"".join(c.tobytes() for c in wide)
+        assert len(calls) == 5           # bytes are counted, not ids: 3,000 bytes a write
 
-    busy, calls = threading.Event(), []
+    busy = threading.Event()
+    calls.clear()
 
     def slow(fd):
         calls.append(fd)
         assert busy.wait(10)
 
-    monkeypatch.setattr(os, "fdatasync", slow)
-    path = tmp_path / "busy.bin"
-    with open(path, "wb") as f, encode_module._Writer(f, path) as w:
-        for chunk in chunks:
-            w.write(chunk)
+    def while_busy(w):
         w._wait_write()
-        assert len(calls) == 1       # the first flush is still on the disk: the others were skipped
+        assert len(calls) == 1           # the first flush is still on the disk: the others were skipped
         busy.set()
-        w.finish()
-    assert path.read_bytes() == b"".join(chunks)
+
+    monkeypatch.setattr(os, "fdatasync", slow)
+    assert write_through_writer(tmp_path / "busy.bin", chunks, while_busy) == b"".join(chunks)
 
 
 def test_a_grapheme_cluster_longer_than_the_carry_limit_is_one_line(tmp_path, monkeypatch):

@@ -44,7 +44,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from charlstm.nn.cells.base import Cell, CellGrads
+from charlstm.nn.cells.base import Cell, CellGrads, InputPick
 from charlstm.nn.cells.lstm import _accumulate, _one_hot_product, backward_chunk_steps, is_ids
 from charlstm.nn.workspace import Workspace, empty, scratch
 
@@ -333,7 +333,7 @@ class GRUStep:
     rows [x; 1; h] in place (the row of ones is shared):
         ax = [Wx^T | bx] [x; 1]        ah = [bh | Wh^T] [1; h]        (r, z rows halved)
     then r, z = sigmoid(ax + ah) and n = tanh(ax_n + r ah_n). A one-hot input's ax is a row of
-    the prearranged Wx + bx, picked by id (a row, not a column: one contiguous read). One product
+    the prearranged Wx + bx, picked by id (base.InputPick: at batch 1 one contiguous read). One product
     over the whole rows with a (4H, D+1+H) matrix would save a call but carry two zero blocks (n's
     input part reads no h, its recurrent part no x): at batch 1 the step is bound by reading the
     weights, and measured on a shared 2-core machine the split step was 1.2x (H=256) to 2x
@@ -354,14 +354,14 @@ class GRUStep:
         scale = rz_prescale(H, dtype)
         self.h_weights = np.asfortranarray(np.concatenate([bh[:, None], Wh.T], axis=1) * scale[:, None])  # (3H, 1+H)
         if one_hot:
-            self.input_rows = np.ascontiguousarray((Wx + bx) * scale)                           # (V, 3H)
+            self.pick = InputPick(np.ascontiguousarray(((Wx + bx) * scale).T), B)             # of (3H, V)
             self.x_weights = None
+            self.ax = self.pick.out                    # the pick is the whole of ax
         else:
-            self.input_rows = None
+            self.pick = None
             self.x_weights = np.asfortranarray(np.concatenate([Wx.T, bx[:, None]], axis=1) * scale[:, None])
+            self.ax = np.empty((3 * H, B), dtype=dtype)
         self.rows, self.x_rows, self.h_rows, self.h = rows, rows[:D + 1], rows[D:], rows[D + 1:]
-        self.ax = np.empty((3 * H, B), dtype=dtype)
-        self.ax_by_stream = self.ax.T                  # (B, 3H): where a picked row lands
         self.tmp = np.empty((H, B), dtype=dtype)
         self.ax_rz, self.ax_n = self.ax[:2 * H], self.ax[2 * H:]
         self.half = np.full((2 * H, B), 0.5, dtype=dtype)   # an array: a Python 0.5 costs a call twice
@@ -378,12 +378,10 @@ class GRUStep:
         self.rz, self.r, self.z, self.n = out[:2 * H], out[:H], out[H:2 * H], out[2 * H:]
 
     def __call__(self, ids=None, recurrent_done: bool = False) -> None:
-        if self.input_rows is None:
+        if self.pick is None:
             np.matmul(self.x_weights, self.x_rows, out=self.ax)
-        elif self.ax_by_stream.flags.c_contiguous:     # batch 1
-            self.input_rows.take(ids, axis=0, out=self.ax_by_stream, mode="clip")
         else:
-            self.input_rows.T.take(ids, axis=1, out=self.ax, mode="clip")
+            self.pick(ids)
         if not recurrent_done:
             np.matmul(self.h_weights, self.h_rows, out=self.ah)
         # Outputs are passed by position: at batch 1 each call is mostly its own overhead.
