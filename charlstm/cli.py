@@ -231,6 +231,9 @@ _DEFAULTS = TrainConfig()
 @click.option("--eval-every", type=int, default=_DEFAULTS.eval_every,
               help=f"Steps between evaluations and checkpoints [{_DEFAULTS.eval_every}; "
                    f"{_recipe.SHORT_EVAL_EVERY} with a --max-time under {_recipe.SHORT_TIME_S} s].")
+@click.option("--eval-interval", type=float, default=_DEFAULTS.eval_interval,
+              help=f"Seconds between evaluations too, whichever of the two comes first [none; a tenth of a "
+                   f"--max-time under {_recipe.SHORT_TIME_S} s].")
 @click.option("--val-fraction", type=float, default=_DEFAULTS.val_fraction, show_default=True,
               help="Share of the corpus held out (its end).")
 @click.option("--val-symbols", type=int, default=_DEFAULTS.val_symbols,

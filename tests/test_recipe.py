@@ -17,7 +17,7 @@ def test_a_short_time_budget_gets_the_small_model_without_dropout_and_a_lighter_
     assert (choice.model["num_layers"], choice.model["hidden_size"]) == recipe.SMALL
     assert choice.model["dropout"] == 0.0
     assert choice.train == {"lr": recipe.SHORT_LR, "val_symbols": recipe.SHORT_VAL_SYMBOLS,
-                            "eval_every": recipe.SHORT_EVAL_EVERY}
+                            "eval_every": recipe.SHORT_EVAL_EVERY, "eval_interval": 150 / recipe.SHORT_EVALS}
     line = choice.line()
     assert line.startswith("recipe: ") and "\n" not in line and f"{recipe.SMALL[0]} x {recipe.SMALL[1]}" in line
 
@@ -45,8 +45,32 @@ def test_an_explicit_option_always_wins():
     choice = recipe.choose(4_700_000, 32, 100, max_time=150, given={"hidden_size", "dropout", "eval_every"})
     assert choice.model == {} and choice.train == {"val_symbols": recipe.SHORT_VAL_SYMBOLS}
     assert recipe.choose(4_700_000, 32, 100, max_time=150, fixed_model=True).model == {}
-    everything = {"num_layers", "hidden_size", "dropout", "lr", "eval_every", "val_symbols"}
+    everything = {"num_layers", "hidden_size", "dropout", "lr", "eval_every", "eval_interval", "val_symbols"}
     assert recipe.choose(4_700_000, 32, 100, max_time=150, given=everything).line() == ""
+
+
+@pytest.mark.parametrize("seconds_per_step", [0.1, 0.01])
+def test_a_short_time_budget_evaluates_on_the_clock_so_a_slow_machine_still_draws_a_curve(tmp_path, monkeypatch,
+                                                                                          seconds_per_step):
+    """10 steps a second or 100: a run of --max-time 20 evaluates SHORT_EVALS times either way (a
+    clock that advances by seconds_per_step at every step stands in for the machine's speed)."""
+    import charlstm
+    from charlstm.training import loop
+    clock = [0.0]
+    monkeypatch.setattr(loop, "time", type("Clock", (), {"perf_counter": staticmethod(lambda: clock[0])}))
+
+    def one_step_passes():
+        clock[0] += seconds_per_step
+        return False
+
+    (tmp_path / "c.txt").write_text(LINES)
+    model = charlstm.train(tmp_path / "c.txt", tmp_path / "run", max_time=20, batch_size=2, seq_length=8,
+                           num_layers=1, hidden_size=8, sample_length=0, progress=False, stop_on_interrupt=False,
+                           should_stop=one_step_passes)
+    assert model.step == round(20 / seconds_per_step)
+    steps = [ev.step for ev in model.history]
+    assert len(steps) == recipe.SHORT_EVALS, steps
+    assert steps[0] == round(2 / seconds_per_step)             # every 2 s, not every SHORT_EVAL_EVERY steps
 
 
 def test_a_step_or_epoch_bound_is_not_a_short_time_budget():
@@ -74,6 +98,7 @@ def test_the_run_prints_the_choice_and_uses_it_and_options_override_it(tmp_path)
     assert (saved.config.num_layers, saved.config.hidden_size) == (1, 8)           # given: kept
     assert saved.train["config"]["val_symbols"] == recipe.SHORT_VAL_SYMBOLS        # open: the recipe's
     assert saved.train["config"]["eval_every"] == recipe.SHORT_EVAL_EVERY
+    assert saved.train["config"]["eval_interval"] == 1 / recipe.SHORT_EVALS
     assert saved.config.dropout == 0.0                      # a short time budget: no dropout
     assert saved.train["config"]["lr"] == 3e-3              # the small model's lr is for the small model only
 

@@ -33,6 +33,9 @@ class TrainConfig:
     max_time: float | None = None      # seconds of training of the run, resumed ones included
     epochs: float | None = None        # passes over the training split
     eval_every: int = 200              # steps between evaluations and checkpoints
+    # seconds between them as well, whichever comes first (None: steps only): a time budget's
+    # curve then has as many points on a slow machine as on a fast one
+    eval_interval: float | None = None
     val_fraction: float = 0.05
     # Periodic validation reads at most this many held-out symbols (streams spread over the whole
     # split; 0: all of it): on a corpus of gigabytes, 5 % is more than a run can read every few
@@ -65,6 +68,8 @@ class TrainConfig:
             (self.epochs is None or (self.epochs > 0 and math.isfinite(self.epochs)),
              "--epochs must be a positive number"),
             (self.eval_every >= 1, "--eval-every must be at least 1"),
+            (self.eval_interval is None or (self.eval_interval > 0 and math.isfinite(self.eval_interval)),
+             "--eval-interval must be a positive number of seconds"),
             (0.0 <= self.val_fraction < 1.0, "--val-fraction must be in [0, 1)"),
             (self.val_symbols == 0 or self.val_symbols >= 2, "--val-symbols must be 0 (all) or at least 2"),
             (self.min_count >= 1, "--min-count must be at least 1"),

@@ -41,12 +41,15 @@ DROPOUT_BY_PASSES = ((0.0, 0.0), (1.0, 0.2))
 # 2.25 at 6e-3 (a smaller model takes a larger step; the cosine decay still ends at a tenth).
 SHORT_LR = 6e-3
 
-# Evaluation in a short time budget: a smaller estimate, less often.
+# Evaluation in a short time budget: a smaller estimate, less often, and on the clock too
+# (SHORT_EVALS times in the budget, or every SHORT_EVAL_EVERY steps, whichever comes first), so a
+# slow machine's run has a curve of as many points as a fast one's.
 SHORT_VAL_SYMBOLS = 50_000
 SHORT_EVAL_EVERY = 500
+SHORT_EVALS = 10
 
 MODEL_FIELDS = ("num_layers", "hidden_size", "dropout")
-TRAIN_FIELDS = ("lr", "eval_every", "val_symbols")
+TRAIN_FIELDS = ("lr", "eval_every", "eval_interval", "val_symbols")
 
 
 @dataclass(frozen=True)
@@ -124,10 +127,14 @@ def choose(train_symbols: int, batch_size: int, seq_length: int, max_steps=None,
             train["val_symbols"] = SHORT_VAL_SYMBOLS
         if "eval_every" not in given:
             train["eval_every"] = SHORT_EVAL_EVERY
+        if "eval_interval" not in given and "eval_every" not in given:
+            train["eval_interval"] = max_time / SHORT_EVALS
         if "val_symbols" not in given or "eval_every" not in given:
             every = train.get("eval_every", "the given")
+            when = (f"every {train['eval_interval']:g} s or {every} steps" if "eval_interval" in train
+                    else f"every {every} steps")
             symbols = train.get("val_symbols")
-            reasons.append(f"validation every {every} steps on {'the given' if symbols is None else f'{symbols:,}'} "
+            reasons.append(f"validation {when} on {'the given' if symbols is None else f'{symbols:,}'} "
                            "held-out symbols (evaluation is part of a time budget)")
     return Choice(model=model, train=train, reasons=tuple(reasons))
 
