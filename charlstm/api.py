@@ -50,9 +50,11 @@ class Model:
 
     @classmethod
     def create(cls, vocab: Vocab, hidden_size: int | None = None, num_layers: int | None = None,
-               dropout: float | None = None, cell: str | None = None, seed: int = 0, dtype=np.float32) -> "Model":
+               dropout: float | None = None, cell: str | None = None, embedding_size: int | None = None,
+               seed: int = 0, dtype=np.float32) -> "Model":
         """A fresh, untrained model for a vocabulary (unset sizes take ModelConfig's defaults)."""
-        given = {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout, "cell": cell}
+        given = {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout, "cell": cell,
+                 "embedding_size": embedding_size}
         config = replace(ModelConfig(vocab_size=len(vocab)), **{k: v for k, v in given.items() if v is not None})
         return cls(init_params(config, validate.seed(seed), dtype), config, vocab)
 
@@ -147,7 +149,7 @@ def _say(line: str) -> None:
 def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text: str | None = None,
           resume=None, progress: bool = True, on_eval=None, hidden_size: int | None = None,
           num_layers: int | None = None, dropout: float | None = None, cell: str | None = None,
-          stop_on_interrupt: bool = True, recipe: bool = True, given_options=None, **train_options) -> Model:
+          embedding_size: int | None = None, stop_on_interrupt: bool = True, recipe: bool = True, given_options=None, **train_options) -> Model:
     """Train on a corpus file of any size, a data directory (or text=...) and return the trained Model.
 
     Training options are TrainConfig's fields (batch_size=, seq_length=, lr=, max_steps=,
@@ -173,7 +175,8 @@ def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text:
         config = TrainConfig(**train_options)
     elif train_options:
         config = replace(config, **train_options)
-    given = {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout, "cell": cell}
+    given = {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout, "cell": cell,
+             "embedding_size": embedding_size}
     open_fields = None
     if recipe and (not config_given or given_options is not None):
         named = set(train_options) | {k for k, v in given.items() if v is not None} | set(given_options or ())

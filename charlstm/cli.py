@@ -30,6 +30,7 @@ from charlstm.data.text import read_text
 from charlstm.errors import CharlstmError, TextError
 from charlstm.files import write_text
 from charlstm.nn.cells import CELLS
+from charlstm.model import ModelConfig
 from charlstm.progress import ByteBar
 from charlstm.training import recipe as _recipe
 from charlstm.training.config import DEFAULT_EPOCHS, TrainConfig
@@ -200,6 +201,9 @@ _DEFAULTS = TrainConfig()
 @click.option("--hidden", "hidden_size", type=int, default=None,
               help=f"Units per layer [{_recipe.FULL[1]}; {_recipe.SMALL[1]} with a --max-time under "
                    f"{_recipe.SHORT_TIME_S} s].")
+@click.option("--embedding-size", type=int, default=None,
+              help=f"Size of each symbol's learnt input vector (0: a one-hot input, as models before "
+                   f"embeddings had) [{ModelConfig.embedding_size}].")
 @click.option("--dropout", type=float, default=None,
               help="Dropout on every layer's output [0.2 when the budget passes over the training split at "
                    "least once, else 0].")
@@ -257,10 +261,10 @@ _DEFAULTS = TrainConfig()
 @click.option("--init-from", type=click.Path(path_type=Path), default=None,
               help="Start a new run from this checkpoint's weights and vocabulary (fine-tuning, e.g. on "
                    "another corpus): a fresh optimiser at step 0, this command's training options; "
-                   "--cell, --layers, --hidden, --dropout, --unit and --min-count come from it.")
+                   "--cell, --layers, --hidden, --embedding-size, --dropout, --unit and --min-count come from it.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
-def train(ctx, corpus, out_dir, cell, num_layers, hidden_size, dropout, quiet, resume, init_from, encoding_errors,
+def train(ctx, corpus, out_dir, cell, num_layers, hidden_size, embedding_size, dropout, quiet, resume, init_from, encoding_errors,
           newline, **options):
     """Train a model on CORPUS (default: the Python standard library's own sources, copied to
     OUT/corpus.txt).
@@ -276,7 +280,8 @@ def train(ctx, corpus, out_dir, cell, num_layers, hidden_size, dropout, quiet, r
              if ctx.get_parameter_source(name) in (click.core.ParameterSource.COMMANDLINE,
                                                     click.core.ParameterSource.ENVIRONMENT)}
     model_options = {k: v for k, v in
-                     {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout, "cell": cell}.items()
+                     {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout, "cell": cell,
+                      "embedding_size": embedding_size}.items()
                      if v is not None}
     if resume is not None and init_from is not None:
         raise CharlstmError("give --resume (continue a run) or --init-from (start a new one from its weights), "
@@ -289,8 +294,8 @@ def train(ctx, corpus, out_dir, cell, num_layers, hidden_size, dropout, quiet, r
                                 f"a new run from the weights of {resume} with --init-from")
         encoding_errors = newline = None            # the run's own, from the checkpoint
     if init_from is not None:
-        refused = [_option_name(ctx, name) for name in ("cell", "num_layers", "hidden_size", "dropout", "unit",
-                                                        "min_count") if name in given]
+        refused = [_option_name(ctx, name) for name in ("cell", "num_layers", "hidden_size", "embedding_size",
+                                                        "dropout", "unit", "min_count") if name in given]
         if refused:
             raise CharlstmError(f"{', '.join(refused)}: the model and its vocabulary come from {init_from} "
                                 "with --init-from")

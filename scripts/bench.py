@@ -7,7 +7,10 @@ Measures, on this machine's cores (torch.set_num_threads and BLAS both at --thre
   training   characters per second of a full step (forward, BPTT, clipping, Adam) of a 3-layer
              network of each --cells cell (lstm, gru, rnn against nn.LSTM, nn.GRU, nn.RNN; the
              peephole LSTM, which PyTorch lacks, against charlstm's own LSTM) with a 65-symbol
-             vocabulary, for H in {128, 256, 512}, B in {32, 64}, T in {64, 100}; the median over
+             vocabulary and an input embedding of --embedding-size (charlstm's default; the
+             PyTorch side gets the same nn.Embedding(V, E) before its recurrent module, and 0
+             gives both a one-hot input); with --against one-hot, charlstm's embedded model
+             against its own one-hot model instead (what the embedding costs a step), for H in {128, 256, 512}, B in {32, 64}, T in {64, 100}; the median over
              --steps steps after warm-up, the two sides alternating step by step; and both as a
              share of the matrix-product limit: the time the step's matrix products alone take at
              the float32 GEMM rate this script measures for the same shapes (a step counted as 3x
@@ -43,6 +46,7 @@ V = 65
 LAYERS = 3
 GATES = {"lstm": 4, "peephole": 4, "gru": 3, "rnn": 1}   # blocks of H in a layer's weight matrices
 SETTLE_S = 0.3   # lets the other library's spinning worker threads go idle
+EMBEDDING = None  # the input embedding's size, set from --embedding-size in main()
 
 
 def median_time(fn, steps: int) -> float:
@@ -56,12 +60,12 @@ def median_time(fn, steps: int) -> float:
 
 # --- the two training steps ----------------------------------------------------------------------
 
-def charlstm_trainer(H, B, T, seed=0, cell="lstm"):
+def charlstm_trainer(H, B, T, seed=0, cell="lstm", embedding_size=None):
     from charlstm.model import ModelConfig, init_params, loss_and_grads, zero_state
     from charlstm.nn.optim import adam_init, adam_update, clip_by_global_norm
     from charlstm.nn.workspace import Workspace
     rng = np.random.default_rng(seed)
-    config = ModelConfig(V, H, LAYERS, cell=cell)
+    config = ModelConfig(V, H, LAYERS, cell=cell, embedding_size=EMBEDDING if embedding_size is None else embedding_size)
     workspace = Workspace()          # as `charlstm train` does
     params = init_params(config, rng)
     adam = adam_init(params)
@@ -85,15 +89,18 @@ def torch_trainer(H, B, T, seed=0, cell="lstm"):
     torch.manual_seed(seed)
     Recurrent = getattr(torch.nn, TORCH_MODULES[cell])
 
+    E = EMBEDDING
+
     class Net(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.embed = torch.nn.Embedding(V, H)
-            self.lstm = Recurrent(H, H, LAYERS)
+            self.embed = torch.nn.Embedding(V, E) if E else None
+            self.lstm = Recurrent(E or V, H, LAYERS)
             self.head = torch.nn.Linear(H, V)
 
         def forward(self, x, state):
-            out, state = self.lstm(self.embed(x), state)
+            inputs = self.embed(x) if E else torch.nn.functional.one_hot(x, V).float()
+            out, state = self.lstm(inputs, state)
             return self.head(out), state
 
     net = Net()
@@ -144,13 +151,16 @@ def gemm_limit_seconds(H, B, T, rates: dict, gates=4) -> float:
     return recurrent / (small * 1e9) + (flops - recurrent) / (large * 1e9)
 
 
-def bench_training(configs, steps, warmup, have_torch, cell="lstm"):
+def bench_training(configs, steps, warmup, have_torch, cell="lstm", against="torch"):
     """charlstm's `cell` against PyTorch's module of it, or, for the peephole LSTM, against
-    charlstm's plain LSTM (its "torch" columns then hold that LSTM's figures)."""
+    charlstm's plain LSTM, or with against="one-hot" against charlstm's own one-hot model of the
+    cell (the "torch" columns then hold the other side's figures)."""
     rows, rates = [], {}
     for H, B, T in configs:
         ours = charlstm_trainer(H, B, T, cell=cell)
-        if cell == "peephole":
+        if against == "one-hot":
+            theirs = charlstm_trainer(H, B, T, cell=cell, embedding_size=0)
+        elif cell == "peephole":
             theirs = charlstm_trainer(H, B, T, cell="lstm")
         else:
             theirs = torch_trainer(H, B, T, cell=cell) if have_torch else None
@@ -167,8 +177,9 @@ def bench_training(configs, steps, warmup, have_torch, cell="lstm"):
                 t_theirs.append(median_time(theirs, 1))
         limit = gemm_limit_seconds(H, B, T, rates, GATES[cell])
         ours_cps = B * T / float(np.median(t_ours))
-        row = {"cell": cell, "against": "charlstm lstm" if cell == "peephole" else f"torch nn.{TORCH_MODULES[cell]}",
-               "H": H, "B": B, "T": T, "charlstm_chars_per_s": ours_cps,
+        other = ("charlstm one-hot" if against == "one-hot" else
+                 "charlstm lstm" if cell == "peephole" else f"torch nn.{TORCH_MODULES[cell]}")
+        row = {"cell": cell, "against": other, "embedding_size": EMBEDDING, "H": H, "B": B, "T": T, "charlstm_chars_per_s": ours_cps,
                "charlstm_share_of_gemm_limit": limit / float(np.median(t_ours)),
                "gemm_limit_chars_per_s": B * T / limit}
         if theirs:
@@ -195,7 +206,7 @@ def charlstm_sampler(H, B, length, cell="lstm"):
     from charlstm.model import ModelConfig, init_params
     from charlstm.decoding.sampling import generate
     from charlstm.data.vocab import Vocab
-    config = ModelConfig(V, H, LAYERS, cell=cell)
+    config = ModelConfig(V, H, LAYERS, cell=cell, embedding_size=EMBEDDING)
     params = init_params(config, np.random.default_rng(0))
     vocab = Vocab(tuple(chr(32 + k) for k in range(V - 1)) + ("\n",))
 
@@ -211,8 +222,9 @@ def torch_samplers(H, B, length, cell="lstm"):
     import torch
     torch.manual_seed(0)
     name = TORCH_MODULES[cell]
-    embed, net, head = torch.nn.Embedding(V, H), getattr(torch.nn, name)(H, H, LAYERS), torch.nn.Linear(H, V)
-    cells = [getattr(torch.nn, name + "Cell")(H, H) for _ in range(LAYERS)]
+    E = EMBEDDING or H         # a one-hot model's PyTorch loop gets the usual nn.Embedding(V, H)
+    embed, net, head = torch.nn.Embedding(V, E), getattr(torch.nn, name)(E, H, LAYERS), torch.nn.Linear(H, V)
+    cells = [getattr(torch.nn, name + "Cell")(E if l == 0 else H, H) for l in range(LAYERS)]
     has_c = cell == "lstm"
 
     def with_module():
@@ -294,9 +306,10 @@ def high_water_kb():
 
 H, B, T, steps = map(int, sys.argv[1:5])
 dropout = float(sys.argv[5])
+E = int(sys.argv[6])
 base = high_water_kb()
 rng = np.random.default_rng(0)
-config = ModelConfig(65, H, 3, dropout)
+config = ModelConfig(65, H, 3, dropout, embedding_size=E)
 params = init_params(config, rng); adam = adam_init(params); state = zero_state(config, B)
 x = rng.integers(0, 65, (T, B)); y = rng.integers(0, 65, (T, B))
 workspace = Workspace()
@@ -315,11 +328,13 @@ def bench_memory(H=256, B=32, T=100, steps=5):
 def _memory_row(H, B, T, steps, dropout):
     """Dropout 0, as the training figures run; 0.2, `charlstm train`'s default, whose masks (one
     float per unit, step and stream) must then be held too."""
-    out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(H), str(B), str(T), str(steps), str(dropout)],
+    out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(H), str(B), str(T), str(steps), str(dropout),
+                          str(EMBEDDING)],
                          capture_output=True, text=True, check=True).stdout.split()
     base_kb, peak_kb = int(out[0]), int(out[1])
     from charlstm.model import ModelConfig, param_shapes
-    n_params = sum(int(np.prod(shape)) for shape in param_shapes(ModelConfig(V, H, LAYERS)).values())
+    n_params = sum(int(np.prod(shape)) for shape in param_shapes(ModelConfig(V, H, LAYERS,
+                                                                             embedding_size=EMBEDDING)).values())
     param_bytes = 4 * n_params * 4                       # weights, gradients, Adam m and v
     # one chunk's activations kept for the backward pass, per layer: gates (4H), c and h (2H, with
     # the initial state), tanh(c) (H); plus the head's input and its logits
@@ -381,7 +396,14 @@ def main():
     parser.add_argument("--cells", nargs="*", default=["lstm"], help="lstm, gru, rnn, peephole")
     parser.add_argument("--configs", nargs="*", metavar="HxBxT",
                         help="training configurations to run (default: all 12), e.g. 256x32x100")
+    from charlstm.model import ModelConfig
+    parser.add_argument("--embedding-size", type=int, default=ModelConfig.embedding_size,
+                        help="the input embedding of both sides (0: one-hot) [charlstm's default]")
+    parser.add_argument("--against", choices=["torch", "one-hot"], default="torch",
+                        help="training: PyTorch, or charlstm's own one-hot model (what the embedding costs)")
     args = parser.parse_args()
+    global EMBEDDING
+    EMBEDDING = args.embedding_size
     from charlstm.nn.backend import set_threads
     set_threads(args.threads)
     try:
@@ -391,7 +413,8 @@ def main():
     except ImportError:
         print("torch is not installed (pip install torch==2.13.0): charlstm only", file=sys.stderr)
         have_torch = False
-    results = {"machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "threads": args.threads,
+    print(f"cpu: {_cpu_name()} ({_cpu_flags()}); embedding size {EMBEDDING}", flush=True)
+    results = {"machine": {"cpu": _cpu_name(), "flags": _cpu_flags(), "cores": os.cpu_count(), "threads": args.threads,
                            "python": platform.python_version(), "numpy": np.__version__,
                            "torch": __import__("torch").__version__ if have_torch else None}}
     configs = [(H, B, T) for H in (128, 256, 512) for B in (32, 64) for T in (64, 100)]
@@ -399,7 +422,8 @@ def main():
         configs = [tuple(int(n) for n in c.lower().split("x")) for c in args.configs]
     if "training" in args.only:
         results["training"] = [row for cell in args.cells
-                               for row in bench_training(configs, args.steps, args.warmup, have_torch, cell)]
+                               for row in bench_training(configs, args.steps, args.warmup, have_torch, cell,
+                                                         args.against)]
     if "sampling" in args.only:
         results["sampling"] = [row for cell in args.cells for row in bench_sampling(have_torch, args.sample_length, cell)]
     if "memory" in args.only:
@@ -408,6 +432,19 @@ def main():
         results["encoding"] = bench_encoding(args.corpus)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+
+
+def _cpu_flags() -> str:
+    """The vector extensions that decide which BLAS kernels run (AVX2 or AVX-512)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return " ".join(sorted(f for f in flags if f in {"avx", "avx2", "fma", "avx512f", "avx512bw",
+                                                                   "avx512vl", "avx512_vnni", "amx_tile"}))
+    except OSError:
+        pass
+    return "unknown"
 
 
 def _cpu_name() -> str:

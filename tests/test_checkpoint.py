@@ -17,7 +17,7 @@ TEXT = "h\u00e9llo w\u00f6rld \U0001F44D\U0001F3FD\r\n" * 3 + "q"
 
 def make(dtype=np.float32, min_count=1):
     vocab = build_vocab(TEXT, min_count=min_count)
-    config = ModelConfig(vocab_size=len(vocab), hidden_size=5, num_layers=2, dropout=0.1)
+    config = ModelConfig(vocab_size=len(vocab), hidden_size=5, num_layers=2, dropout=0.1, embedding_size=0)
     params = init_params(config, np.random.default_rng(0), dtype)
     params["lstm.1.b"] += np.linspace(-1, 1, 20).astype(dtype)   # not just the init values
     return params, config, vocab
@@ -74,8 +74,9 @@ def test_documented_layout_loads_without_pickle(tmp_path):
                     "head.W", "head.b", "state.h", "state.c"}
     assert meta_raw.shape == () and meta_raw.dtype.kind == "U"
     meta = json.loads(str(meta_raw))
-    assert meta["format"] == "charlstm" and meta["version"] == VERSION == 2
-    assert meta["config"] == {"vocab_size": V, "hidden_size": 5, "num_layers": 2, "dropout": 0.1, "cell": "lstm"}
+    assert meta["format"] == "charlstm" and meta["version"] == VERSION == 3
+    assert meta["config"] == {"vocab_size": V, "hidden_size": 5, "num_layers": 2, "dropout": 0.1, "cell": "lstm",
+                              "embedding_size": 0}
     assert meta["vocab"] == {"unit": "grapheme", "symbols": list(vocab.symbols), "unk": vocab.unk}
     assert meta["train"] == {"progress": {"step": 1}}
     assert arrays["lstm.0.Wx"].shape == (V, 4 * H) and arrays["lstm.1.Wx"].shape == (H, 4 * H)
@@ -199,15 +200,17 @@ def arrays_of(config, vocab, params, **meta_changes):
     return {"meta": np.array(json.dumps(meta)), **params}
 
 
+@pytest.mark.parametrize("embedding_size", [0, 3])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "peephole"])
-def test_every_cell_round_trips_under_its_own_keys(tmp_path, cell):
+def test_every_cell_round_trips_under_its_own_keys(tmp_path, cell, embedding_size):
     vocab = build_vocab(TEXT)
-    config = ModelConfig(vocab_size=len(vocab), hidden_size=4, num_layers=2, cell=cell)
+    config = ModelConfig(vocab_size=len(vocab), hidden_size=4, num_layers=2, cell=cell, embedding_size=embedding_size)
     params = init_params(config, np.random.default_rng(1))
     save_checkpoint(tmp_path / "m.npz", params, config, vocab)
     back = load_checkpoint(tmp_path / "m.npz")
     assert back.config == config and set(back.params) == set(params)
-    assert all(k.startswith((f"{cell}.", "head.")) for k in back.params)
+    assert all(k.startswith((f"{cell}.", "head.", "embedding")) for k in back.params)
+    assert ("embedding" in back.params) == bool(embedding_size)
     for k in params:
         np.testing.assert_array_equal(back.params[k], params[k])
 
@@ -222,6 +225,33 @@ def test_a_format_1_checkpoint_is_an_lstm(tmp_path):
     arrays["meta"] = np.array(json.dumps(meta))
     save_npz(tmp_path / "v1.npz", arrays)
     assert load_checkpoint(tmp_path / "v1.npz").config.cell == "lstm"
+
+
+def test_a_format_2_checkpoint_reads_one_hot_input(tmp_path):
+    vocab = build_vocab(TEXT)
+    config = ModelConfig(vocab_size=len(vocab), hidden_size=4, num_layers=1, cell="gru", embedding_size=0)
+    arrays = arrays_of(config, vocab, init_params(config, np.random.default_rng(0)))
+    meta = json.loads(str(arrays["meta"]))
+    meta["version"] = 2
+    del meta["config"]["embedding_size"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    save_npz(tmp_path / "v2.npz", arrays)
+    back = load_checkpoint(tmp_path / "v2.npz")
+    assert back.config == config and "embedding" not in back.params
+
+
+def test_an_embedding_of_the_wrong_shape_or_missing_is_one_line(tmp_path):
+    vocab = build_vocab(TEXT)
+    config = ModelConfig(vocab_size=len(vocab), hidden_size=4, num_layers=1, embedding_size=3)
+    params = init_params(config, np.random.default_rng(0))
+    wrong = {**params, "embedding": np.zeros((len(vocab), 4), np.float32)}
+    save_npz(tmp_path / "a.npz", arrays_of(config, vocab, wrong))
+    with pytest.raises(CharlstmError, match=r"a\.npz: parameter embedding has shape \(\d+, 4\), the config says"):
+        load_checkpoint(tmp_path / "a.npz")
+    missing = {k: v for k, v in params.items() if k != "embedding"}
+    save_npz(tmp_path / "b.npz", arrays_of(config, vocab, missing))
+    with pytest.raises(CharlstmError, match=r"b\.npz: missing parameter embedding"):
+        load_checkpoint(tmp_path / "b.npz")
 
 
 def test_an_unknown_cell_is_one_line(tmp_path):

@@ -24,7 +24,7 @@ from charlstm.training.loop import TrainConfig, train
 DATA = Path(__file__).parent / "data"
 CONFIG = TrainConfig(batch_size=4, seq_length=12, lr=1e-2, max_steps=30, eval_every=10, val_fraction=0.1,
                      sample_length=30, seed=3)
-MODEL = {"hidden_size": 16, "num_layers": 2, "dropout": 0.2}
+MODEL = {"hidden_size": 16, "num_layers": 2, "dropout": 0.2, "embedding_size": 0}   # the files are one-hot models
 TIMING = {"elapsed_s", "chars_per_s"}
 WEIGHT_TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}     # float32 rounding of 30 steps on another CPU
 FIGURE_TOLERANCE = {"rtol": 1e-6}                   # losses: means of thousands of terms

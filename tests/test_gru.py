@@ -357,7 +357,7 @@ def test_init(one_hot):
     assert all(v.dtype == np.float64 for v in p.values())
     bound = 1.0 / np.sqrt(H)
     assert np.abs(p["Wh"]).max() <= bound
-    assert np.abs(p["Wx"]).max() <= (1.0 if one_hot else bound)
+    assert np.abs(p["Wx"]).max() <= (1.0 if one_hot else 1.0 / np.sqrt(D))   # a vector input: +-1/sqrt(D)
     if one_hot:
         assert np.abs(p["Wx"]).max() > 0.5
     expected_bx = np.zeros(3 * H)
@@ -365,7 +365,7 @@ def test_init(one_hot):
     np.testing.assert_array_equal(p["bx"], expected_bx)
     np.testing.assert_array_equal(p["bh"], np.zeros(3 * H))
     rng = np.random.default_rng(0)              # drawn in the order Wx, Wh
-    wx_bound = 1.0 if one_hot else bound
+    wx_bound = 1.0 if one_hot else 1.0 / np.sqrt(D)
     np.testing.assert_array_equal(p["Wx"], rng.uniform(-wx_bound, wx_bound, (D, 3 * H)))
     np.testing.assert_array_equal(p["Wh"], rng.uniform(-bound, bound, (H, 3 * H)))
 

@@ -44,6 +44,7 @@ from charlstm.model import ModelConfig, State, forward, init_params, zero_state 
 from charlstm.nn.cells import CELLS, reference  # noqa: E402
 
 REGISTERED = sorted(CELLS)
+INPUTS = [0, 5]          # embedding sizes: a one-hot input, and an embedding of 5
 MAPPED = sorted(LAYOUTS)
 DOC = Path(__file__).parent.parent / "README.md"   # its code blocks run as written
 TEXT = "".join(f"The line {i}: the quick brown fox jumps over the lazy dog.\n" for i in range(12))
@@ -72,10 +73,12 @@ def one_line(error: pytest.ExceptionInfo, *needles: str) -> str:
     return message
 
 
-def make_model(cell="lstm", H=6, L=2, dropout=0.0, dtype=np.float32, seed=0) -> charlstm.Model:
-    """A registered cell's model with every parameter (biases too) away from its initial value."""
+def make_model(cell="lstm", H=6, L=2, dropout=0.0, dtype=np.float32, seed=0, embedding_size=0) -> charlstm.Model:
+    """A registered cell's model with every parameter (biases too) away from its initial value;
+    embedding_size 0 reads one-hot vectors, more an embedding (nn.Embedding in PyTorch)."""
     vocab = build_vocab(TEXT)
-    config = ModelConfig(vocab_size=len(vocab), hidden_size=H, num_layers=L, dropout=dropout, cell=cell)
+    config = ModelConfig(vocab_size=len(vocab), hidden_size=H, num_layers=L, dropout=dropout, cell=cell,
+                         embedding_size=embedding_size)
     rng = np.random.default_rng(seed)
     params = init_params(config, rng, np.float64)
     params = {k: (p + 0.3 * rng.standard_normal(p.shape)).astype(dtype) for k, p in params.items()}
@@ -126,8 +129,9 @@ def test_layouts_are_the_registered_cells_own(cell):
 
 
 @pytest.mark.parametrize("cell", REGISTERED)
-def test_torch_scores_and_loss_equal_charlstms_float32(cell):
-    model = make_model(cell)
+@pytest.mark.parametrize("embedding_size", INPUTS)
+def test_torch_scores_and_loss_equal_charlstms_float32(cell, embedding_size):
+    model = make_model(cell, embedding_size=embedding_size)
     config = model.config
     inputs, targets = batch(model.vocab)
     state = random_state(CELLS[cell].state, config.num_layers, inputs.shape[1], config.hidden_size, np.float32)
@@ -143,8 +147,9 @@ def test_torch_scores_and_loss_equal_charlstms_float32(cell):
 
 
 @pytest.mark.parametrize("cell", REGISTERED)
-def test_torch_scores_equal_charlstms_float64(cell):
-    model = make_model(cell, dtype=np.float64)
+@pytest.mark.parametrize("embedding_size", INPUTS)
+def test_torch_scores_equal_charlstms_float64(cell, embedding_size):
+    model = make_model(cell, dtype=np.float64, embedding_size=embedding_size)
     inputs, _ = batch(model.vocab, T=40, B=2)
     state = zero_state(model.config, 2, np.float64)
     logits, _, _ = forward(model.params, model.config, inputs, state)
@@ -155,8 +160,9 @@ def test_torch_scores_equal_charlstms_float64(cell):
 
 
 @pytest.mark.parametrize("cell", REGISTERED)
-def test_round_trip_gives_identical_parameters(cell):
-    model = make_model(cell, dropout=0.25)
+@pytest.mark.parametrize("embedding_size", INPUTS)
+def test_round_trip_gives_identical_parameters(cell, embedding_size):
+    model = make_model(cell, dropout=0.25, embedding_size=embedding_size)
     back = ct.from_torch(ct.to_torch(model), model.vocab)
     assert back.config == model.config
     assert set(back.params) == set(model.params)
@@ -172,8 +178,9 @@ def test_round_trip_gives_identical_parameters(cell):
 
 
 @pytest.mark.parametrize("cell", REGISTERED)
-def test_imported_params_do_not_share_memory_with_the_module(cell):
-    model = make_model(cell)
+@pytest.mark.parametrize("embedding_size", INPUTS)
+def test_imported_params_do_not_share_memory_with_the_module(cell, embedding_size):
+    model = make_model(cell, embedding_size=embedding_size)
     module = ct.to_torch(model)
     back = ct.from_torch(module, model.vocab)
     with torch.no_grad():
@@ -184,9 +191,10 @@ def test_imported_params_do_not_share_memory_with_the_module(cell):
 
 
 @pytest.mark.parametrize("cell", REGISTERED)
-def test_trained_on_in_torch_and_imported_back_scores_as_torch(cell):
+@pytest.mark.parametrize("embedding_size", INPUTS)
+def test_trained_on_in_torch_and_imported_back_scores_as_torch(cell, embedding_size):
     torch.manual_seed(0)
-    model = make_model(cell, dropout=0.1)
+    model = make_model(cell, dropout=0.1, embedding_size=embedding_size)
     module = ct.to_torch(model).train()
     optimizer = torch.optim.Adam(module.parameters(), lr=0.01)
     inputs, targets = batch(model.vocab, T=30, B=4)
@@ -213,10 +221,11 @@ def test_trained_on_in_torch_and_imported_back_scores_as_torch(cell):
 
 @pytest.mark.parametrize("cell", REGISTERED)
 @pytest.mark.parametrize("dtype", ["float64", "float16", "bfloat16"])
-def test_a_state_dict_of_another_dtype_loads_as_float32(cell, dtype):
+@pytest.mark.parametrize("embedding_size", INPUTS)
+def test_a_state_dict_of_another_dtype_loads_as_float32(cell, dtype, embedding_size):
     """What a GPU-trained state_dict looks like here: another dtype (a CUDA one would be moved the
     same way, by the same .to(device="cpu", dtype=float32))."""
-    model = make_model(cell)
+    model = make_model(cell, embedding_size=embedding_size)
     module = ct.to_torch(model).to(getattr(torch, dtype))
     back = ct.from_torch(module.state_dict(), model.vocab)
     for key, p in model.params.items():
@@ -235,8 +244,9 @@ def test_a_state_dict_on_the_meta_device_is_refused_in_one_line():
 
 
 @pytest.mark.parametrize("cell", REGISTERED)
-def test_pt_file_round_trip_with_weights_only(cell, tmp_path):
-    model = make_model(cell, dropout=0.2)
+@pytest.mark.parametrize("embedding_size", INPUTS)
+def test_pt_file_round_trip_with_weights_only(cell, tmp_path, embedding_size):
+    model = make_model(cell, dropout=0.2, embedding_size=embedding_size)
     path = tmp_path / "model.pt"
     ct.save_torch(model, path)
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]         # no temporary file left
@@ -291,6 +301,7 @@ class StandInConfig:
     num_layers: int
     dropout: float
     cell: str
+    embedding_size: int = 0
 
     def to_dict(self):
         return asdict(self)
@@ -380,8 +391,9 @@ def test_onnx_graph_passes_the_checker_and_says_what_it_is(cell, ort):
 
 
 @pytest.mark.parametrize("cell", REGISTERED)
-def test_onnxruntime_scores_a_whole_text_as_charlstm(cell, ort, tmp_path):
-    model = make_model(cell)
+@pytest.mark.parametrize("embedding_size", INPUTS)
+def test_onnxruntime_scores_a_whole_text_as_charlstm(cell, ort, tmp_path, embedding_size):
+    model = make_model(cell, embedding_size=embedding_size)
     config = model.config
     inputs, _ = batch(model.vocab, T=60, B=3)
     state = random_state(CELLS[cell].state, config.num_layers, 3, config.hidden_size, np.float32)
@@ -397,8 +409,9 @@ def test_onnxruntime_scores_a_whole_text_as_charlstm(cell, ort, tmp_path):
 
 
 @pytest.mark.parametrize("cell", REGISTERED)
-def test_onnxruntime_symbol_by_symbol_with_the_state_carried(cell, ort):
-    model = make_model(cell)
+@pytest.mark.parametrize("embedding_size", INPUTS)
+def test_onnxruntime_symbol_by_symbol_with_the_state_carried(cell, ort, embedding_size):
+    model = make_model(cell, embedding_size=embedding_size)
     config = model.config
     ids = model.vocab.encode(HELD_OUT).astype(np.int64)[:, None]           # (T, 1)
     logits, _, _ = forward(model.params, config, ids, zero_state(config, 1))
@@ -530,8 +543,9 @@ def fails(root: Path, *args, needle: str):
 
 
 @pytest.mark.parametrize("cell", REGISTERED)
-def test_cli_export_torch_and_import_back(cell, tmp_path):
-    model = make_model(cell)
+@pytest.mark.parametrize("embedding_size", INPUTS)
+def test_cli_export_torch_and_import_back(cell, tmp_path, embedding_size):
+    model = make_model(cell, embedding_size=embedding_size)
     model.save(tmp_path / "model.npz")
     result = invoke(tmp_path, "export", "model.npz", "-o", "model.pt")
     assert result.exit_code == 0, result.output
@@ -548,8 +562,9 @@ def test_cli_export_torch_and_import_back(cell, tmp_path):
 
 
 @pytest.mark.parametrize("cell", REGISTERED)
-def test_cli_export_onnx(cell, tmp_path, ort):
-    model = make_model(cell)
+@pytest.mark.parametrize("embedding_size", INPUTS)
+def test_cli_export_onnx(cell, tmp_path, ort, embedding_size):
+    model = make_model(cell, embedding_size=embedding_size)
     model.save(tmp_path / "model.npz")
     for args in (["-o", "model.onnx"], ["-o", "model.bin", "--format", "onnx"]):
         result = invoke(tmp_path, "export", "model.npz", *args)

@@ -34,7 +34,7 @@ from charlstm.decoding.sampling import filter_probs, generate
 from charlstm.errors import CharlstmError
 from charlstm.export.page import PAGE_CELLS, export_page, render_generator
 from charlstm.export.quantize import PRECISIONS, dequantized, loss_effect, quantize
-from charlstm.model import ModelConfig, forward, param_shapes, zero_state
+from charlstm.model import ModelConfig, as_one_hot, forward, param_shapes, zero_state
 from charlstm.nn.cells import CELLS
 from charlstm.training.checkpoint import save_checkpoint
 from charlstm.training.loop import TrainConfig, train
@@ -44,7 +44,9 @@ needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not in
                                     "(apt-get install chromium), so the page is not run")
 TEXT = ("def add(a, b):\n    return a + b  # the sum\n\nclass Point:\n    x = 0\n"
         "print(add(1, 2), 'café', \"naïve\")\n") * 6
-ALL_CELLS = sorted(CELLS)
+# Every cell with an input embedding (the page gets its one-hot form: model.as_one_hot), and the
+# one-hot input of models trained before embeddings, as "cell/one-hot".
+ALL_CELLS = sorted(CELLS) + [f"{name}/one-hot" for name in sorted(CELLS)]
 
 
 def test_the_page_runs_every_registered_cell():
@@ -56,13 +58,15 @@ def test_the_page_runs_every_registered_cell():
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    """{cell: Model}: each registered cell trained a few steps."""
+    """{name: Model}: each registered cell trained a few steps, with an embedding and one-hot."""
     out = {}
     for name in ALL_CELLS:
         config = TrainConfig(batch_size=8, seq_length=32, max_steps=40, eval_every=40, lr=0.02,
                              sample_length=0, seed=1)
-        r = train(text=TEXT, out_dir=tmp_path_factory.mktemp(name), config=config,
-                  model_options={"cell": name, "hidden_size": 24, "num_layers": 2, "dropout": 0.0}, progress=False)
+        cell, _, one_hot = name.partition("/")
+        r = train(text=TEXT, out_dir=tmp_path_factory.mktemp(cell), config=config,
+                  model_options={"cell": cell, "hidden_size": 24, "num_layers": 2, "dropout": 0.0,
+                                 "embedding_size": 0 if one_hot else 8}, progress=False)
         out[name] = charlstm.Model(r.params, r.config, r.vocab)
     return out
 
@@ -116,23 +120,29 @@ def test_page_is_self_contained_and_embeds_the_model(models):
     data = page_json(page)
     assert data["config"] == {"cell": "lstm", "num_layers": 2, "hidden_size": 24, "vocab_size": len(m.vocab)}
     assert data["vocab"]["symbols"] == list(m.vocab.symbols) and data["bits_per_char"] == 1.2345
-    assert [p["key"] for p in data["params"]] == list(param_shapes(m.config))
+    # an embedded model goes as its one-hot form: layer 0's rows are the input table
+    params, config = as_one_hot(m.params, m.config)
+    assert m.config.embedding_size and not config.embedding_size
+    assert [p["key"] for p in data["params"]] == list(param_shapes(config))
     for entry in data["params"]:
         assert entry["dtype"] == "float32"
-        np.testing.assert_array_equal(decode(entry), m.params[entry["key"]])   # exactly the weights
+        np.testing.assert_array_equal(decode(entry), params[entry["key"]])     # exactly the weights
+    one_hot = models["lstm/one-hot"]
+    assert [p["key"] for p in page_json(render_generator(one_hot))["params"]] == list(param_shapes(one_hot.config))
 
 
 def test_precisions_shrink_the_page_within_their_error_bound(models):
     m = models["lstm"]
     sizes = {p: len(render_generator(m, precision=p)) for p in PRECISIONS}
-    weights = sum(w.size for w in m.params.values())
+    params, _ = as_one_hot(m.params, m.config)          # what the page holds
+    weights = sum(w.size for w in params.values())
     assert sizes["float32"] - sizes["float16"] > 0.9 * weights * 2 * 4 / 3    # 2 bytes a weight less, base64
     assert sizes["float16"] - sizes["int8"] > 0.9 * weights * 1 * 4 / 3
     for precision in ("float16", "int8"):
         data = page_json(render_generator(m, precision=precision))
-        values = dequantized(m.params, precision)
+        values = dequantized(params, precision)
         for entry in data["params"]:
-            w, got = m.params[entry["key"]], decode(entry)
+            w, got = params[entry["key"]], decode(entry)
             np.testing.assert_array_equal(got, values[entry["key"]])           # the numbers Python evaluates
             if w.ndim == 1:
                 assert entry["dtype"] == "float32" and np.array_equal(got, w)  # vectors stay float32
@@ -387,7 +397,8 @@ def test_a_quantized_page_computes_with_the_dequantized_weights(models, tmp_path
     m = models["lstm"]
     export_page(m, tmp_path / "page.html", precision)
     got = run_page(tmp_path / "page.html", query(test="probs", text=TEXT[:100]))
-    low = charlstm.Model(dequantized(m.params, precision), m.config, m.vocab)
+    params, config = as_one_hot(m.params, m.config)          # what the page holds, then quantized
+    low = charlstm.Model(dequantized(params, precision), config, m.vocab)
     assert np.abs(np.array(got["probs"]) - python_probs(low, TEXT[:100])).max() < 1e-4
     greedy = run_page(tmp_path / "page.html", query(test="generate", prime="def ", length=300, temperature=0))
     assert greedy["text"] == low.sample(300, temperature=0, prime="def ")

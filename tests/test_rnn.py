@@ -327,11 +327,11 @@ def test_init(one_hot):
     assert {k: v.shape for k, v in p.items()} == param_shapes(D, H)
     assert all(v.dtype == np.float64 for v in p.values())
     bound = 1.0 / np.sqrt(H)
-    assert np.abs(p["Wx"]).max() <= (1.0 if one_hot else bound)
+    assert np.abs(p["Wx"]).max() <= (1.0 if one_hot else 1.0 / np.sqrt(D))   # a vector input: +-1/sqrt(D)
     np.testing.assert_allclose(p["Wh"].T @ p["Wh"], np.eye(H), atol=1e-12)   # orthogonal
     np.testing.assert_array_equal(p["b"], np.zeros(H))
     rng = np.random.default_rng(0)              # drawn in the order Wx, Wh
-    wx_bound = 1.0 if one_hot else bound
+    wx_bound = 1.0 if one_hot else 1.0 / np.sqrt(D)
     np.testing.assert_array_equal(p["Wx"], rng.uniform(-wx_bound, wx_bound, (D, H)))
     np.testing.assert_array_equal(p["Wh"], orthogonal(H, rng))
 

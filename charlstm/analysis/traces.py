@@ -30,7 +30,7 @@ import numpy as np
 from charlstm.data.vocab import split_symbols
 from charlstm.errors import CharlstmError, TextError
 from charlstm.files import require_regular_file, write_atomically
-from charlstm.model import forward, layer_values, zero_state
+from charlstm.model import as_one_hot, forward, layer_values, zero_state
 from charlstm.nn.cells import CELLS
 from charlstm.nn.head import log_softmax
 from charlstm.validate import Fields, load_json, shown
@@ -242,6 +242,7 @@ def trace(model, text: str, max_symbols: int = 20_000, chunk: int = 256, top: in
     top_probs = np.empty((N, top), dtype=np.float32)
     loss = np.full(N, np.nan, dtype=np.float32)
     state = zero_state(config, 1, dtype)
+    params, config = as_one_hot(params, config)     # an embedding's input table, once for the text
     for start in range(0, N, chunk):
         end = min(N, start + chunk)
         logits, state, cache = forward(params, config, ids[start:end, None], state)   # the state carries

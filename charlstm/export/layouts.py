@@ -9,8 +9,12 @@ gate blocks side by side in the cell's public order (see charlstm/nn/cells/):
     gru       Wx (D, 3H)  Wh (H, 3H)  bx (3H,)  bh (3H,)               r, z, n
     rnn       Wx (D, H)   Wh (H, H)   b (H,)                           h
 
+A model with an input embedding has `embedding` (V, E) as well, and its layer 0 reads D = E.
+
 PyTorch (nn.LSTM, nn.GRU, nn.RNN; the peephole LSTM is charlstm's own module with the same names
-plus peephole_{i,f,o}_l{k}) keeps the transposes, in the same block order:
+plus peephole_{i,f,o}_l{k}) keeps the transposes, in the same block order; the embedding is
+nn.Embedding's weight as it is:
+    embedding.weight = embedding
     weight_ih_l{k} = Wx^T   weight_hh_l{k} = Wh^T
     bias_ih_l{k} = b, bias_hh_l{k} = 0     (back: b = bias_ih + bias_hh; the two only ever add)
     gru: bias_ih_l{k} = bx, bias_hh_l{k} = bh   (they do not simply add: bh_n sits inside r * (...))
@@ -18,6 +22,7 @@ plus peephole_{i,f,o}_l{k}) keeps the transposes, in the same block order:
 ONNX (LSTM, GRU, RNN operators, one per layer, one direction) keeps the transposes too, with a
 leading direction axis of 1 and its own block order:
     W = Wx^T (1, G*H, D)   R = Wh^T (1, G*H, H)   B = [Wb, Rb] (1, 2*G*H)
+    (the embedding is a Gather's table before the first operator)
     lstm, peephole: blocks i, o, f, c (c is charlstm's g); Wb = b, Rb = 0
                     P = [p_i, p_o, p_f] (1, 3H)
     gru:            blocks z, r, h (h is charlstm's n); Wb = bx, Rb = bh; linear_before_reset=1
@@ -73,13 +78,14 @@ ONNX_PEEPHOLES = ("p_i", "p_o", "p_f")     # the order of ONNX LSTM's P
 
 # --- PyTorch -------------------------------------------------------------------------------------
 
-def torch_shapes(cell: str, vocab_size: int, hidden_size: int, num_layers: int) -> dict[str, tuple[int, ...]]:
+def torch_shapes(cell: str, vocab_size: int, hidden_size: int, num_layers: int,
+                 embedding_size: int = 0) -> dict[str, tuple[int, ...]]:
     """Every key and shape of a CharModel's state_dict (see export/torch_module.py), in order."""
-    layout, V, H = LAYOUTS[cell], vocab_size, hidden_size
+    layout, V, H, E = LAYOUTS[cell], vocab_size, hidden_size, embedding_size
     G = layout.gates
-    shapes = {}
+    shapes = {"embedding.weight": (V, E)} if E else {}
     for k in range(num_layers):
-        D = V if k == 0 else H
+        D = (E or V) if k == 0 else H
         shapes[f"rnn.weight_ih_l{k}"] = (G * H, D)
         shapes[f"rnn.weight_hh_l{k}"] = (G * H, H)
         shapes[f"rnn.bias_ih_l{k}"] = (G * H,)
@@ -94,7 +100,7 @@ def torch_shapes(cell: str, vocab_size: int, hidden_size: int, num_layers: int) 
 def to_torch_arrays(params: dict, cell: str, num_layers: int) -> dict[str, np.ndarray]:
     """charlstm's parameters -> a CharModel's state_dict, as fresh C-contiguous arrays."""
     layout = LAYOUTS[cell]
-    out = {}
+    out = {"embedding.weight": np.array(params["embedding"])} if "embedding" in params else {}
     for k in range(num_layers):
         p = {key: params[f"{cell}.{k}.{key}"] for key in layout.param_shapes(1, 1)}
         out[f"rnn.weight_ih_l{k}"] = np.ascontiguousarray(p["Wx"].T)
@@ -115,7 +121,7 @@ def to_torch_arrays(params: dict, cell: str, num_layers: int) -> dict[str, np.nd
 def from_torch_arrays(arrays: dict, cell: str, num_layers: int) -> dict[str, np.ndarray]:
     """The inverse of `to_torch_arrays`: a state_dict's arrays (checked already) -> charlstm's."""
     layout = LAYOUTS[cell]
-    params = {}
+    params = {"embedding": np.array(arrays["embedding.weight"])} if "embedding.weight" in arrays else {}
     for k in range(num_layers):
         prefix = f"{cell}.{k}."
         params[prefix + "Wx"] = np.ascontiguousarray(arrays[f"rnn.weight_ih_l{k}"].T)

@@ -10,14 +10,17 @@ so no Transpose is needed and a step of generation is a [1, B] input:
              hT   float [L, B, H]     the final state, to feed back as h0 (and cT as c0)
              cT   float [L, B, H]
 
-    x = OneHot(ids, V) (float [T, B, V])
+    x = Gather(embedding, ids) (float [T, B, E])   a model with an input embedding
+    x = OneHot(ids, V)         (float [T, B, V])   one without
     for each layer l: LSTM | GRU | RNN(x, W_l, R_l, B_l, h0[l], c0[l] [, P_l]) -> Y [T, 1, B, H],
                       x = Squeeze(Y, axis 1)
     logits = x @ head.W + head.b
 
-The first layer reads a one-hot vector, as charlstm's does: the recurrent operators take only a
-dense input, and a one-hot vector against W is exactly charlstm's row lookup in Wx. An id outside
-0..V-1 reads a zero vector (OneHot's rule). The weights, in float32, map as export/layouts.py says
+A model with an embedding reads each id's row of it (charlstm computes the same numbers as one
+table, embedding @ Wx, but the graph keeps the factors a user would write: an id outside 0..V-1
+is an error there). A model without one reads a one-hot vector, as charlstm's first layer does:
+the recurrent operators take only a dense input, and a one-hot vector against W is exactly
+charlstm's row lookup in Wx; an id outside 0..V-1 reads a zero vector (OneHot's rule). The weights, in float32, map as export/layouts.py says
 (gate blocks reordered to ONNX's i, o, f, c and z, r, h; the GRU with linear_before_reset=1).
 
 The model's metadata (`metadata_props`) holds the config and the vocabulary as JSON under
@@ -65,10 +68,14 @@ def to_onnx(model):
         initializers.append(numpy_helper.from_array(np.asarray(array), name))
         return name
 
-    constant("vocab_size", np.array(V, dtype=np.int64))
-    constant("one_hot_values", np.array([0.0, 1.0], dtype=np.float32))
     constant("direction_axis", np.array([1], dtype=np.int64))
-    nodes.append(helper.make_node("OneHot", ["ids", "vocab_size", "one_hot_values"], ["x0"], axis=-1))
+    if config.embedding_size:
+        constant("embedding", np.asarray(model.params["embedding"], dtype=np.float32))
+        nodes.append(helper.make_node("Gather", ["embedding", "ids"], ["x0"], axis=0))
+    else:
+        constant("vocab_size", np.array(V, dtype=np.int64))
+        constant("one_hot_values", np.array([0.0, 1.0], dtype=np.float32))
+        nodes.append(helper.make_node("OneHot", ["ids", "vocab_size", "one_hot_values"], ["x0"], axis=-1))
     x = "x0"
     finals = {"h": [], "c": []}
     for l in range(L):

@@ -29,7 +29,7 @@ import numpy as np
 from charlstm.errors import CharlstmError
 from charlstm.export.quantize import check_precision, quantize
 from charlstm.files import write_atomically
-from charlstm.model import param_shapes
+from charlstm.model import as_one_hot, param_shapes
 
 FORMAT_VERSION = 1
 
@@ -75,15 +75,23 @@ def describe(model, precision: str = "float32", bits_per_char: float | None = No
 
 def page_data(model, precision: str = "float32", bits_per_char: float | None = None) -> dict:
     """What the page's script reads: config, vocabulary and every parameter at `precision`, in the
-    checkpoint's layout, in param_shapes' order."""
+    checkpoint's layout, in param_shapes' order. A model with an embedding goes in its one-hot
+    form (model.as_one_hot): its input table is layer 0's rows, so the page's script reads every
+    model the same way, and its size is a one-hot model's."""
     check_precision(precision)
     _check_cell(model)
     if bits_per_char is not None and not np.isfinite(bits_per_char):
         bits_per_char = None
-    shapes = param_shapes(model.config)
+    model_params, config = model.params, model.config
+    for key, shape in param_shapes(config).items():
+        w = model_params.get(key)
+        if w is None or tuple(w.shape) != tuple(shape):
+            raise CharlstmError(f"the model's {key} is {None if w is None else tuple(w.shape)}, "
+                                f"expected {tuple(shape)}")
+    model_params, config = as_one_hot(model_params, config)
     params = []
-    for key, shape in shapes.items():
-        w = model.params.get(key)
+    for key, shape in param_shapes(config).items():
+        w = model_params.get(key)
         if w is None or tuple(w.shape) != tuple(shape):
             raise CharlstmError(f"the model's {key} is {None if w is None else tuple(w.shape)}, "
                                 f"expected {tuple(shape)}")
@@ -92,7 +100,7 @@ def page_data(model, precision: str = "float32", bits_per_char: float | None = N
         if q.scale is not None:
             entry["scale"] = _b64(q.scale)
         params.append(entry)
-    c = model.config
+    c = config
     return {
         "format": "charlstm-page", "version": FORMAT_VERSION, "precision": precision,
         "config": {"cell": c.cell, "num_layers": c.num_layers, "hidden_size": c.hidden_size,

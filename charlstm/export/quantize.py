@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from charlstm.errors import CharlstmError
-from charlstm.model import ModelConfig
+from charlstm.model import ModelConfig, as_one_hot
 from charlstm.training.evaluation import evaluate_ids, nats_to_bits
 
 PRECISIONS = ("float32", "float16", "int8")
@@ -70,7 +70,9 @@ def dequantized(params: dict, precision: str) -> dict[str, np.ndarray]:
 
 def loss_effect(params: dict, config: ModelConfig, ids: np.ndarray, precision: str) -> dict:
     """Bits per symbol of predicting ids (from a zero state, one stream) with the float32 weights
-    and with the weights at `precision`: {"float32", precision, "increase", "symbols"}."""
+    and with the weights at `precision`: {"float32", precision, "increase", "symbols"}. A model
+    with an embedding is measured in the one-hot form the page stores (model.as_one_hot)."""
+    params, config = as_one_hot(params, config)
     full = {k: np.asarray(w, dtype=np.float32) for k, w in params.items()}
     before, n = evaluate_ids(full, config, ids, streams=1)
     after, _ = evaluate_ids(dequantized(full, precision), config, ids, streams=1)

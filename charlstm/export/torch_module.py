@@ -2,14 +2,15 @@
 
 `CharModel` is the network of charlstm written with PyTorch's layers:
 
-    ids (B, T) long --one_hot--> (B, T, V) --nn.LSTM | nn.GRU | nn.RNN | PeepholeLSTM--> (B, T, H)
-        --dropout--> --nn.Linear--> logits (B, T, V)
+    ids (B, T) long --nn.Embedding | one_hot--> (B, T, E | V)
+        --nn.LSTM | nn.GRU | nn.RNN | PeepholeLSTM--> (B, T, H) --dropout--> --nn.Linear--> logits (B, T, V)
 
-Batch first, as most PyTorch code is (charlstm itself is time-major inside). The first layer
-reads a one-hot vector of the vocabulary, exactly as charlstm's does: an nn.Embedding would need
-a different first-layer matrix (charlstm's Wx is the embedding and the input weights in one), so
-the one-hot input keeps the mapping exact and invertible. The weights map as export/layouts.py
-says; the state is PyTorch's own: (h, c) each (L, B, H) for the LSTM cells, h (L, B, H) else.
+Batch first, as most PyTorch code is (charlstm itself is time-major inside). A model with an
+embedding (embedding_size E > 0) is the network every PyTorch tutorial writes, nn.Embedding(V, E)
+before the recurrent layers: charlstm's `embedding` is the module's weight and its first layer
+reads E inputs. A model without one reads a one-hot vector of the vocabulary, exactly as charlstm's
+first layer does. The weights map as export/layouts.py says; the state is PyTorch's own: (h, c)
+each (L, B, H) for the LSTM cells, h (L, B, H) else.
 
 Dropout is charlstm's: on the output of every layer, the top one too (the recurrent layer's own
 `dropout` between layers, an nn.Dropout before the head), so training on in PyTorch regularises
@@ -114,20 +115,22 @@ class CharModel(nn.Module):
     """
 
     def __init__(self, vocab_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0,
-                 cell: str = "lstm"):
+                 cell: str = "lstm", embedding_size: int = 0):
         super().__init__()
         if cell not in _RECURRENT:
             raise CharlstmError(f"no PyTorch mapping for the {cell!r} cell: use one of {', '.join(_RECURRENT)}")
         self.vocab_size, self.hidden_size, self.num_layers = vocab_size, hidden_size, num_layers
-        self.dropout, self.cell = dropout, cell
+        self.dropout, self.cell, self.embedding_size = dropout, cell, embedding_size
+        self.embedding = nn.Embedding(vocab_size, embedding_size) if embedding_size else None
+        inputs = embedding_size or vocab_size
         between = dropout if num_layers > 1 else 0.0   # PyTorch warns about dropout with nothing between
         if cell == "peephole":
-            self.rnn = PeepholeLSTM(vocab_size, hidden_size, num_layers, dropout=between)
+            self.rnn = PeepholeLSTM(inputs, hidden_size, num_layers, dropout=between)
         elif cell == "rnn":
-            self.rnn = nn.RNN(vocab_size, hidden_size, num_layers, nonlinearity="tanh", batch_first=True,
+            self.rnn = nn.RNN(inputs, hidden_size, num_layers, nonlinearity="tanh", batch_first=True,
                               dropout=between)
         else:
-            self.rnn = _RECURRENT[cell](vocab_size, hidden_size, num_layers, batch_first=True, dropout=between)
+            self.rnn = _RECURRENT[cell](inputs, hidden_size, num_layers, batch_first=True, dropout=between)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, vocab_size)
 
@@ -135,10 +138,13 @@ class CharModel(nn.Module):
     def config(self) -> dict:
         """ModelConfig's fields, as charlstm's checkpoints store them."""
         return {"vocab_size": self.vocab_size, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
-                "dropout": self.dropout, "cell": self.cell}
+                "dropout": self.dropout, "cell": self.cell, "embedding_size": self.embedding_size}
 
     def forward(self, ids, state=None):
-        x = nn.functional.one_hot(ids.long(), self.vocab_size).to(self.head.weight.dtype)
+        if self.embedding is not None:
+            x = self.embedding(ids.long())
+        else:
+            x = nn.functional.one_hot(ids.long(), self.vocab_size).to(self.head.weight.dtype)
         out, state = self.rnn(x, state)
         return self.head(self.drop(out)), state
 
@@ -179,10 +185,10 @@ def read_module(module, vocab_size: int, cell: str | None = None, dropout: float
     for key in state_dict:
         if not isinstance(key, str):
             raise CharlstmError(f"state_dict keys must be strings, got {key!r}")
-    cell, V, H, L = _infer_shape(state_dict, cell)
+    cell, V, H, L, E = _infer_shape(state_dict, cell)
     if V != vocab_size:
         raise CharlstmError(f"the model predicts {V} symbols but the vocabulary holds {vocab_size}")
-    expected = torch_shapes(cell, V, H, L)
+    expected = torch_shapes(cell, V, H, L, E)
     missing = [key for key in expected if key not in state_dict]
     if missing:
         raise CharlstmError(f"state_dict of a {L}-layer {cell} model is missing {missing[0]}"
@@ -192,16 +198,19 @@ def read_module(module, vocab_size: int, cell: str | None = None, dropout: float
         raise CharlstmError(f"state_dict holds {unexpected[0]!r}, which a {L}-layer {cell} model has not")
     arrays = {key: _array(state_dict[key], key, shape) for key, shape in expected.items()}
     config = ModelConfig(vocab_size=V, hidden_size=H, num_layers=L, dropout=0.0 if dropout is None else dropout,
-                         cell=cell)
+                         cell=cell, embedding_size=E)
     params = from_torch_arrays(arrays, cell, L)
     _check_against_cell(params, config)
     return params, config
 
 
 def _infer_shape(state_dict: Mapping, cell: str | None):
-    """(cell, V, H, L) from the state_dict's keys and its first layer's shapes."""
-    for key in ("rnn.weight_ih_l0", "rnn.weight_hh_l0", "head.weight"):
+    """(cell, V, H, L, E) from the state_dict's keys and its first layer's shapes (E = 0: no
+    embedding.weight, a one-hot input)."""
+    for key in ("rnn.weight_ih_l0", "rnn.weight_hh_l0", "head.weight", "embedding.weight"):
         if key not in state_dict:
+            if key == "embedding.weight":
+                continue
             raise CharlstmError(f"not a charlstm model's state_dict: no {key}")
         if len(getattr(state_dict[key], "shape", ())) != 2:
             raise CharlstmError(f"state_dict: {key} must be a matrix, got shape "
@@ -220,7 +229,8 @@ def _infer_shape(state_dict: Mapping, cell: str | None):
                             "(4 blocks: lstm or peephole, 3: gru, 1: rnn)")
     if cell is not None and cell != found:
         raise CharlstmError(f"state_dict holds a {found} model, not {cell}")
-    return found, int(V), int(H), L
+    E = state_dict["embedding.weight"].shape[1] if "embedding.weight" in state_dict else 0
+    return found, int(V), int(H), L, int(E)
 
 
 def _array(tensor, key: str, shape) -> np.ndarray:
@@ -297,7 +307,7 @@ def read_pt(path):
         if len(vocab) != config.vocab_size:
             raise CharlstmError(f"the vocabulary holds {len(vocab)} symbols but the config says {config.vocab_size}")
         params, found = read_module(record["state_dict"], config.vocab_size, cell=config.cell, dropout=config.dropout)
-        for field in ("hidden_size", "num_layers"):
+        for field in ("hidden_size", "num_layers", "embedding_size"):
             if getattr(found, field) != getattr(config, field):
                 raise CharlstmError(f"the config says {field} {getattr(config, field)} but the weights have "
                                     f"{getattr(found, field)}")

@@ -21,6 +21,9 @@ class ModelConfig:
     num_layers: int = 3
     dropout: float = 0.2   # measured: closes most of the train/validation gap within minutes
     cell: str = "lstm"     # a name in charlstm.nn.cells.CELLS
+    # E, the size of each symbol's learnt input vector (see model/stack.py); 0 is the one-hot
+    # input that every model of checkpoint formats 1 and 2 has.
+    embedding_size: int = 0
 
     def __post_init__(self):
         if self.vocab_size < 1:
@@ -31,6 +34,8 @@ class ModelConfig:
             raise CharlstmError("the number of layers must be at least 1")
         if not 0.0 <= self.dropout < 1.0:
             raise CharlstmError("dropout must be in [0, 1)")
+        if self.embedding_size < 0:
+            raise CharlstmError("the embedding size must be 0 (one-hot input) or more")
         if self.cell not in CELLS:
             raise CharlstmError(f"unknown cell {self.cell!r}: use one of {', '.join(CELLS)}")
 
@@ -45,11 +50,12 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict, where: str = "model config") -> "ModelConfig":
         """From a checkpoint's record (untrusted JSON): each field read by its type through
-        charlstm.validate; checkpoints without dropout had none, those of format 1 were LSTMs."""
+        charlstm.validate; checkpoints without dropout had none, those of format 1 were LSTMs, and
+        those before format 3 read one-hot input (embedding_size 0)."""
         f = Fields(d, where)
         return cls(vocab_size=f.integer("vocab_size"), hidden_size=f.integer("hidden_size"),
                    num_layers=f.integer("num_layers"), dropout=f.number("dropout", default=0.0),
-                   cell=f.text("cell", default="lstm"))
+                   cell=f.text("cell", default="lstm"), embedding_size=f.integer("embedding_size", default=0))
 
 
 class State(NamedTuple):

@@ -1,13 +1,34 @@
 """The network: a stack of recurrent layers of one cell and a softmax head, as pure functions over
 a dict of arrays.
 
-Parameter keys are the checkpoint's keys, "{cell}.{layer}.{key}" with the cell's own keys and
-shapes (see charlstm/nn/cells/), then the head:
-    lstm.{l}.Wx (D, 4H)  (D = vocabulary size for l = 0, else H)
+Parameter keys are the checkpoint's keys: the input embedding when the model has one, then
+"{cell}.{layer}.{key}" with the cell's own keys and shapes (see charlstm/nn/cells/), then the head:
+    embedding   (V, E)    only when embedding_size E > 0
+    lstm.{l}.Wx (D, 4H)  (D = E, or the vocabulary size V for a one-hot input, for l = 0; else H)
     lstm.{l}.Wh (H, 4H)
     lstm.{l}.b  (4H,)     gate blocks in the order i, f, g, o
     head.W      (H, V)
     head.b      (V,)
+
+The input: one-hot, or an embedding that costs nothing per step
+--------------------------------------------------------------
+With a one-hot input, layer 0's input pre-activations for symbol k are row k of its Wx (V, G·H),
+which the cells pick by id instead of multiplying. An embedding factors those rows: symbol k
+reads the vector embedding[k] (E numbers), and layer 0 multiplies it by its Wx (E, G·H). Since
+every symbol's pre-activations are then a row of the table
+
+    table = embedding @ Wx                                    (V, G·H)
+
+the model computes the table once per forward pass and hands it to the same one-hot path: no
+step of the time loop changes. In the backward pass that path returns the gradient of the table,
+dtable (V, G·H), and the chain rule through one product gives the factors' gradients:
+
+    d embedding = dtable @ Wx^T        dWx = embedding^T @ dtable
+
+Three V x E x G·H products a step in all, where computing the embedding's vectors for every
+position (as a framework's embedding layer does) costs a (T·B x E x G·H) product forward and two
+backward. What the factoring buys is learning, not speed: rows of rare symbols share the E
+directions that frequent ones train, so the input is learnt from every step's symbols together.
 
 Every caller (training, evaluation, sampling, traces, exports) goes through these functions and
 the cell's record, never into a cell's internals, so a cell is written once.
@@ -18,6 +39,7 @@ applied to the output of every layer, that is between layers and before the head
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
@@ -39,18 +61,40 @@ class ModelCache(NamedTuple):
         return self.head.top
 
 
-def layer_params(params: dict, config: ModelConfig, layer: int) -> dict[str, np.ndarray]:
-    """One layer's parameters under the cell's short keys ("Wx", ...)."""
+def input_table(params: dict, config: ModelConfig, out: np.ndarray | None = None) -> np.ndarray:
+    """(V, G·H) layer 0's input pre-activations for every symbol: embedding @ Wx (see above)."""
+    return np.matmul(params["embedding"], params[f"{config.cell}.0.Wx"], out=out)
+
+
+def as_one_hot(params: dict, config: ModelConfig) -> tuple[dict, ModelConfig]:
+    """The same network with a one-hot input: no embedding, and layer 0's Wx is the input table
+    (V, G·H). It computes the same scores, to rounding; a runtime that reads one-hot rows (the
+    page) takes this form, the size of a one-hot model's. A one-hot model comes back as it is."""
+    if not config.embedding_size:
+        return params, config
+    flat = {key: value for key, value in params.items() if key != "embedding"}
+    flat[f"{config.cell}.0.Wx"] = input_table(params, config)
+    return flat, replace(config, embedding_size=0)
+
+
+def layer_params(params: dict, config: ModelConfig, layer: int, table: np.ndarray | None = None
+                 ) -> dict[str, np.ndarray]:
+    """One layer's parameters under the cell's short keys ("Wx", ...), as the cell reads them: for
+    layer 0 of a model with an embedding, "Wx" is the input table (`table` if given, else made
+    here), so that the cell sees a one-hot input's (V, G·H) rows."""
     prefix = f"{config.cell}.{layer}."
-    return {key: params[prefix + key] for key in config.cell_type.param_shapes(1, 1)}
+    params_of_layer = {key: params[prefix + key] for key in config.cell_type.param_shapes(1, 1)}
+    if layer == 0 and config.embedding_size:
+        params_of_layer["Wx"] = input_table(params, config) if table is None else table
+    return params_of_layer
 
 
 def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Every parameter's key and shape, in a stable order."""
-    V, H, cell = config.vocab_size, config.hidden_size, config.cell_type
-    shapes = {}
+    V, H, E, cell = config.vocab_size, config.hidden_size, config.embedding_size, config.cell_type
+    shapes = {"embedding": (V, E)} if E else {}
     for layer in range(config.num_layers):
-        D = V if layer == 0 else H
+        D = (E or V) if layer == 0 else H
         for key, shape in cell.param_shapes(D, H).items():
             shapes[f"{cell.name}.{layer}.{key}"] = shape
     shapes["head.W"] = (H, V)
@@ -59,12 +103,23 @@ def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
 
 
 def init_params(config: ModelConfig, rng: np.random.Generator, dtype=np.float32) -> dict[str, np.ndarray]:
-    """Fresh parameters: each layer as its cell initialises it (see the cell's `init`), then the
-    head, uniform in +-1/sqrt(H) (H inputs of order one give scores of order one), bias zero."""
-    V, H, cell = config.vocab_size, config.hidden_size, config.cell_type
+    """Fresh parameters: the embedding, each layer as its cell initialises it (see the cell's
+    `init`), then the head, uniform in +-1/sqrt(H) (H inputs of order one give scores of order
+    one), bias zero.
+
+    The embedding's entries are standard normal, inputs of order one, so layer 0 takes the rule
+    of every layer that reads a vector, +-1/sqrt(E): each row of the table embedding @ Wx then
+    has entries of standard deviation sqrt(E * 1 * (1/E) / 3) = 0.58, exactly a one-hot model's
+    first-layer rows (uniform in +-1). Both inputs start equally loud, so neither is deaf to its
+    input at step 0.
+    """
+    V, H, E, cell = config.vocab_size, config.hidden_size, config.embedding_size, config.cell_type
     params = {}
+    if E:
+        params["embedding"] = rng.standard_normal((V, E)).astype(dtype)
     for layer in range(config.num_layers):
-        fresh = cell.init(V if layer == 0 else H, H, rng, one_hot=layer == 0)
+        one_hot = layer == 0 and not E
+        fresh = cell.init((E or V) if layer == 0 else H, H, rng, one_hot=one_hot)
         params.update({f"{cell.name}.{layer}.{k}": p.astype(dtype) for k, p in fresh.items()})
     bound = 1.0 / np.sqrt(H)
     params["head.W"] = rng.uniform(-bound, bound, size=(H, V)).astype(dtype)
@@ -108,10 +163,14 @@ def forward(params, config: ModelConfig, inputs: np.ndarray, state: State, masks
     ws, cell = workspace, config.cell_type
     x = inputs
     caches, finals = [], []
+    table = None
+    if config.embedding_size:          # once per pass: each step of layer 0 reads a row of it
+        Wx = params[f"{cell.name}.0.Wx"]
+        table = input_table(params, config, out=empty(ws, "input_table", (config.vocab_size, Wx.shape[1]), Wx.dtype))
     for layer in range(config.num_layers):
         # the dropout mask of a layer's output is applied by the layer above, as it reads it
         out, final, cache = cell.forward(
-            x, state.layer(cell, layer), layer_params(params, config, layer),
+            x, state.layer(cell, layer), layer_params(params, config, layer, table),
             _part(ws, f"{cell.name}.{layer}"),
             x_mask=None if masks is None or layer == 0 else masks[layer - 1])
         caches.append(cache)
@@ -148,6 +207,12 @@ def backward(dlogits: np.ndarray, params, config: ModelConfig, cache: ModelCache
         grads.update({f"{cell.name}.{layer}.{k}": v for k, v in g.params.items()})
         dstate[layer] = g.dstate
         dx = g.dx
+    if config.embedding_size:
+        # layer 0 read the input table, so its "Wx" gradient is the table's (see above)
+        Wx_key = f"{cell.name}.0.Wx"
+        dtable, embedding, Wx = grads[Wx_key], params["embedding"], params[Wx_key]
+        grads["embedding"] = np.matmul(dtable, Wx.T, out=empty(ws, "embedding.grad", embedding.shape, dtable.dtype))
+        grads[Wx_key] = np.matmul(embedding.T, dtable, out=empty(ws, "Wx0.grad", Wx.shape, dtable.dtype))
     return grads, State.of_layers(cell, dstate)
 
 
@@ -175,5 +240,5 @@ def loss_and_grads(params, config: ModelConfig, inputs, targets, state: State, m
     return loss, grads, new_state, dstate
 
 
-__all__ = ["ModelConfig", "State", "ModelCache", "param_shapes", "layer_params", "layer_values", "init_params", "zero_state",
+__all__ = ["ModelConfig", "State", "ModelCache", "param_shapes", "input_table", "as_one_hot", "layer_params", "layer_values", "init_params", "zero_state",
            "dropout_masks", "forward", "backward", "loss_and_grads"]

@@ -2,14 +2,16 @@
 
 Keys (all plain numeric arrays except `meta`):
     meta                 0-d unicode array holding JSON:
-                         {"format": "charlstm", "version": 2, "config": {..., "cell": "lstm"},
+                         {"format": "charlstm", "version": 3,
+                          "config": {..., "cell": "lstm", "embedding_size": 64},
                           "vocab": {...}, "train": {...} or null}
-    {cell}.{l}.{key}, head.W, head.b       the parameters (see model/stack.py and the cells)
+    [embedding,] {cell}.{l}.{key}, head.W, head.b   the parameters (see model/stack.py and the cells)
     adam.m.{key}, adam.v.{key}    Adam's moments for every parameter key (training checkpoints)
     state.h[, state.c]            the carried (num_layers, batch_size, hidden_size) state
 
 Format 1 (before the cell family) is format 2 without `config.cell`: every such file is an LSTM
-and loads, samples and resumes as it did.
+and loads, samples and resumes as it did. Format 2 is format 3 without `config.embedding_size`
+and the `embedding` array: every such file has a one-hot input (embedding_size 0).
 
 `numpy.load(path, allow_pickle=False)` reads every key. Loading here reads only the members the
 format names, checks each one's declared size against what the config implies before it is
@@ -36,7 +38,7 @@ from charlstm.nn.cells import CELLS
 from charlstm.data.vocab import Vocab
 
 FORMAT = "charlstm"
-VERSION = 2
+VERSION = 3
 MAX_META_BYTES = 64 << 20        # the JSON record: a vocabulary of a million symbols fits
 
 

@@ -21,7 +21,7 @@ from charlstm.data.datadir import ReadOptions, ids_in, is_data_dir, open_data_di
 from charlstm.data.encode import ids_with
 from charlstm.data.streams import Streams, make_streams, spread_streams
 from charlstm.errors import TextError
-from charlstm.model import ModelConfig, forward, zero_state
+from charlstm.model import ModelConfig, as_one_hot, forward, zero_state
 from charlstm.nn.head import cross_entropy_forward
 from charlstm.nn.workspace import Workspace
 
@@ -42,6 +42,7 @@ def evaluate_ids(params, config: ModelConfig, ids: np.ndarray, streams: int = 1,
 def evaluate_streams(params, config: ModelConfig, streams: Streams) -> tuple[float, int]:
     """(mean nats per prediction, number of predictions) over one pass of the streams, each read
     from a zero state."""
+    params, config = as_one_hot(params, config)     # an embedding's input table, once for the pass
     dtype = params["head.W"].dtype
     state = zero_state(config, streams.batch_size, dtype)
     total, count = 0.0, 0.0
@@ -72,6 +73,7 @@ def evaluate_blocks(params, config: ModelConfig, blocks, seq_length: int = 256,
     """evaluate_ids(ids, streams=1) over ids that arrive block by block (an iterable of 1-d
     arrays), with the same chunks and so the same figure, in memory that does not grow with the
     text. on_progress(n) is told the symbols read so far."""
+    params, config = as_one_hot(params, config)     # an embedding's input table, once for the pass
     dtype = params["head.W"].dtype
     state = zero_state(config, 1, dtype)
     total, count, read = 0.0, 0.0, 0

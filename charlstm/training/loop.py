@@ -118,7 +118,7 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
 
     corpus: a text file of any size, or a data directory (`charlstm corpus encode`; see
     training/corpus.py for how each is read). model_options: overrides of ModelConfig's fields
-    (cell, hidden_size, num_layers, dropout).
+    (cell, hidden_size, num_layers, embedding_size, dropout).
     resume: a checkpoint of the run to continue; its model, vocabulary, training configuration,
     reading options and bounds are used, except that bounds given in `config` (max_steps,
     max_time, epochs; any of them) replace its bounds. The corpus must be the one it was trained
@@ -151,8 +151,8 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
         resuming = Resuming(str(resume), saved_corpus, saved.vocab)
     elif base is not None:
         if model_options:
-            raise CharlstmError(f"the model's shape comes from {init_from}: --cell, --layers, --hidden and "
-                                "--dropout do not apply with --init-from")
+            raise CharlstmError(f"the model's shape comes from {init_from}: --cell, --layers, --hidden, "
+                                "--embedding-size and --dropout do not apply with --init-from")
         config = replace(config, unit=base.vocab.unit)
         resuming = Resuming(str(init_from), None, base.vocab, fine_tune=True)
     reading = reading_options(encoding_errors, newline, saved_reading)
@@ -233,7 +233,7 @@ def _split(data, config: TrainConfig, vocab) -> tuple:
 
 def _loop(run_dir: RunDir, run: _Run, streams, val_ids, progress: Progress, should_stop, on_eval) -> TrainResult:
     """Steps until a bound is reached or the caller asks to stop; evaluates and saves every
-    `eval_every` steps and at the end."""
+    `eval_every` steps or `eval_interval` seconds, whichever comes first, and at the end."""
     config, prog = run.config, run.prog
     total_steps = _total_steps(config, streams.chunks_per_pass)
     started = time.perf_counter()
@@ -242,6 +242,7 @@ def _loop(run_dir: RunDir, run: _Run, streams, val_ids, progress: Progress, shou
     evaluations: list[Evaluation] = []
     window = _Window()
     last_eval_step = prog.step
+    last_eval_time = time.perf_counter()
     skipped_in_a_row = 0
     workspace = Workspace()      # the step's activations and gradients, reused every step
 
@@ -295,9 +296,14 @@ def _loop(run_dir: RunDir, run: _Run, streams, val_ids, progress: Progress, shou
         prog.window_steps += 1
         window.chars += inputs.size if weights is None else int(weights.sum())
         progress.step(prog.step, loss, window.chars_per_s())
-        if prog.step % config.eval_every == 0:
+        if config.eval_interval is None:        # on whole multiples, so a resumed run evaluates where it would have
+            due = prog.step % config.eval_every == 0
+        else:                                   # since the last evaluation, by steps or on the clock
+            due = prog.step - last_eval_step >= config.eval_every or \
+                time.perf_counter() - last_eval_time >= config.eval_interval
+        if due:
             evaluate_and_save()
-            window, last_eval_step = _Window(), prog.step
+            window, last_eval_step, last_eval_time = _Window(), prog.step, time.perf_counter()
     if prog.step > last_eval_step or not run_dir.latest.exists():
         evaluate_and_save()
     return _result(run, evaluations, run_dir, interrupted=False)

@@ -290,15 +290,16 @@ def param_shapes(D: int, H: int) -> dict[str, tuple[int, ...]]:
 def init(D: int, H: int, rng: np.random.Generator, one_hot: bool) -> dict[str, np.ndarray]:
     """Fresh parameters of one layer (float64).
 
-    Wh and the upper layers' Wx are uniform in +-1/sqrt(H), the first layer's Wx in +-1 (its
-    input is one-hot: see lstm.init for why). The rng is drawn for Wx, then Wh.
+    Wh and the Wx of a vector input of size D are uniform in +-1/sqrt(H) and +-1/sqrt(D), a
+    one-hot first layer's Wx in +-1 (see lstm.init for why). The rng is drawn for Wx, then Wh.
     Biases start at zero except the update gate's input bias bx_z, which starts at +1: z starts
     near sigmoid(1) = 0.73, so h = (1 - z) n + z h_prev leans to the old state, and the
     gradient flows through long spans early in training. In h = z h_prev + (1 - z) n, z plays the
     part of the LSTM's forget gate, and this is the GRU's counterpart of the forget bias.
     """
     bound = 1.0 / np.sqrt(H)
-    Wx = rng.uniform(-1.0 if one_hot else -bound, 1.0 if one_hot else bound, size=(D, 3 * H))
+    input_bound = 1.0 if one_hot else 1.0 / np.sqrt(D)    # a vector input: +-1/sqrt(D), as for h
+    Wx = rng.uniform(-input_bound, input_bound, size=(D, 3 * H))
     Wh = rng.uniform(-bound, bound, size=(H, 3 * H))
     bx = np.zeros(3 * H)
     bx[H:2 * H] = 1.0          # update gate

@@ -362,8 +362,9 @@ def param_shapes(D: int, H: int) -> dict[str, tuple[int, ...]]:
 def init(D: int, H: int, rng: np.random.Generator, one_hot: bool) -> dict[str, np.ndarray]:
     """Fresh parameters of one layer (float64).
 
-    Weights that multiply a hidden state (Wh, the upper layers' Wx) are uniform in +-1/sqrt(H):
-    the sum over H inputs of order one then gives pre-activations of order one. The first layer's
+    Weights that multiply a vector of D inputs of order one (Wh with D = H, the upper layers' Wx,
+    and the first layer's Wx behind an embedding) are uniform in +-1/sqrt(D): the sum over D
+    inputs of order one then gives pre-activations of order one. A one-hot first layer's
     input is one-hot, so its pre-activation is a single row of Wx, not a sum: those rows are
     uniform in +-1 (standard deviation 0.58, about what an embedding of standard deviation 1
     followed by a +-1/sqrt(H) matrix gives). With +-1/sqrt(H) there too, the first layer would
@@ -372,7 +373,8 @@ def init(D: int, H: int, rng: np.random.Generator, one_hot: bool) -> dict[str, n
     default early in training and gradients flow through long spans.
     """
     bound = 1.0 / np.sqrt(H)
-    Wx = rng.uniform(-1.0 if one_hot else -bound, 1.0 if one_hot else bound, size=(D, 4 * H))
+    input_bound = 1.0 if one_hot else 1.0 / np.sqrt(D)    # a vector input: +-1/sqrt(D), as for h
+    Wx = rng.uniform(-input_bound, input_bound, size=(D, 4 * H))
     Wh = rng.uniform(-bound, bound, size=(H, 4 * H))
     b = np.zeros(4 * H)
     b[H:2 * H] = 1.0          # forget gate

@@ -212,14 +212,15 @@ def init(D: int, H: int, rng: np.random.Generator, one_hot: bool) -> dict[str, n
     """Fresh parameters of one layer (float64).
 
     Wx as for the LSTM and the GRU: uniform in +-1 for the first layer (one-hot input, see
-    lstm.init), in +-1/sqrt(H) above it. Wh is a random orthogonal matrix. The gradient that
+    lstm.init), in +-1/sqrt(D) for a vector input of size D. Wh is a random orthogonal matrix. The gradient that
     reaches a step k steps back is multiplied by k factors Wh diag(1 - h^2): with uniform
     +-1/sqrt(H) weights, Wh's singular values spread around 1/sqrt(3) = 0.58 and the gradient of
     a vanilla RNN would fade within a few steps; an orthogonal Wh keeps every direction's scale,
     so only the tanh's slopes shrink it. b starts at zero. The rng is drawn for Wx, then Wh.
     """
     bound = 1.0 / np.sqrt(H)
-    Wx = rng.uniform(-1.0 if one_hot else -bound, 1.0 if one_hot else bound, size=(D, H))
+    input_bound = 1.0 if one_hot else 1.0 / np.sqrt(D)    # a vector input: +-1/sqrt(D), as for h
+    Wx = rng.uniform(-input_bound, input_bound, size=(D, H))
     Wh = orthogonal(H, rng)
     return {"Wx": Wx, "Wh": Wh, "b": np.zeros(H)}
 
