@@ -1,16 +1,15 @@
 """charlstm.nn.cells.reference: the textbook step of every cell against its equations and against
-central differences (float64), for vector and ids input; the sequence helpers' backward against
-central differences; and the LSTM twin equal to the fast kernel, lstm.py."""
+central differences (float64), for vector and ids input; and the sequence helpers' backward against
+central differences. Every fast kernel is held equal to its twin in test_cells.py."""
 
 import numpy as np
 import pytest
 
-from charlstm.nn.cells import lstm
 from charlstm.nn.cells.reference import (REFERENCE_CELLS, reference_backward, reference_forward,
                                          reference_trace)
 from gradcheck import numerical_gradient, rel_error
 
-CELL_NAMES = ("lstm", "peephole", "gru", "rnn")
+CELL_NAMES = sorted(REFERENCE_CELLS)
 TOL = 1e-7
 
 
@@ -222,33 +221,3 @@ def test_sequence_helpers_speak_the_fast_kernels_layout(name):
         np.testing.assert_array_equal(no_dstate.params[key], zero_dstate.params[key])
     with pytest.raises(ValueError):
         reference_forward(name, rng.integers(0, D, (T, B)), state, params, x_mask)
-
-
-# --- the LSTM twin and the fast kernel ------------------------------------------------------------
-
-@pytest.mark.parametrize("ids", [False, True], ids=["vectors+mask", "ids"])
-def test_lstm_reference_equals_the_fast_kernel(ids):
-    rng = np.random.default_rng(6)
-    x, x_mask, state, params, dh_out, dstate = sequence_case("lstm", ids, rng, T=5, B=3, D=4, H=3)
-    h_ref, final_ref, cache_ref = reference_forward("lstm", x, state, params, x_mask)
-    h_fast, final_fast, cache_fast = lstm.forward(x, state, params, x_mask=x_mask)
-    close = dict(rtol=1e-12, atol=1e-13)
-    np.testing.assert_allclose(h_fast, h_ref, **close)
-    for fast, ref in zip(final_fast, final_ref):
-        np.testing.assert_allclose(fast, ref, **close)
-    trace_ref, trace_fast = reference_trace("lstm", cache_ref), lstm.trace(cache_fast)
-    assert trace_fast.keys() == trace_ref.keys()
-    for q in trace_ref:
-        np.testing.assert_allclose(trace_fast[q], trace_ref[q], **close, err_msg=q)
-
-    g_ref = reference_backward("lstm", dh_out, cache_ref, dstate)
-    g_fast = lstm.backward(dh_out, cache_fast, dstate)
-    if ids:
-        assert g_fast.dx is None and g_ref.dx is None
-    else:
-        np.testing.assert_allclose(g_fast.dx, g_ref.dx, **close)
-    for fast, ref in zip(g_fast.dstate, g_ref.dstate):
-        np.testing.assert_allclose(fast, ref, **close)
-    assert g_fast.params.keys() == g_ref.params.keys()
-    for key in g_ref.params:
-        np.testing.assert_allclose(g_fast.params[key], g_ref.params[key], **close, err_msg=key)
