@@ -34,11 +34,12 @@ def test_every_cell_is_registered_by_name_and_has_a_twin_with_its_layout(name):
     assert list(cell.param_shapes(5, 3).items()) == list(ref.param_shapes(5, 3).items())
 
 
-@pytest.mark.parametrize("one_hot", [True, False], ids=["one-hot", "upper"])
+@pytest.mark.parametrize("one_hot", [True, False], ids=["one-hot", "vector"])
 @pytest.mark.parametrize("name", CELL_NAMES)
 def test_a_fresh_layer_is_float64_seeded_and_draws_wx_first_within_its_bound(name, one_hot):
     """Wx is uniform in +-1 below a one-hot input (a row of Wx is the whole pre-activation) and in
-    +-1/sqrt(H) above; Wx is the rng's first draw, so a seed means the same layer."""
+    +-1/sqrt(D) below a vector of D inputs (an embedding, or the layer below when D = H); Wx is the
+    rng's first draw, so a seed means the same layer."""
     cell = CELLS[name]
     D, H = 9, 16
     params = cell.init(D, H, np.random.default_rng(0), one_hot)
@@ -48,7 +49,7 @@ def test_a_fresh_layer_is_float64_seeded_and_draws_wx_first_within_its_bound(nam
     again = cell.init(D, H, np.random.default_rng(0), one_hot)
     for key in params:
         np.testing.assert_array_equal(params[key], again[key], err_msg=key)
-    bound = 1.0 if one_hot else 1.0 / np.sqrt(H)
+    bound = 1.0 if one_hot else 1.0 / np.sqrt(D)
     wx = np.random.default_rng(0).uniform(-bound, bound, params["Wx"].shape)
     np.testing.assert_array_equal(params["Wx"], wx)
 
