@@ -39,9 +39,10 @@ The contract, with B the batch, T the steps, D the input size and H the units of
                   step.get_state() -> tuple of fresh (B, H) arrays in `state` order;
                   step.set_state(state) sets them (h into rows).
 
-Each fast kernel has a textbook twin in `reference.py`; the tests hold them equal. A new cell is a
-module here (its kernel, its step, its `CELL`), an import and an entry in the tuple below, and its
-twin in reference.py.
+Each fast kernel has a textbook twin in `reference.py`; the tests hold them equal. What the fast
+kernels share (the chunked weight-gradient products, the one-hot product) is in `kernels.py`. A new
+cell is a module here (its kernel, its step, its `CELL`), an import and an entry in the tuple below,
+and its twin in reference.py.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ from typing import NamedTuple
 import numpy as np
 
 from charlstm.nn.cells.base import Cell, CellGrads, InputPick
-from charlstm.nn.cells.lstm import _accumulate, _one_hot_product, backward_chunk_steps, is_ids
+from charlstm.nn.cells.kernels import accumulate, backward_chunk_steps, is_ids, one_hot_product
 from charlstm.nn.workspace import Workspace, empty, scratch
 
 PUBLIC_GATES = "rzn"        # the order of the 3H blocks in Wx, Wh, bx and bh
@@ -251,14 +251,14 @@ def gru_backward(dh_out, cache: GRUCache, dhT=None, workspace: Workspace | None 
         np.copyto(d_cols.reshape(4 * H, k_n, B), d_flat.transpose(1, 0, 2))
         h_cols = h_cols_buf[:, :k_n * B]
         np.copyto(h_cols.reshape(H + 1, k_n, B), h[start:end].transpose(1, 0, 2))
-        _accumulate(dWh_in, np.matmul, d_cols[H:], h_cols.T, product[:, :H + 1], first_chunk)
+        accumulate(dWh_in, np.matmul, d_cols[H:], h_cols.T, product[:, :H + 1], first_chunk)
         if D:
             x_cols = x_cols_buf[:, :k_n * B]
             np.copyto(x_cols.reshape(D + 1, k_n, B), cache.x[start:end].transpose(1, 0, 2))
-            _accumulate(dWx_in, np.matmul, d_cols[:3 * H], x_cols.T, product[:, :D + 1], first_chunk)
+            accumulate(dWx_in, np.matmul, d_cols[:3 * H], x_cols.T, product[:, :D + 1], first_chunk)
         else:
             one_hot_ids = ids[start:end].reshape(k_n * B)
-            _accumulate(dWx_in, _one_hot_product, d_cols[:3 * H], one_hot_ids, product[:, :V],
+            accumulate(dWx_in, one_hot_product, d_cols[:3 * H], one_hot_ids, product[:, :V],
                         first_chunk, ws)
         first_chunk = False
 

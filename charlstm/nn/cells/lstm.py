@@ -45,6 +45,7 @@ from typing import NamedTuple
 import numpy as np
 
 from charlstm.nn.cells.base import Cell, CellGrads, InputPick
+from charlstm.nn.cells.kernels import accumulate, backward_chunk_steps, is_ids, one_hot_product
 from charlstm.nn.workspace import Workspace, empty, scratch
 
 PUBLIC_GATES = "ifgo"       # the order of the 4H blocks in Wx, Wh and b
@@ -88,11 +89,6 @@ class LSTMGrads(NamedTuple):
     dWx: np.ndarray        # (D, 4H)
     dWh: np.ndarray        # (H, 4H)
     db: np.ndarray         # (4H,)
-
-
-def is_ids(x: np.ndarray) -> bool:
-    """True when x holds symbol ids (one-hot input) rather than vectors."""
-    return np.issubdtype(x.dtype, np.integer)
 
 
 def to_loop_rows(W: np.ndarray, out: np.ndarray | None = None, scale=None) -> np.ndarray:
@@ -202,14 +198,6 @@ def lstm_forward(x, h0, c0, Wx, Wh, b, workspace: Workspace | None = None, x_mas
     return xh[1:, D:D + H], (xh[T, D:D + H].T.copy(), c[T].T.copy()), cache
 
 
-def backward_chunk_steps(T: int, B: int) -> int:
-    """Steps per chunk of the backward pass: about 512 columns (steps x batch) per chunk, enough
-    for the weight-gradient product to run at full speed, small enough that the chunk's buffers
-    stay in cache and cost no more memory than a few steps."""
-    chunks = max(1, round(T * B / 512))
-    return -(-T // chunks)
-
-
 def lstm_backward(dh_out, cache: LSTMCache, dhT=None, dcT=None, chunk_steps: int | None = None,
                   workspace: Workspace | None = None, dx_workspace: Workspace | None = None) -> LSTMGrads:
     """Backpropagate through T steps of one layer.
@@ -305,10 +293,10 @@ def lstm_backward(dh_out, cache: LSTMCache, dhT=None, dcT=None, chunk_steps: int
         np.copyto(dz_cols.reshape(4 * H, n, B), dz.reshape(n, 4 * H, B).transpose(1, 0, 2))
         xh_cols = xh_cols_buf[:, :n * B]
         np.copyto(xh_cols.reshape(K, n, B), xh[start:end].transpose(1, 0, 2))
-        _accumulate(dW, np.matmul, dz_cols, xh_cols.T, product[:, :K], first_chunk)
+        accumulate(dW, np.matmul, dz_cols, xh_cols.T, product[:, :K], first_chunk)
         if cache.ids is not None:
             one_hot_ids = cache.ids[start:end].reshape(n * B)
-            _accumulate(dWx_ids, _one_hot_product, dz_cols, one_hot_ids, product[:, :V], first_chunk, ws)
+            accumulate(dWx_ids, one_hot_product, dz_cols, one_hot_ids, product[:, :V], first_chunk, ws)
         first_chunk = False
 
     grads = (dWx_ids if cache.ids is not None else dW[:, :D], dW[:, D:D + H], dW[:, D + H:])
@@ -320,37 +308,6 @@ def lstm_backward(dh_out, cache: LSTMCache, dhT=None, dcT=None, chunk_steps: int
     # carry is a view into the dx buffer, which the next layer down overwrites: dh0 is a copy
     return LSTMGrads(dx=None if D == 0 else dx, dh0=carry.T.copy(),
                      dc0=np.ascontiguousarray(dc.T), dWx=dWx, dWh=dWh, db=db[0])
-
-
-def _accumulate(total, product_fn, a, b, scratch, first, *args):
-    """total = product_fn(a, b) on the first chunk, total += product_fn(a, b) after it."""
-    if first:
-        product_fn(a, b, *args, out=total)
-    else:
-        product_fn(a, b, *args, out=scratch)
-        total += scratch
-
-
-def _one_hot_product(dz_cols: np.ndarray, ids: np.ndarray, workspace: Workspace | None, out: np.ndarray):
-    """dz_cols @ one_hot(ids) into out (4H, V): column k sums the columns of dz whose input was
-    symbol k, the first layer's weight gradient.
-
-    For a small vocabulary the one-hot matrix product is the fastest way (a GEMM of 4H x N x V,
-    several times faster than numpy's scatter-add); for a large one, sorting the columns by id
-    and summing runs costs O(N x 4H) whatever V is.
-    """
-    vocab_size = out.shape[1]
-    if vocab_size <= 512:
-        one_hot = scratch(workspace, "one_hot", (ids.shape[0], vocab_size), dz_cols.dtype)
-        one_hot.fill(0)
-        one_hot[np.arange(ids.shape[0]), ids] = 1
-        return np.matmul(dz_cols, one_hot, out=out)
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-    out.fill(0)
-    out[:, sorted_ids[starts]] = np.add.reduceat(dz_cols[:, order], starts, axis=1)
-    return out
 
 
 # --- the cell interface (see cells/__init__.py) -------------------------------------------------

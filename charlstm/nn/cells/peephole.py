@@ -40,8 +40,8 @@ import numpy as np
 
 from charlstm.nn.cells import lstm
 from charlstm.nn.cells.base import Cell, CellGrads, InputPick
-from charlstm.nn.cells.lstm import (LOOP_GATES, PUBLIC_GATES, LSTMCache, _accumulate, _one_hot_product,
-                                    backward_chunk_steps, is_ids, sigmoid_prescale, to_loop_rows,
+from charlstm.nn.cells.kernels import accumulate, backward_chunk_steps, is_ids, one_hot_product
+from charlstm.nn.cells.lstm import (LOOP_GATES, PUBLIC_GATES, LSTMCache, sigmoid_prescale, to_loop_rows,
                                     to_public_columns)
 from charlstm.nn.workspace import Workspace, empty, scratch
 
@@ -273,10 +273,10 @@ def peephole_backward(dh_out, cache: PeepholeCache, dhT=None, dcT=None, workspac
         np.copyto(dz_cols.reshape(4 * H, n, B), dz.reshape(n, 4 * H, B).transpose(1, 0, 2))
         xh_cols = xh_cols_buf[:, :n * B]
         np.copyto(xh_cols.reshape(K, n, B), xh[start:end].transpose(1, 0, 2))
-        _accumulate(dW, np.matmul, dz_cols, xh_cols.T, product[:, :K], first_chunk)
+        accumulate(dW, np.matmul, dz_cols, xh_cols.T, product[:, :K], first_chunk)
         if cache.ids is not None:
             one_hot_ids = cache.ids[start:end].reshape(n * B)
-            _accumulate(dWx_ids, _one_hot_product, dz_cols, one_hot_ids, product[:, :V], first_chunk, ws)
+            accumulate(dWx_ids, one_hot_product, dz_cols, one_hot_ids, product[:, :V], first_chunk, ws)
         first_chunk = False
 
     grads = (dWx_ids if cache.ids is not None else dW[:, :D], dW[:, D:D + H], dW[:, D + H:])

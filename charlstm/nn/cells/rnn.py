@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from charlstm.nn.cells.base import Cell, CellGrads, InputPick
-from charlstm.nn.cells.lstm import _accumulate, _one_hot_product, backward_chunk_steps, is_ids
+from charlstm.nn.cells.kernels import accumulate, backward_chunk_steps, is_ids, one_hot_product
 from charlstm.nn.workspace import Workspace, empty, scratch
 
 
@@ -174,10 +174,10 @@ def rnn_backward(dh_out, cache: RNNCache, dhT=None, workspace: Workspace | None 
         np.copyto(da_cols.reshape(H, n, B), da.transpose(1, 0, 2))
         xh_cols = xh_cols_buf[:, :n * B]
         np.copyto(xh_cols.reshape(K, n, B), xh[start:end].transpose(1, 0, 2))
-        _accumulate(dW, np.matmul, da_cols, xh_cols.T, product[:, :K], first_chunk)
+        accumulate(dW, np.matmul, da_cols, xh_cols.T, product[:, :K], first_chunk)
         if ids is not None:
             one_hot_ids = ids[start:end].reshape(n * B)
-            _accumulate(dWx_ids, _one_hot_product, da_cols, one_hot_ids, product[:, :V], first_chunk, ws)
+            accumulate(dWx_ids, one_hot_product, da_cols, one_hot_ids, product[:, :V], first_chunk, ws)
         first_chunk = False
 
     dWx = empty(ws, "grad_Wx", (V, H), dtype)
