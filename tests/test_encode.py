@@ -18,7 +18,7 @@ from charlstm.data.blocks import list_inputs, read_pieces
 from charlstm.data.datadir import ReadOptions, open_data_dir
 from charlstm.data.encode import encode_corpus
 from charlstm.data.text import read_text
-from charlstm.data.vocab import _vocab_from_counts, build_and_encode, count_symbols
+from charlstm.data.vocab import build_and_encode, count_symbols, vocab_from_counts
 from charlstm.errors import CharlstmError
 
 # Pieces that make grapheme clusters of several code points, CR LF and lone CRs, Hangul syllables
@@ -110,7 +110,7 @@ def test_each_input_is_its_own_text(tmp_path, parts, block_bytes):
     if not counts:
         assert "the corpus is empty" in got
         return
-    vocab = _vocab_from_counts(counts, "grapheme", 1)
+    vocab = vocab_from_counts(counts, "grapheme", 1)
     assert got[0] == vocab
     np.testing.assert_array_equal(got[1], np.concatenate([vocab.encode(t) for t in texts if t]))
 

@@ -75,7 +75,7 @@ def test_a_hash_match_that_is_not_a_copy_does_not_count():
     queries = [np.array([1, 2, 9])]
     owners = np.array([[0, 0], [0, 1]])
     # pretend both 2-grams of the query hashed like corpus positions 0 and 1: only the first is real
-    checked = index._verified(queries, owners, np.array([0, 1]), 2)
+    checked = index.verified(queries, owners, np.array([0, 1]), 2)
     assert checked.tolist() == [0, -1]
 
 

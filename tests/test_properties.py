@@ -103,7 +103,7 @@ def test_chains_that_share_a_hash_are_still_told_apart(monkeypatch):
     chains are told apart as strings."""
     import regex
     from charlstm.data import vocab as vocab_module
-    monkeypatch.setattr(vocab_module, "_HASH_BASE", np.uint64(0))
+    monkeypatch.setattr(vocab_module, "CHAIN_HASH_BASE", np.uint64(0))
     text = "e\u0301 e\u0308 a\u0308 \U0001F44D\U0001F3FD \U0001F1EB\U0001F1F7 e\u0301 \r\n o\u0301" * 3
     vocab, ids = vocab_module.build_and_encode(text, "grapheme")
     assert [vocab.symbols[k] for k in ids] == regex.findall(r"\X", text)

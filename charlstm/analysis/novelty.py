@@ -183,8 +183,8 @@ class CorpusIndex:
         if self.vocab is None:
             return text_ids(sample)
         unseen = len(self.vocab)
-        index = self.vocab._index
-        return np.array([index.get(s, unseen) for s in split_symbols(sample, self.vocab.unit)], dtype=np.int64)
+        id_of = self.vocab.id_of
+        return np.array([id_of(s, unseen) for s in split_symbols(sample, self.vocab.unit)], dtype=np.int64)
 
     def show(self, ids) -> str | None:
         """ids of this index as text, where the index knows how."""
@@ -311,7 +311,7 @@ class CorpusIndex:
         for n in ns:
             owners, inverse = per_n[n]
             positions = found[n][inverse] if n in found else np.full(len(owners), -1, np.int64)
-            positions = self._verified(queries, owners, positions, n)
+            positions = self.verified(queries, owners, positions, n)
             out = [np.full(max(0, len(x) - n + 1), -1, dtype=np.int64) for x in queries]
             for (k, offset), p in zip(owners[positions >= 0], positions[positions >= 0]):
                 out[k][offset] = p
@@ -320,7 +320,7 @@ class CorpusIndex:
                                owners, inverse, keep_every)
         return first, pairs
 
-    def _verified(self, queries, owners, positions, n) -> np.ndarray:
+    def verified(self, queries, owners, positions, n) -> np.ndarray:
         """positions, with -1 wherever the corpus's n symbols differ from the query's (a hash
         collision; astronomically rare, but a copy must be a copy)."""
         ok = np.flatnonzero(positions >= 0)
@@ -335,7 +335,7 @@ class CorpusIndex:
 
     def line_of(self, offset: int) -> int | None:
         """1-based line number of a corpus position, for an index that knows its line feeds."""
-        newline = 10 if self.is_text else None if self.vocab is None else self.vocab._index.get("\n")
+        newline = 10 if self.is_text else None if self.vocab is None else self.vocab.id_of("\n")
         if newline is None:
             return None
         lines = 1

@@ -29,7 +29,7 @@ import numpy as np
 
 from charlstm.data.corpora import list_files
 from charlstm.data.text import decode_text
-from charlstm.data.vocab import _joining_mask, split_symbols
+from charlstm.data.vocab import joining_mask, split_symbols
 from charlstm.errors import CharlstmError
 from charlstm.files import require_regular_file
 
@@ -223,7 +223,7 @@ def _cut(data: bytes) -> int:
     # code points map back to the bytes exactly; a surrogate is never a side of a cut
     tail = data[start:].decode("utf-8", "surrogateescape")
     cp = np.frombuffer(tail.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    unsafe = _joining_mask()[cp] | ((cp >= 0xD800) & (cp < 0xE000))
+    unsafe = joining_mask()[cp] | ((cp >= 0xD800) & (cp < 0xE000))
     between = np.flatnonzero(~unsafe[:-1] & ~unsafe[1:])        # a cut between code points k and k + 1
     if len(between) == 0:
         return 0

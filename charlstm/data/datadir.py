@@ -149,12 +149,12 @@ def ids_in(data: DataDir, vocab: Vocab, block: int = 1 << 22):
     if data.vocab.unit != vocab.unit:
         raise CharlstmError(f"{data.path}: its symbols are {data.vocab.unit}s, the model's are {vocab.unit}s; "
                             f"encode the corpus with --unit {vocab.unit}")
-    table = np.array([vocab._index.get(s, -1 if vocab.unk is None else vocab.unk) for s in data.vocab.symbols],
+    table = np.array([vocab.id_of(s, -1 if vocab.unk is None else vocab.unk) for s in data.vocab.symbols],
                      dtype=np.int64)
     for ids in id_blocks(data, block=block):
         out = table[ids]
         if (out < 0).any():
-            vocab._unknown_symbol(data.vocab.symbols[int(ids[np.argmax(out < 0)])])
+            raise vocab.unknown_symbol_error(data.vocab.symbols[int(ids[np.argmax(out < 0)])])
         yield out
 
 

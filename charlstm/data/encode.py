@@ -42,7 +42,7 @@ import numpy as np
 from charlstm.data.blocks import BLOCK_BYTES, Input, Piece, input_record, line_start_before, read_pieces
 from charlstm.data.datadir import FORMAT, IDS, MANIFEST, VERSION, VOCAB, ReadOptions
 from charlstm.data.text import decode_text
-from charlstm.data.vocab import _MAX_CODEPOINT, Vocab, _chunks, _count_chunk, _symbol_keys, _vocab_from_counts
+from charlstm.data.vocab import MAX_CODEPOINT, Vocab, count_chunk, symbol_keys, text_chunks, vocab_from_counts
 from charlstm.errors import CharlstmError
 from charlstm.files import fsync_directory
 
@@ -88,7 +88,7 @@ def count_corpus(inputs: list[Input], options: ReadOptions, progress: ByteProgre
     """Pass 1. Returns what it found, and the inputs for pass 2 (standard input replaced by its
     copy in spool_dir, which it needs). hash_bytes False leaves the hashes (Counted.sha256 and
     each record's) to pass 2, which has a core to spare for them while the disk takes its ids."""
-    per_codepoint = np.zeros(_MAX_CODEPOINT, dtype=np.int64)
+    per_codepoint = np.zeros(MAX_CODEPOINT, dtype=np.int64)
     clusters: Counter = Counter()
     records, again = [], []
     with _Runner(options, None, workers, _pool_wanted(inputs, pool_min_bytes)) as runner, \
@@ -143,7 +143,7 @@ def _counted(inputs: list[Input], options: ReadOptions, per_codepoint: np.ndarra
     counts.update(clusters)
     if not counts:
         raise CharlstmError(f"{inputs[0].name if len(inputs) == 1 else 'the inputs'}: the corpus is empty")
-    vocab = _vocab_from_counts(counts, options.unit, options.min_count)
+    vocab = vocab_from_counts(counts, options.unit, options.min_count)
     symbols = sum(counts.values())
     per_symbol = [counts.get(s, 0) for s in vocab.symbols]
     if vocab.unk is not None:      # U+FFFD itself, and every rare symbol it stands for
@@ -275,7 +275,7 @@ def _encode_while_counting(inputs: list[Input], options: ReadOptions, out_dir: P
         except CharlstmError:
             return None                 # the two passes refuse it, or fit it exactly
         lookup = _byte_table(guess)
-        table = bytes(lookup[b] if chr(b) in guess._index else _UNSEEN for b in range(256))
+        table = bytes(lookup[b] if guess.id_of(chr(b)) is not None else _UNSEEN for b in range(256))
         ranges = _Ranges(runner, inputs)
         _make_dir(tmp)
         path = tmp / IDS
@@ -349,7 +349,7 @@ def _guess_vocab(inp: Input, options: ReadOptions, block_bytes: int) -> Vocab | 
             break
     if not per_byte.any():
         return None
-    return _vocab_from_counts(Counter({chr(k): int(per_byte[k]) for k in np.flatnonzero(per_byte)}),
+    return vocab_from_counts(Counter({chr(k): int(per_byte[k]) for k in np.flatnonzero(per_byte)}),
                               options.unit, 1)
 
 
@@ -364,7 +364,7 @@ class _Ranges:
         self.todo = deque((k, inp, start, min(inp.stored_bytes, start + _RANGE_BYTES))
                           for k, inp in enumerate(inputs) for start in range(0, inp.stored_bytes, _RANGE_BYTES))
         self.pending: deque = deque()
-        self.per_codepoint = np.zeros(_MAX_CODEPOINT, dtype=np.int64)
+        self.per_codepoint = np.zeros(MAX_CODEPOINT, dtype=np.int64)
         self.clusters: Counter = Counter()
         self.bytes = [0] * len(inputs)
         self._send()
@@ -471,10 +471,10 @@ def _ascii_bytes(piece: Piece, options: ReadOptions) -> bytes | None:
 
 
 def _text_keys(piece: Piece, options: ReadOptions):
-    """(keys, clusters) of each chunk of the piece's text (see vocab._symbol_keys)."""
+    """(keys, clusters) of each chunk of the piece's text (see vocab.symbol_keys)."""
     text = decode_text(piece.data, piece.name, options.encoding_errors, options.newline,
                        offset=piece.offset, at_start=piece.first)
-    return [_symbol_keys(chunk, options.unit) for chunk in _chunks(text)]
+    return [symbol_keys(chunk, options.unit) for chunk in text_chunks(text)]
 
 
 def _count_piece(piece: Piece, options: ReadOptions, vocab=None):
@@ -484,8 +484,8 @@ def _count_piece(piece: Piece, options: ReadOptions, vocab=None):
     text = decode_text(piece.data, piece.name, options.encoding_errors, options.newline,
                        offset=piece.offset, at_start=piece.first)
     per_codepoint, clusters = None, Counter()
-    for chunk in _chunks(text):
-        counts, found = _count_chunk(chunk, options.unit)
+    for chunk in text_chunks(text):
+        counts, found = count_chunk(chunk, options.unit)
         if per_codepoint is None or len(counts) > len(per_codepoint):
             counts, per_codepoint = per_codepoint, counts
         if counts is not None:
@@ -507,7 +507,7 @@ def _encode_piece(piece: Piece, options: ReadOptions, vocab: Vocab):
     parts = []
     for keys, clusters in _text_keys(piece, options):
         try:
-            parts.append(vocab._ids_from_keys(keys, clusters, use_unk=True))
+            parts.append(vocab.ids_from_keys(keys, clusters, use_unk=True))
         except CharlstmError:
             raise _changed(piece) from None
     if not parts:                       # a piece holding only a byte-order mark
@@ -543,7 +543,7 @@ def _byte_table(vocab: Vocab):
     if table is None or table[0] is not vocab:
         lookup = np.zeros(256, dtype=vocab.dtype)
         for b in range(128):
-            k = vocab._index.get(chr(b), vocab.unk)
+            k = vocab.id_of(chr(b), vocab.unk)
             lookup[b] = 0 if k is None else k
         _tables.clear()
         _tables[id(vocab)] = table = (vocab, lookup.tobytes() if lookup.dtype == np.uint8 else lookup)
@@ -627,7 +627,7 @@ def _worker_count_range(inp: Input, start: int, end: int):
         raise CharlstmError(f"{inp.name}: cannot read ({e.strerror or e})") from None
     if first is None or last is None:
         return None
-    per_codepoint, clusters, nbytes = np.zeros(_MAX_CODEPOINT, dtype=np.int64), Counter(), 0
+    per_codepoint, clusters, nbytes = np.zeros(MAX_CODEPOINT, dtype=np.int64), Counter(), 0
     for piece in read_pieces(inp, BLOCK_BYTES, start=first, end=last):
         nbytes += len(piece.data)
         _add_found(_count_piece(piece, options), per_codepoint, clusters)

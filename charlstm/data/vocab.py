@@ -51,7 +51,7 @@ def _ascii_fast_path(text: str, unit: str) -> bool:
     return text.isascii() and (unit == "codepoint" or "\r" not in text)
 
 
-_MAX_CODEPOINT = 0x110000
+MAX_CODEPOINT = 0x110000     # code points are below it; symbol keys from it up name longer clusters
 _JOINING = regex.compile(
     r"[\p{Grapheme_Cluster_Break=Extend}\p{Grapheme_Cluster_Break=ZWJ}\p{Grapheme_Cluster_Break=SpacingMark}"
     r"\p{Grapheme_Cluster_Break=Prepend}\p{Grapheme_Cluster_Break=Regional_Indicator}"
@@ -61,18 +61,18 @@ _joining_table: np.ndarray | None = None
 _CHUNK = 1 << 22   # code points per chunk of a long text
 
 
-def _joining_mask() -> np.ndarray:
+def joining_mask() -> np.ndarray:
     """Boolean table over all code points: True where the code point can join a neighbour."""
     global _joining_table
     if _joining_table is None:
-        every = np.arange(_MAX_CODEPOINT, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
-        table = np.zeros(_MAX_CODEPOINT, dtype=bool)
+        every = np.arange(MAX_CODEPOINT, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
+        table = np.zeros(MAX_CODEPOINT, dtype=bool)
         table[[m.start() for m in _JOINING.finditer(every)]] = True
         _joining_table = table
     return _joining_table
 
 
-def _chunks(text: str):
+def text_chunks(text: str):
     """Pieces of about _CHUNK code points, each cut right after a line feed where there is one."""
     start, n = 0, len(text)
     while start < n:
@@ -86,9 +86,9 @@ def _chunks(text: str):
         start = end
 
 
-def _symbol_keys(chunk: str, unit: str) -> tuple[np.ndarray, list[str]]:
+def symbol_keys(chunk: str, unit: str) -> tuple[np.ndarray, list[str]]:
     """The chunk's symbols as integer keys: a one-code-point symbol is its code point; a longer
-    grapheme cluster is _MAX_CODEPOINT + its index in the returned list of clusters."""
+    grapheme cluster is MAX_CODEPOINT + its index in the returned list of clusters."""
     cp = np.frombuffer(chunk.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
     chains = _chains(chunk, cp) if unit != "codepoint" else None
     if chains is None:
@@ -102,7 +102,7 @@ def _symbol_keys(chunk: str, unit: str) -> tuple[np.ndarray, list[str]]:
     lengths = sizes[rows]
     # The kinds are met in the order they first occur, so clusters are numbered in the order
     # they first occur in the chunk, as the callers expect.
-    cp[starts] = _MAX_CODEPOINT + names[rows]
+    cp[starts] = MAX_CODEPOINT + names[rows]
     # every code point of a long cluster after its first is dropped
     tail = lengths - 1
     dropped = np.repeat(starts + 1 - (np.cumsum(tail) - tail), tail) + np.arange(int(tail.sum()))
@@ -111,11 +111,11 @@ def _symbol_keys(chunk: str, unit: str) -> tuple[np.ndarray, list[str]]:
     return cp[keep], clusters
 
 
-def _count_chunk(chunk: str, unit: str) -> tuple[np.ndarray, Counter]:
+def count_chunk(chunk: str, unit: str) -> tuple[np.ndarray, Counter]:
     """How often each code point is a symbol of its own (a bincount over code points) and how
     often each longer cluster occurs, without laying the clusters out: every code point is
     counted, then each kind of chain takes back the code points of its clusters as many times
-    as it occurs (half the work of _symbol_keys, for counting)."""
+    as it occurs (half the work of symbol_keys, for counting)."""
     cp = np.frombuffer(chunk.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     counts = np.bincount(cp)
     chains = _chains(chunk, cp) if unit != "codepoint" else None
@@ -145,7 +145,7 @@ def _chains(chunk: str, cp: np.ndarray):
     (a Python loop over the chains cost more than all the rest)."""
     if len(cp) < 2:
         return None
-    joining = _joining_mask()[cp]
+    joining = joining_mask()[cp]
     # linked[k]: no certain cluster break between code points k and k+1 (one of them can join).
     linked = joining[1:] | joining[:-1]
     at = np.flatnonzero(linked)
@@ -173,7 +173,7 @@ def _chains(chunk: str, cp: np.ndarray):
     return firsts, kind, layout, list(index)
 
 
-_HASH_BASE = np.uint64(0x9E3779B97F4A7C15)
+CHAIN_HASH_BASE = np.uint64(0x9E3779B97F4A7C15)    # of the hash that tells kinds of chains apart
 
 
 def _chain_kinds(chunk: str, cp: np.ndarray, firsts: np.ndarray, ends: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -188,7 +188,7 @@ def _chain_kinds(chunk: str, cp: np.ndarray, firsts: np.ndarray, ends: np.ndarra
     begins = np.cumsum(lengths) - lengths
     within = np.arange(len(chain_of)) - begins[chain_of]
     values = cp[firsts[chain_of] + within]
-    powers = np.full(int(lengths.max()), _HASH_BASE, dtype=np.uint64)
+    powers = np.full(int(lengths.max()), CHAIN_HASH_BASE, dtype=np.uint64)
     powers[0] = 1
     np.cumprod(powers, out=powers)                                 # wraps modulo 2^64, as wanted
     hashes = np.add.reduceat(values.astype(np.uint64) * powers[within], begins) + lengths.astype(np.uint64)
@@ -245,12 +245,16 @@ class Vocab:
     def _codepoint_ids(self) -> np.ndarray:
         """Dense code point -> id table (-1 where the code point is not a symbol), built once."""
         if self._codepoint_table is None:
-            table = np.full(_MAX_CODEPOINT, -1, dtype=np.int32)
+            table = np.full(MAX_CODEPOINT, -1, dtype=np.int32)
             for s, k in self._index.items():
                 if len(s) == 1:
                     table[ord(s)] = k
             object.__setattr__(self, "_codepoint_table", table)
         return self._codepoint_table
+
+    def id_of(self, symbol: str, default=None):
+        """The id of symbol, or default when the vocabulary lacks it."""
+        return self._index.get(symbol, default)
 
     def __len__(self) -> int:
         return len(self.symbols)
@@ -272,35 +276,37 @@ class Vocab:
             missing = ids < 0
             if missing.any():
                 if not use_unk:
-                    self._unknown_symbol(chr(raw[np.argmax(missing)]))
+                    raise self.unknown_symbol_error(chr(raw[np.argmax(missing)]))
                 ids[missing] = self.unk
             return ids.astype(self.dtype)
         if self.unit not in UNITS:
             raise CharlstmError(f"unknown unit {self.unit!r}: use one of {', '.join(UNITS)}")
-        parts = [self._ids_from_keys(keys, clusters, use_unk) for keys, clusters in
-                 (_symbol_keys(chunk, self.unit) for chunk in _chunks(text))]
+        parts = [self.ids_from_keys(keys, clusters, use_unk) for keys, clusters in
+                 (symbol_keys(chunk, self.unit) for chunk in text_chunks(text))]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=self.dtype)
 
-    def _ids_from_keys(self, keys: np.ndarray, clusters: list[str], use_unk: bool) -> np.ndarray:
-        """Symbol keys of one chunk (see _symbol_keys) -> ids."""
+    def ids_from_keys(self, keys: np.ndarray, clusters: list[str], use_unk: bool) -> np.ndarray:
+        """Symbol keys of one chunk (see symbol_keys) -> ids; a symbol the vocabulary lacks is
+        its unknown symbol if use_unk, else an error naming it."""
         # One gather through the code point table; the few cluster keys (beyond it) are then
         # set apart, which is far cheaper than splitting the keys by a mask first.
         ids = np.take(self._codepoint_ids(), keys, mode="clip")
         if clusters:
-            at = np.flatnonzero(keys >= _MAX_CODEPOINT)
+            at = np.flatnonzero(keys >= MAX_CODEPOINT)
             cluster_ids = np.array([self._index.get(g, -1) for g in clusters], dtype=ids.dtype)
-            ids[at] = cluster_ids[keys[at] - _MAX_CODEPOINT]
+            ids[at] = cluster_ids[keys[at] - MAX_CODEPOINT]
         missing = ids < 0
         if missing.any():
             if not use_unk:
                 key = int(keys[np.argmax(missing)])
-                self._unknown_symbol(chr(key) if key < _MAX_CODEPOINT else clusters[key - _MAX_CODEPOINT])
+                raise self.unknown_symbol_error(chr(key) if key < MAX_CODEPOINT else clusters[key - MAX_CODEPOINT])
             ids = ids.astype(np.int64)
             ids[missing] = self.unk
         return ids.astype(self.dtype)
 
-    def _unknown_symbol(self, symbol: str):
-        raise TextError(f"symbol {shown(symbol)} (U+{ord(symbol[0]):04X}) is not in the model's vocabulary")
+    def unknown_symbol_error(self, symbol: str) -> TextError:
+        """The error that names a symbol the vocabulary lacks, for the caller to raise."""
+        return TextError(f"symbol {shown(symbol)} (U+{ord(symbol[0]):04X}) is not in the model's vocabulary")
 
     def decode(self, ids) -> str:
         """ids -> text. decode(encode(s)) == s for any s made of the vocabulary's symbols."""
@@ -336,12 +342,12 @@ def count_symbols(text: str, unit: str = "grapheme") -> Counter:
         return _count_bytes(np.frombuffer(text.encode("ascii"), dtype=np.uint8))
     if unit not in UNITS:
         raise CharlstmError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
-    return _merge_counts(_count_chunk(chunk, unit) for chunk in _chunks(text))
+    return _merge_counts(count_chunk(chunk, unit) for chunk in text_chunks(text))
 
 
 def _merge_counts(counted_chunks) -> Counter:
     """(code point counts, cluster Counter) of chunks -> a Counter of symbols."""
-    per_codepoint = np.zeros(_MAX_CODEPOINT, dtype=np.int64)
+    per_codepoint = np.zeros(MAX_CODEPOINT, dtype=np.int64)
     clusters: Counter = Counter()
     for counts, found in counted_chunks:
         per_codepoint[:len(counts)] += counts
@@ -352,13 +358,13 @@ def _merge_counts(counted_chunks) -> Counter:
 
 
 def _count_keys(keyed_chunks) -> Counter:
-    per_codepoint = np.zeros(_MAX_CODEPOINT, dtype=np.int64)
+    per_codepoint = np.zeros(MAX_CODEPOINT, dtype=np.int64)
     clusters: Counter = Counter()
     for keys, names in keyed_chunks:
-        counts = np.bincount(keys, minlength=_MAX_CODEPOINT + len(names) if names else 0)
-        simple = counts[:_MAX_CODEPOINT]
+        counts = np.bincount(keys, minlength=MAX_CODEPOINT + len(names) if names else 0)
+        simple = counts[:MAX_CODEPOINT]
         per_codepoint[:len(simple)] += simple
-        for name, n in zip(names, counts[_MAX_CODEPOINT:].tolist()):
+        for name, n in zip(names, counts[MAX_CODEPOINT:].tolist()):
             clusters[name] += n
     counts = Counter({chr(k): int(per_codepoint[k]) for k in np.flatnonzero(per_codepoint)})
     counts.update(clusters)
@@ -373,10 +379,11 @@ def build_vocab(text: str, unit: str = "grapheme", min_count: int = 1) -> Vocab:
     """
     if unit not in UNITS:
         raise CharlstmError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
-    return _vocab_from_counts(count_symbols(text, unit), unit, min_count)
+    return vocab_from_counts(count_symbols(text, unit), unit, min_count)
 
 
-def _vocab_from_counts(counts: Counter, unit: str, min_count: int) -> Vocab:
+def vocab_from_counts(counts: Counter, unit: str, min_count: int) -> Vocab:
+    """The vocabulary of a corpus from how often each symbol occurs in it (see build_vocab)."""
     if not counts:
         raise CharlstmError("the corpus is empty")
     kept = sorted(s for s, n in counts.items() if n >= max(1, min_count) and s != UNK)
@@ -417,13 +424,13 @@ def build_and_encode(text: str, unit: str = "grapheme", min_count: int = 1) -> t
         # One pass over the bytes to count, one gather through a 256-entry table of small ids.
         raw = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
         counts = _count_bytes(raw)
-        vocab = _vocab_from_counts(counts, unit, min_count)
+        vocab = vocab_from_counts(counts, unit, min_count)
         lookup = np.zeros(256, dtype=vocab.dtype)
         for symbol in counts:
-            lookup[ord(symbol)] = vocab._index.get(symbol, vocab.unk)
+            lookup[ord(symbol)] = vocab.id_of(symbol, vocab.unk)
         return vocab, _gather_bytes(lookup, raw)
     keyed = [(keys.astype(np.int32), clusters) for keys, clusters in
-             (_symbol_keys(chunk, unit) for chunk in _chunks(text))]
-    vocab = _vocab_from_counts(_count_keys(keyed), unit, min_count)
-    parts = [vocab._ids_from_keys(keys, clusters, use_unk=True) for keys, clusters in keyed]
+             (symbol_keys(chunk, unit) for chunk in text_chunks(text))]
+    vocab = vocab_from_counts(_count_keys(keyed), unit, min_count)
+    parts = [vocab.ids_from_keys(keys, clusters, use_unk=True) for keys, clusters in keyed]
     return vocab, np.concatenate(parts) if parts else np.zeros(0, dtype=vocab.dtype)
