@@ -187,13 +187,29 @@ def test_dict_round_trip_and_validation():
 
 
 def test_build_and_encode_ascii_across_byte_blocks(monkeypatch):
-    """The ASCII path counts and encodes the bytes a block at a time: with blocks of 1000 bytes, a
-    text of 3001 gives the counts and ids of one pass, the last symbol in a block of its own."""
+    """The ASCII path counts the bytes a block of pairs at a time: with blocks of 500 pairs, a
+    text of 3001 bytes gives the counts and ids of one pass, the last symbol on its own."""
     import charlstm.data.vocab as vocab_module
-    monkeypatch.setattr(vocab_module, "_BYTE_BLOCK", 1000)
+    monkeypatch.setattr(vocab_module, "PAIRS_AT_ONCE", 500)
     rng = np.random.default_rng(1)
     text = "".join(rng.choice(np.array(list("abcdef XYZ.\n")), size=3000)) + "~"
     vocab, ids = vocab_module.build_and_encode(text)
     assert vocab.symbols == build_vocab(text).symbols
     np.testing.assert_array_equal(ids, general_path_ids(vocab, text))
     assert ids.dtype == np.uint8
+    assert vocab_module.count_symbols(text) == Counter(text)
+
+
+def test_wide_ids_of_ascii_text_across_byte_blocks(monkeypatch):
+    """A vocabulary of more than 256 symbols takes ASCII bytes through a uint16 table, a block at a
+    time; the ids are those of the general path, writable, and an unknown byte is named."""
+    import charlstm.data.vocab as vocab_module
+    monkeypatch.setattr(vocab_module, "BYTES_AT_ONCE", 1000)
+    vocab = build_vocab("".join(chr(c) for c in range(32, 127)) + "".join(chr(0x4E00 + k) for k in range(300)))
+    rng = np.random.default_rng(2)
+    text = "".join(rng.choice(np.array(list("abcdef XYZ.~")), size=3001))
+    ids = vocab.encode(text)
+    assert ids.dtype == np.uint16 and ids.flags.writeable
+    np.testing.assert_array_equal(ids, general_path_ids(vocab, text))
+    with pytest.raises(CharlstmError, match="U\\+0009"):
+        vocab.encode(text + "\t")

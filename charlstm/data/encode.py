@@ -42,7 +42,8 @@ import numpy as np
 from charlstm.data.blocks import BLOCK_BYTES, Input, Piece, input_record, line_start_before, read_pieces
 from charlstm.data.datadir import FORMAT, IDS, MANIFEST, VERSION, VOCAB, ReadOptions
 from charlstm.data.text import decode_text
-from charlstm.data.vocab import MAX_CODEPOINT, Vocab, count_chunk, symbol_keys, text_chunks, vocab_from_counts
+from charlstm.data.vocab import (MAX_CODEPOINT, Vocab, byte_counter, count_bytes, count_chunk, symbol_keys, text_chunks,
+                                 vocab_from_counts)
 from charlstm.errors import CharlstmError
 from charlstm.files import fsync_directory
 
@@ -174,10 +175,10 @@ def write_ids(counted: Counted, inputs: list[Input], path: Path, progress: ByteP
             before = _stamp(inp)
             hashing.start_input()
             for piece, ids in runner.map(read_pieces(inp, block_bytes, on_block), _encode_piece):
-                written += len(ids)                 # ids: an array, or bytes when they are uint8
+                written += len(ids)
                 if written > counted.symbols:
                     raise _changed(inp)
-                writer.write(ids if isinstance(ids, bytes) else ids.data)
+                writer.write(ids.data)
             # A file edited since pass 1 shows in its size, its modification time or its symbol
             # count (hashing it again would cost a core for the length of the pass).
             listed = (inp.stored_bytes, inp.mtime_ns)
@@ -274,8 +275,7 @@ def _encode_while_counting(inputs: list[Input], options: ReadOptions, out_dir: P
             check_disk_space(out_dir, most)
         except CharlstmError:
             return None                 # the two passes refuse it, or fit it exactly
-        lookup = _byte_table(guess)
-        table = bytes(lookup[b] if guess.id_of(chr(b)) is not None else _UNSEEN for b in range(256))
+        table = bytes(guess.id_of(chr(b), _UNSEEN) for b in range(256))
         ranges = _Ranges(runner, inputs)
         _make_dir(tmp)
         path = tmp / IDS
@@ -343,14 +343,13 @@ def _guess_vocab(inp: Input, options: ReadOptions, block_bytes: int) -> Vocab | 
         data = _ascii_bytes(piece, options)
         if data is None:
             return None
-        per_byte += _count_bytes(data)
+        per_byte += count_bytes(data)
         read += len(piece.data)
         if read >= _PROVISIONAL_BYTES:
             break
     if not per_byte.any():
         return None
-    return vocab_from_counts(Counter({chr(k): int(per_byte[k]) for k in np.flatnonzero(per_byte)}),
-                              options.unit, 1)
+    return vocab_from_counts(byte_counter(per_byte), options.unit, 1)
 
 
 class _Ranges:
@@ -480,7 +479,7 @@ def _text_keys(piece: Piece, options: ReadOptions):
 def _count_piece(piece: Piece, options: ReadOptions, vocab=None):
     data = _ascii_bytes(piece, options)
     if data is not None:
-        return "bytes", _count_bytes(data)
+        return "bytes", count_bytes(data)
     text = decode_text(piece.data, piece.name, options.encoding_errors, options.newline,
                        offset=piece.offset, at_start=piece.first)
     per_codepoint, clusters = None, Counter()
@@ -500,10 +499,7 @@ def _count_piece(piece: Piece, options: ReadOptions, vocab=None):
 def _encode_piece(piece: Piece, options: ReadOptions, vocab: Vocab):
     data = _ascii_bytes(piece, options)
     if data is not None:
-        table = _byte_table(vocab)
-        if isinstance(table, bytes):            # uint8 ids: bytes.translate, the fastest lookup there is
-            return data.translate(table)
-        return np.take(table, np.frombuffer(data, dtype=np.uint8))
+        return vocab.ascii_ids(data)
     parts = []
     for keys, clusters in _text_keys(piece, options):
         try:
@@ -513,41 +509,6 @@ def _encode_piece(piece: Piece, options: ReadOptions, vocab: Vocab):
     if not parts:                       # a piece holding only a byte-order mark
         return np.zeros(0, dtype=vocab.dtype)
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
-
-
-_PAIRS = 1 << 19     # byte pairs counted at once (their 8-byte copies: 4 MB; smaller blocks measured slower)
-
-
-def _count_bytes(data: bytes) -> np.ndarray:
-    """How often each byte value occurs: bincount over byte pairs (half the elements, a table of
-    65,536 that fits in cache: twice as fast as over bytes), folded back to 256 counts."""
-    pairs = np.frombuffer(data, dtype=np.uint16, count=len(data) // 2)
-    per_pair = np.bincount(pairs[:_PAIRS], minlength=1 << 16)
-    for start in range(_PAIRS, len(pairs), _PAIRS):
-        per_pair += np.bincount(pairs[start:start + _PAIRS], minlength=1 << 16)
-    square = per_pair.reshape(256, 256)         # [second byte, first byte] of each pair
-    counts = square.sum(axis=0) + square.sum(axis=1)
-    if len(data) % 2:
-        counts[data[-1]] += 1
-    return counts
-
-
-_tables: dict = {}
-
-
-def _byte_table(vocab: Vocab):
-    """byte -> id for ASCII bytes: a bytes.translate table when the ids are uint8, else an array
-    of the ids' type (a byte pass 1 did not see cannot occur unless the input changed, which the
-    hash check at the end of pass 2 finds)."""
-    table = _tables.get(id(vocab))
-    if table is None or table[0] is not vocab:
-        lookup = np.zeros(256, dtype=vocab.dtype)
-        for b in range(128):
-            k = vocab.id_of(chr(b), vocab.unk)
-            lookup[b] = 0 if k is None else k
-        _tables.clear()
-        _tables[id(vocab)] = table = (vocab, lookup.tobytes() if lookup.dtype == np.uint8 else lookup)
-    return table[1]
 
 
 def _stamp(inp: Input):
