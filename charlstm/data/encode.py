@@ -14,11 +14,11 @@ process through 256-entry tables while threads hash its bytes and write the ids 
 to be on disk as they go); any other piece needs its grapheme clusters found, which costs a
 hundred times more per byte, so such pieces go to a pool of processes (one per core) once the
 corpus is large enough to repay starting them. In pass 1 the pool's workers count a large plain
-file by themselves, each reading its own stretches of it (_Runner.count_ranges).
+file by themselves, each reading its own stretches of it (Runner.count_ranges).
 
 The ids of an ASCII corpus are as large as the corpus, so their writing is bound by the disk; a
 large one is therefore encoded in one pass, with the vocabulary its start shows, while the
-workers count it, and the two passes run only when that guess fails (_encode_while_counting).
+workers count it, and the two passes run only when that guess fails (encode_while_counting).
 
 Standard input cannot be read twice: pass 1 copies it into the temporary directory.
 """
@@ -48,7 +48,7 @@ from charlstm.errors import CharlstmError
 from charlstm.files import fsync_directory
 
 POOL_MIN_BYTES = 32 << 20    # a smaller corpus is encoded in this process (a pool takes a second to start)
-_HEADER_BYTES = 128          # a .npy header of version 1.0 with a 1-d shape
+HEADER_BYTES = 128           # a .npy header of version 1.0 with a 1-d shape
 
 # progress(stage, done, total): stage "counting" or "encoding", bytes of the inputs as stored
 ByteProgress = Callable[[str, int, "int | None"], None]
@@ -69,7 +69,7 @@ class Counted:
 
     @property
     def ids_bytes(self) -> int:
-        return _HEADER_BYTES + self.symbols * np.dtype(self.vocab.dtype).itemsize
+        return HEADER_BYTES + self.symbols * np.dtype(self.vocab.dtype).itemsize
 
     @property
     def hash(self) -> str:
@@ -92,16 +92,16 @@ def count_corpus(inputs: list[Input], options: ReadOptions, progress: ByteProgre
     per_codepoint = np.zeros(MAX_CODEPOINT, dtype=np.int64)
     clusters: Counter = Counter()
     records, again = [], []
-    with _Runner(options, None, workers, _pool_wanted(inputs, pool_min_bytes)) as runner, \
-            _Hashing(len(inputs), hash_bytes) as hashing:
-        meter = _Meter(progress, "counting", inputs)
+    with Runner(options, None, workers, pool_wanted(inputs, pool_min_bytes)) as runner, \
+            Hashing(len(inputs), hash_bytes) as hashing:
+        meter = Meter(progress, "counting", inputs)
         for inp in inputs:
             spool = spool_path = None
             if inp.path is None:
                 if spool_dir is None:
                     raise CharlstmError("standard input needs a directory to be copied into")
                 spool_path = spool_dir / "stdin.txt"
-                spool = _open_for_writing(spool_path)
+                spool = open_for_writing(spool_path)
             size = [0]
             hashing.start_input()
 
@@ -109,14 +109,13 @@ def count_corpus(inputs: list[Input], options: ReadOptions, progress: ByteProgre
                 hashing.add(block)
                 size[0] += len(block)
                 if spool is not None:
-                    _write(spool, block, spool_path)
+                    write_to(spool, block, spool_path)
                 meter.at(consumed)
 
             # Without hashes to take, a large plain file is counted by the workers alone, each
             # reading its own stretch of it (this process reads none of it).
             ranged = None
-            if not hash_bytes and runner.pool_wanted and inp.path is not None and not inp.gzip and \
-                    inp.stored_bytes >= 2 * _RANGE_BYTES:
+            if not hash_bytes and runner.pool_wanted and inp.path is not None and not inp.gzip:
                 ranged = runner.count_ranges(inp, meter)
             if ranged is not None:
                 found_codepoints, found_clusters, size[0] = ranged
@@ -124,9 +123,9 @@ def count_corpus(inputs: list[Input], options: ReadOptions, progress: ByteProgre
                 clusters.update(found_clusters)
             else:
                 try:
-                    for piece, found in runner.map(read_pieces(inp, block_bytes, on_block), _count_piece,
+                    for piece, found in runner.map(read_pieces(inp, block_bytes, on_block), count_piece,
                                                    path=None if inp.gzip else inp.path):
-                        _add_found(found, per_codepoint, clusters)
+                        add_found(found, per_codepoint, clusters)
                 finally:
                     if spool is not None:
                         spool.close()
@@ -134,11 +133,11 @@ def count_corpus(inputs: list[Input], options: ReadOptions, progress: ByteProgre
             records.append(input_record(inp, size[0], hashing.end_input()))
             again.append(inp if spool is None else Input(name=inp.name, path=spool_path, stored_bytes=size[0]))
         sha256 = hashing.whole()
-    return _counted(inputs, options, per_codepoint, clusters, records, sha256), again
+    return counted_from(inputs, options, per_codepoint, clusters, records, sha256), again
 
 
-def _counted(inputs: list[Input], options: ReadOptions, per_codepoint: np.ndarray, clusters: Counter,
-             records: list[dict], sha256: str | None) -> Counted:
+def counted_from(inputs: list[Input], options: ReadOptions, per_codepoint: np.ndarray, clusters: Counter,
+                 records: list[dict], sha256: str | None) -> Counted:
     """Pass 1's result from its counts: the vocabulary build_vocab would build from the whole text."""
     counts = Counter({chr(k): int(per_codepoint[k]) for k in np.flatnonzero(per_codepoint)})
     counts.update(clusters)
@@ -161,29 +160,29 @@ def write_ids(counted: Counted, inputs: list[Input], path: Path, progress: ByteP
     vocab, written = counted.vocab, 0
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(vocab.dtype)), "fortran_order": False,
               "shape": (counted.symbols,)}
-    f = _open_for_writing(path)
-    with f, _Runner(counted.options, vocab, workers, _pool_wanted(inputs, pool_min_bytes)) as runner, \
-            _Writer(f, path) as writer, _Hashing(len(inputs), counted.sha256 is None) as hashing:
+    f = open_for_writing(path)
+    with f, Runner(counted.options, vocab, workers, pool_wanted(inputs, pool_min_bytes)) as runner, \
+            Writer(f, path) as writer, Hashing(len(inputs), counted.sha256 is None) as hashing:
         np.lib.format.write_array_header_1_0(f, header)
-        meter = _Meter(progress, "encoding", inputs)
+        meter = Meter(progress, "encoding", inputs)
 
         def on_block(block: bytes, consumed: int):
             hashing.add(block)
             meter.at(consumed)
 
         for k, inp in enumerate(inputs):
-            before = _stamp(inp)
+            before = file_stamp(inp)
             hashing.start_input()
-            for piece, ids in runner.map(read_pieces(inp, block_bytes, on_block), _encode_piece):
+            for piece, ids in runner.map(read_pieces(inp, block_bytes, on_block), encode_piece):
                 written += len(ids)
                 if written > counted.symbols:
-                    raise _changed(inp)
+                    raise changed_error(inp)
                 writer.write(ids.data)
             # A file edited since pass 1 shows in its size, its modification time or its symbol
             # count (hashing it again would cost a core for the length of the pass).
             listed = (inp.stored_bytes, inp.mtime_ns)
-            if _stamp(inp) != before or (inp.mtime_ns is not None and before != listed):
-                raise _changed(inp)
+            if file_stamp(inp) != before or (inp.mtime_ns is not None and before != listed):
+                raise changed_error(inp)
             digest = hashing.end_input()
             if digest is not None:
                 counted.records[k]["sha256"] = digest
@@ -192,7 +191,7 @@ def write_ids(counted: Counted, inputs: list[Input], path: Path, progress: ByteP
             counted.sha256 = hashing.whole()
         writer.finish()
         if written != counted.symbols:
-            raise _changed(inputs[-1])
+            raise changed_error(inputs[-1])
 
 
 def encode_corpus(inputs: list[Input], out_dir, options: ReadOptions = ReadOptions(),
@@ -209,19 +208,19 @@ def encode_corpus(inputs: list[Input], out_dir, options: ReadOptions = ReadOptio
     try:
         again = inputs
         if counted is None:
-            counted = _encode_while_counting(inputs, options, out_dir, tmp, progress, workers, block_bytes,
-                                             pool_min_bytes)
+            counted = encode_while_counting(inputs, options, out_dir, tmp, progress, workers, block_bytes,
+                                            pool_min_bytes)
             if counted is not None:
                 _finish_data_dir(counted, tmp, out_dir)
                 return counted
             (tmp / IDS).unlink(missing_ok=True)         # a guess that failed: its ids hold disk space
             needs_spool = any(inp.path is None for inp in inputs)
             if needs_spool:
-                _make_dir(tmp)
+                make_dir(tmp)
             counted, again = count_corpus(inputs, options, progress, workers, block_bytes,
                                           tmp if needs_spool else None, pool_min_bytes, hash_bytes=False)
         check_disk_space(out_dir, counted.ids_bytes)
-        _make_dir(tmp)
+        make_dir(tmp)
         write_ids(counted, again, tmp / IDS, progress, workers, block_bytes, pool_min_bytes)
         for inp in again:
             if inp.path is not None and inp.path.parent == tmp:
@@ -235,28 +234,28 @@ def encode_corpus(inputs: list[Input], out_dir, options: ReadOptions = ReadOptio
 
 def _finish_data_dir(counted: Counted, tmp: Path, out_dir: Path) -> None:
     """With the ids in tmp: the vocabulary, then the manifest, then tmp renamed to out_dir."""
-    _write_json(tmp / VOCAB, {**counted.vocab.to_dict(), "counts": counted.counts})
-    _write_json(tmp / MANIFEST, manifest(counted))  # last: a directory with a manifest is whole
+    write_json(tmp / VOCAB, {**counted.vocab.to_dict(), "counts": counted.counts})
+    write_json(tmp / MANIFEST, manifest(counted))  # last: a directory with a manifest is whole
     fsync_directory(tmp)
     _replace(tmp, out_dir)
 
 
 # --- one pass, when the start of the corpus tells its vocabulary --------------------------------
 
-_PROVISIONAL_BYTES = 4 << 20    # the start of the corpus read for the vocabulary it guesses
+PROVISIONAL_BYTES = 4 << 20     # the start of the corpus read for the vocabulary it guesses
 _UNSEEN = 255                   # the id the guessed table gives a byte it does not hold
 _UNSEEN_BYTE = bytes([_UNSEEN])
 
 
-def _encode_while_counting(inputs: list[Input], options: ReadOptions, out_dir: Path, tmp: Path,
-                           progress: ByteProgress | None, workers: int | None, block_bytes: int,
-                           pool_min_bytes: int) -> Counted | None:
+def encode_while_counting(inputs: list[Input], options: ReadOptions, out_dir: Path, tmp: Path,
+                          progress: ByteProgress | None, workers: int | None, block_bytes: int,
+                          pool_min_bytes: int) -> Counted | None:
     """Both passes at once, for large ASCII corpora: the ids of a byte-per-symbol corpus are as
     large as the corpus, so writing them is bound by the disk, and counting first would leave
     the disk idle for a third of the time. The vocabulary is guessed from the first
-    _PROVISIONAL_BYTES (with --min-count 1 it is the set of symbols present, and the start of
+    PROVISIONAL_BYTES (with --min-count 1 it is the set of symbols present, and the start of
     an ASCII text almost always holds them all); the workers count the files in stretches
-    (_Ranges) while this process encodes them with the guess's table, in which every byte the
+    (Ranges) while this process encodes them with the guess's table, in which every byte the
     guess lacks is _UNSEEN. The ids stand if the count's vocabulary is the guess and every
     piece was ASCII without _UNSEEN among its ids; otherwise (a symbol first seen later, a
     piece that needs its clusters found, CR in grapheme mode, a line too long to split at)
@@ -264,37 +263,37 @@ def _encode_while_counting(inputs: list[Input], options: ReadOptions, out_dir: P
     hashes included, with tmp/ids.npy written."""
     if options.min_count != 1 or any(inp.path is None or inp.gzip for inp in inputs):
         return None
-    with _Runner(options, None, workers, _pool_wanted(inputs, pool_min_bytes)) as runner:
+    with Runner(options, None, workers, pool_wanted(inputs, pool_min_bytes)) as runner:
         if not runner.pool_wanted:
             return None
         guess = _guess_vocab(inputs[0], options, block_bytes)
         if guess is None:
             return None
-        most = _HEADER_BYTES + sum(inp.stored_bytes for inp in inputs)    # at most one id per byte
+        most = HEADER_BYTES + sum(inp.stored_bytes for inp in inputs)    # at most one id per byte
         try:
             check_disk_space(out_dir, most)
         except CharlstmError:
             return None                 # the two passes refuse it, or fit it exactly
         table = bytes(guess.id_of(chr(b), _UNSEEN) for b in range(256))
-        ranges = _Ranges(runner, inputs)
-        _make_dir(tmp)
+        ranges = Ranges(runner, inputs)
+        make_dir(tmp)
         path = tmp / IDS
-        f = _open_for_writing(path)
+        f = open_for_writing(path)
         written, records = 0, []
-        with f, _Writer(f, path) as writer, _Hashing(len(inputs)) as hashing:
-            f.write(_npy_header(np.uint8, 0))       # the count is known at the end
-            meter = _Meter(progress, "encoding", inputs)
+        with f, Writer(f, path) as writer, Hashing(len(inputs)) as hashing:
+            f.write(npy_header(np.uint8, 0))        # the count is known at the end
+            meter = Meter(progress, "encoding", inputs)
 
             def on_block(block: bytes, consumed: int):
                 hashing.add(block)
                 meter.at(consumed)
 
             for inp in inputs:
-                before, size = _stamp(inp), 0
+                before, size = file_stamp(inp), 0
                 hashing.start_input()
                 for piece in read_pieces(inp, block_bytes, on_block):
                     size += len(piece.data)
-                    data = _ascii_bytes(piece, options)
+                    data = ascii_bytes(piece, options)
                     if data is None:
                         return None
                     ids = data.translate(table)
@@ -305,8 +304,8 @@ def _encode_while_counting(inputs: list[Input], options: ReadOptions, out_dir: P
                     if not ranges.collect():
                         return None
                 listed = (inp.stored_bytes, inp.mtime_ns)
-                if _stamp(inp) != before or before != listed:
-                    raise _changed(inp)
+                if file_stamp(inp) != before or before != listed:
+                    raise changed_error(inp)
                 meter.done_input()
                 records.append(input_record(inp, size, hashing.end_input()))
             if not ranges.finish():
@@ -314,54 +313,54 @@ def _encode_while_counting(inputs: list[Input], options: ReadOptions, out_dir: P
             for inp, record, counted_bytes in zip(inputs, records, ranges.bytes):
                 # The workers may have read a file's later stretches after this process read
                 # it: a file rewritten meanwhile (even to the same size) shows in its stamp.
-                if record["bytes"] != counted_bytes or _stamp(inp) != (inp.stored_bytes, inp.mtime_ns):
-                    raise _changed(inp)
-            counted = _counted(inputs, options, ranges.per_codepoint, ranges.clusters, records, hashing.whole())
+                if record["bytes"] != counted_bytes or file_stamp(inp) != (inp.stored_bytes, inp.mtime_ns):
+                    raise changed_error(inp)
+            counted = counted_from(inputs, options, ranges.per_codepoint, ranges.clusters, records, hashing.whole())
             if counted.vocab != guess or written != counted.symbols:
                 return None
-            writer.rewrite_start(_npy_header(np.uint8, written))
+            writer.rewrite_start(npy_header(np.uint8, written))
             writer.finish()
         return counted
 
 
-def _npy_header(dtype, symbols: int) -> bytes:
-    """The .npy header (version 1.0) of a 1-d array of `symbols` ids: _HEADER_BYTES long."""
+def npy_header(dtype, symbols: int) -> bytes:
+    """The .npy header (version 1.0) of a 1-d array of `symbols` ids: HEADER_BYTES long."""
     import io
     out = io.BytesIO()
     np.lib.format.write_array_header_1_0(out, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
                                                "fortran_order": False, "shape": (symbols,)})
     header = out.getvalue()
-    assert len(header) == _HEADER_BYTES
+    assert len(header) == HEADER_BYTES
     return header
 
 
 def _guess_vocab(inp: Input, options: ReadOptions, block_bytes: int) -> Vocab | None:
-    """The vocabulary of the first _PROVISIONAL_BYTES of the input, if all of it is ASCII the
+    """The vocabulary of the first PROVISIONAL_BYTES of the input, if all of it is ASCII the
     256-entry tables can take; else None."""
     per_byte, read = np.zeros(256, dtype=np.int64), 0
     for piece in read_pieces(inp, block_bytes):
-        data = _ascii_bytes(piece, options)
+        data = ascii_bytes(piece, options)
         if data is None:
             return None
         per_byte += count_bytes(data)
         read += len(piece.data)
-        if read >= _PROVISIONAL_BYTES:
+        if read >= PROVISIONAL_BYTES:
             break
     if not per_byte.any():
         return None
     return vocab_from_counts(byte_counter(per_byte), options.unit, 1)
 
 
-class _Ranges:
+class Ranges:
     """Pass 1 behind the caller's back: stretches of plain files (see _worker_count_range)
     counted by the pool, a few in flight, collected in order whenever the caller has a moment
     (collect) and at the end (finish). Both return False once a stretch finds no line feed to
     begin at."""
 
-    def __init__(self, runner: "_Runner", inputs: list[Input], meter: "_Meter | None" = None):
+    def __init__(self, runner: "Runner", inputs: list[Input], meter: "Meter | None" = None):
         self.runner, self.meter = runner, meter     # meter: told where each stretch ends
-        self.todo = deque((k, inp, start, min(inp.stored_bytes, start + _RANGE_BYTES))
-                          for k, inp in enumerate(inputs) for start in range(0, inp.stored_bytes, _RANGE_BYTES))
+        self.todo = deque((k, inp, start, min(inp.stored_bytes, start + RANGE_BYTES))
+                          for k, inp in enumerate(inputs) for start in range(0, inp.stored_bytes, RANGE_BYTES))
         self.pending: deque = deque()
         self.per_codepoint = np.zeros(MAX_CODEPOINT, dtype=np.int64)
         self.clusters: Counter = Counter()
@@ -407,7 +406,7 @@ def ids_with(inputs: list[Input], vocab: Vocab, options: ReadOptions = ReadOptio
              progress: ByteProgress | None = None, block_bytes: int = BLOCK_BYTES):
     """The inputs' ids under a given vocabulary (a model's), piece by piece, as vocab.encode(text,
     unknown="unk") gives them for the whole text: in memory that does not grow with the text."""
-    meter = _Meter(progress, "reading", inputs)
+    meter = Meter(progress, "reading", inputs)
     for inp in inputs:
         for piece in read_pieces(inp, block_bytes, lambda block, consumed: meter.at(consumed)):
             text = decode_text(piece.data, piece.name, options.encoding_errors, options.newline,
@@ -452,7 +451,7 @@ def human_bytes(n: int) -> str:
 _NEWLINES = ((b"\r\n", b"\n"), (b"\r", b"\n"))
 
 
-def _ascii_bytes(piece: Piece, options: ReadOptions) -> bytes | None:
+def ascii_bytes(piece: Piece, options: ReadOptions) -> bytes | None:
     """The piece's bytes when the 256-entry tables can handle it: ASCII (newlines normalised if
     asked), and without CR in grapheme mode (CR LF is one symbol); None otherwise."""
     data = piece.data
@@ -476,8 +475,8 @@ def _text_keys(piece: Piece, options: ReadOptions):
     return [symbol_keys(chunk, options.unit) for chunk in text_chunks(text)]
 
 
-def _count_piece(piece: Piece, options: ReadOptions, vocab=None):
-    data = _ascii_bytes(piece, options)
+def count_piece(piece: Piece, options: ReadOptions, vocab=None):
+    data = ascii_bytes(piece, options)
     if data is not None:
         return "bytes", count_bytes(data)
     text = decode_text(piece.data, piece.name, options.encoding_errors, options.newline,
@@ -496,8 +495,8 @@ def _count_piece(piece: Piece, options: ReadOptions, vocab=None):
     return "text", present, per_codepoint[present], list(clusters), list(clusters.values())
 
 
-def _encode_piece(piece: Piece, options: ReadOptions, vocab: Vocab):
-    data = _ascii_bytes(piece, options)
+def encode_piece(piece: Piece, options: ReadOptions, vocab: Vocab):
+    data = ascii_bytes(piece, options)
     if data is not None:
         return vocab.ascii_ids(data)
     parts = []
@@ -505,13 +504,13 @@ def _encode_piece(piece: Piece, options: ReadOptions, vocab: Vocab):
         try:
             parts.append(vocab.ids_from_keys(keys, clusters, use_unk=True))
         except CharlstmError:
-            raise _changed(piece) from None
+            raise changed_error(piece) from None
     if not parts:                       # a piece holding only a byte-order mark
         return np.zeros(0, dtype=vocab.dtype)
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
-def _stamp(inp: Input):
+def file_stamp(inp: Input):
     """(size, modification time) of an input file as it is now (None for one that is not a file)."""
     if inp.path is None or inp.mtime_ns is None:
         return (inp.stored_bytes, inp.mtime_ns)
@@ -522,15 +521,15 @@ def _stamp(inp: Input):
     return (stat.st_size, stat.st_mtime_ns)
 
 
-def _changed(what) -> CharlstmError:
+def changed_error(what) -> CharlstmError:
     return CharlstmError(f"{what.name}: changed while it was being encoded (its second reading differs from "
                          "the first); encode it again once it is complete")
 
 
 # --- running pieces in order, here or in a pool -----------------------------------------------
 
-def _add_found(found, per_codepoint: np.ndarray, clusters: Counter) -> None:
-    """Add what _count_piece found in a piece to the counts so far."""
+def add_found(found, per_codepoint: np.ndarray, clusters: Counter) -> None:
+    """Add what count_piece found in a piece to the counts so far."""
     if found[0] == "bytes":
         per_codepoint[:256] += found[1]
     else:
@@ -570,20 +569,20 @@ def _worker_run(job, piece: Piece):
     return job(piece, options, vocab)
 
 
-_RUN_BYTES = 16 << 20                # the ASCII pieces a worker reads for itself at once
-_RANGE_BYTES = 16 << 20              # the stretch of a large file a worker counts on its own
-_SEARCH_BYTES = 1 << 20              # how far before a split a line feed is looked for
+RUN_BYTES = 16 << 20                 # the ASCII pieces a worker reads for itself at once
+RANGE_BYTES = 16 << 20               # the stretch of a large file a worker counts on its own
+SEARCH_BYTES = 1 << 20               # how far before a split a line feed is looked for
 
 
 def _worker_count_range(inp: Input, start: int, end: int):
     """What the bytes [start, end) of a plain file hold, each end moved back to just after a
-    line feed (see _Runner.count_ranges): (code points present, their counts, cluster names,
+    line feed (see Runner.count_ranges): (code points present, their counts, cluster names,
     their counts, bytes read), or None when an end finds no line feed in reach."""
     options, _ = _worker_state
     try:
         with open(inp.path, "rb") as f:
-            first = 0 if start == 0 else line_start_before(f, start, _SEARCH_BYTES)
-            last = inp.stored_bytes if end >= inp.stored_bytes else line_start_before(f, end, _SEARCH_BYTES)
+            first = 0 if start == 0 else line_start_before(f, start, SEARCH_BYTES)
+            last = inp.stored_bytes if end >= inp.stored_bytes else line_start_before(f, end, SEARCH_BYTES)
     except OSError as e:
         raise CharlstmError(f"{inp.name}: cannot read ({e.strerror or e})") from None
     if first is None or last is None:
@@ -591,7 +590,7 @@ def _worker_count_range(inp: Input, start: int, end: int):
     per_codepoint, clusters, nbytes = np.zeros(MAX_CODEPOINT, dtype=np.int64), Counter(), 0
     for piece in read_pieces(inp, BLOCK_BYTES, start=first, end=last):
         nbytes += len(piece.data)
-        _add_found(_count_piece(piece, options), per_codepoint, clusters)
+        add_found(count_piece(piece, options), per_codepoint, clusters)
     present = np.flatnonzero(per_codepoint)
     return present, per_codepoint[present], list(clusters), list(clusters.values()), nbytes
 
@@ -615,16 +614,16 @@ def _worker_run_at(job, path: Path, name: str, offset: int, length: int, first: 
     except OSError as e:
         raise CharlstmError(f"{name}: cannot read ({e.strerror or e})") from None
     if len(piece.data) != length:
-        raise _changed(piece)
+        raise changed_error(piece)
     options, vocab = _worker_state
     return job(piece, options, vocab)
 
 
-def _pool_wanted(inputs: list[Input], pool_min_bytes: int) -> bool:
+def pool_wanted(inputs: list[Input], pool_min_bytes: int) -> bool:
     return any(inp.path is None for inp in inputs) or sum(inp.stored_bytes or 0 for inp in inputs) >= pool_min_bytes
 
 
-class _Runner:
+class Runner:
     """Runs a job over pieces and hands the results back in order, with a few pieces in flight.
     Pieces the 256-entry tables can handle run in this process; the others in a pool of
     `workers` processes (if a pool is wanted). The pool is started on entering, before the
@@ -638,7 +637,7 @@ class _Runner:
         self.pool_wanted = pool_wanted and self.workers > 1
         self.pool: ProcessPoolExecutor | None = None
 
-    def __enter__(self) -> "_Runner":
+    def __enter__(self) -> "Runner":
         if self.pool_wanted:
             self._pool().submit(int).result()      # the workers are forked at the first job
         return self
@@ -651,7 +650,7 @@ class _Runner:
     def map(self, pieces, job, path: Path | None = None):
         """Yields (piece, result) in order. path: the plain file the pieces come from, when a
         worker may read the pieces there itself: then every piece is sent by its place in the
-        file, and a run of ASCII pieces as one piece of up to _RUN_BYTES (pass 1: counting an
+        file, and a run of ASCII pieces as one piece of up to RUN_BYTES (pass 1: counting an
         ASCII piece costs more than reading it again, and sending its bytes through a pipe costs
         more than counting it; measured), whose result stands for its last piece. Otherwise only
         the pieces the tables cannot handle go to the pool, bytes and all."""
@@ -668,7 +667,7 @@ class _Runner:
             if self.pool_wanted and path is not None:
                 if piece.data.isascii():
                     run = [run[0] if run else piece, piece]
-                    if run[1].offset + len(piece.data) - run[0].offset < _RUN_BYTES:
+                    if run[1].offset + len(piece.data) - run[0].offset < RUN_BYTES:
                         continue
                 elif run:            # text that needs its clusters found goes a piece at a time
                     pending.append(send(run))
@@ -677,7 +676,7 @@ class _Runner:
                     run = [piece]
                 pending.append(send(run))
                 run = []
-            elif self.pool_wanted and _ascii_bytes(piece, self.options) is None:
+            elif self.pool_wanted and ascii_bytes(piece, self.options) is None:
                 pending.append((piece, self._pool().submit(_worker_run, job, piece)))
             else:
                 done = Future()
@@ -692,21 +691,24 @@ class _Runner:
             piece_done, future = pending.popleft()
             yield piece_done, future.result()
 
-    def count_ranges(self, inp: Input, meter: "_Meter"):
+    def count_ranges(self, inp: Input, meter: "Meter"):
         """Pass 1 over a large plain file by the workers alone: the file is split every
-        _RANGE_BYTES, each split moved back to just after a line feed (a place where a symbol
+        RANGE_BYTES, each split moved back to just after a line feed (a place where a symbol
         surely ends, so the stretches count exactly what the whole file holds), and each worker
         reads and counts its stretches piece by piece. Returns (counts per code point, clusters,
-        bytes), or None when a split finds no line feed within _SEARCH_BYTES before it (a file
-        of very long lines: the caller then reads it piece by piece itself)."""
-        ranges = _Ranges(self, [inp], meter)
+        bytes), or None for a file of less than two stretches or when a split finds no line feed
+        within SEARCH_BYTES before it (a file of very long lines): the caller then reads it
+        piece by piece itself."""
+        if inp.stored_bytes < 2 * RANGE_BYTES:
+            return None
+        ranges = Ranges(self, [inp], meter)
         try:
             if not ranges.finish():
                 return None
         finally:
             ranges.cancel()
         if ranges.bytes[0] != inp.stored_bytes:
-            raise _changed(inp)
+            raise changed_error(inp)
         return ranges.per_codepoint, ranges.clusters, ranges.bytes[0]
 
     def _pool(self) -> ProcessPoolExecutor:
@@ -744,7 +746,7 @@ class _Behind:
         self._thread.shutdown(wait=True)
 
 
-class _Writer:
+class Writer:
     """Appends to an open file from a thread of its own (file writes let go of the GIL), at most
     one write behind the caller, and has the disk take the data as it comes: every FLUSH_BYTES
     a second thread asks for it to be on disk (fdatasync) while the writing goes on. Left to the
@@ -759,7 +761,7 @@ class _Writer:
         self._since_flush = 0
         self._flush: Future | None = None
 
-    def __enter__(self) -> "_Writer":
+    def __enter__(self) -> "Writer":
         self._writer = ThreadPoolExecutor(1)
         self._flusher = ThreadPoolExecutor(1)
         self._last: Future | None = None
@@ -770,7 +772,7 @@ class _Writer:
         self._last = self._writer.submit(self._write, data)
 
     def _write(self, data) -> None:
-        _write(self.f, data, self.path)
+        write_to(self.f, data, self.path)
         self._since_flush += memoryview(data).nbytes      # bytes, whatever the ids' type
         if self._since_flush >= self.FLUSH_BYTES and (self._flush is None or self._flush.done()):
             self._check(self._flush)
@@ -825,7 +827,7 @@ def _hash(hashes, block: bytes) -> None:
         h.update(block)
 
 
-class _Hashing:
+class Hashing:
     """The sha256 of each input's bytes and of all of them one after another, fed block by block
     and computed by a thread behind the caller (or nothing at all when not on)."""
 
@@ -834,7 +836,7 @@ class _Hashing:
         self._whole = hashlib.sha256()
         self._own = self._whole
 
-    def __enter__(self) -> "_Hashing":
+    def __enter__(self) -> "Hashing":
         self._behind = _Behind().__enter__()
         return self
 
@@ -859,7 +861,7 @@ class _Hashing:
         self._behind.__exit__(*exc)
 
 
-class _Meter:
+class Meter:
     """Bytes read so far, over all inputs, for the progress callback."""
 
     def __init__(self, progress: ByteProgress | None, stage: str, inputs: list[Input]):
@@ -883,14 +885,14 @@ class _Meter:
 
 # --- files ------------------------------------------------------------------------------------
 
-def _open_for_writing(path: Path):
+def open_for_writing(path: Path):
     try:
         return open(path, "wb")
     except OSError as e:
         raise CharlstmError(f"cannot write {path}: {e.strerror or e}") from None
 
 
-def _write(f, data, path: Path) -> None:
+def write_to(f, data, path: Path) -> None:
     try:
         f.write(data)
     except OSError as e:
@@ -902,7 +904,7 @@ def _write_error(path: Path, e: OSError) -> CharlstmError:
     return CharlstmError(f"cannot write {path}: {reason}")
 
 
-def _write_json(path: Path, value) -> None:
+def write_json(path: Path, value) -> None:
     try:
         with open(path, "w", encoding="utf-8") as f:
             json.dump(value, f, ensure_ascii=False)
@@ -912,7 +914,7 @@ def _write_json(path: Path, value) -> None:
         raise CharlstmError(f"cannot write {path}: {e.strerror or e}") from None
 
 
-def _make_dir(path: Path) -> None:
+def make_dir(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
