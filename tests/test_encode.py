@@ -14,6 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from charlstm.data import encode as encode_module
+from charlstm.data import one_pass as one_pass_module
+from charlstm.data import workers, writing
 from charlstm.data.blocks import list_inputs, read_pieces
 from charlstm.data.datadir import ReadOptions, open_data_dir
 from charlstm.data.encode import encode_corpus
@@ -165,9 +167,9 @@ def test_the_pool_gives_the_same_ids(tmp_path):
 def test_workers_that_read_the_file_themselves_count_what_one_process_counts(tmp_path, monkeypatch):
     """Pass 1 sends runs of pieces of a plain file by their place in it; ASCII, CR LF, text that
     needs segmentation, several inputs and gzip give the ids, counts and hashes of one process."""
-    monkeypatch.setattr(encode_module, "RUN_BYTES", 10_000)       # runs of a few pieces each
-    monkeypatch.setattr(encode_module, "RANGE_BYTES", 20_000)     # large files: stretches counted
-    monkeypatch.setattr(encode_module, "SEARCH_BYTES", 3_000)     # by the workers alone
+    monkeypatch.setattr(workers, "RUN_BYTES", 10_000)       # runs of a few pieces each
+    monkeypatch.setattr(workers, "RANGE_BYTES", 20_000)     # large files: stretches counted
+    monkeypatch.setattr(workers, "SEARCH_BYTES", 3_000)     # by the workers alone
     rng = np.random.default_rng(1)
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.txt").write_bytes("".join(rng.choice(["word ", "x\r\n", "y\n"], 40_000)).encode())
@@ -214,7 +216,7 @@ def test_the_hashes_are_taken_in_the_second_pass_as_in_the_first(tmp_path):
 def test_the_ids_reach_the_disk_while_they_are_written(tmp_path, monkeypatch):
     """Every FLUSH_BYTES the writer asks for the data to be on disk; the ids are the same, and a
     disk that fails then is one line, with nothing left behind."""
-    monkeypatch.setattr(encode_module.Writer, "FLUSH_BYTES", 5000)
+    monkeypatch.setattr(writing.Writer, "FLUSH_BYTES", 5000)
     path = tmp_path / "c.txt"
     path.write_text("hello world\n" * 5000, encoding="utf-8")
     calls = []
@@ -240,7 +242,7 @@ class _RightAway:
         pass
 
     def submit(self, fn, *args):
-        future = encode_module.Future()
+        future = writing.Future()
         future.set_result(fn(*args))
         return future
 
@@ -250,7 +252,7 @@ class _RightAway:
 
 def write_through_writer(path, chunks, before_finish=lambda w: None) -> bytes:
     """Each chunk through a _Writer into path; returns what the file then holds."""
-    with open(path, "wb") as f, encode_module.Writer(f, path) as w:
+    with open(path, "wb") as f, writing.Writer(f, path) as w:
         for chunk in chunks:
             w.write(chunk)
         before_finish(w)
@@ -262,13 +264,13 @@ def test_the_writer_flushes_every_flush_bytes_and_skips_while_a_flush_is_still_i
     """With a disk that is never behind, every FLUSH_BYTES written is one fdatasync; with a disk
     still busy on the last one, the writer goes on writing and asks for no second flush."""
     import threading
-    monkeypatch.setattr(encode_module.Writer, "FLUSH_BYTES", 5000)
+    monkeypatch.setattr(writing.Writer, "FLUSH_BYTES", 5000)
     chunks = [bytes([i]) * 3000 for i in range(10)]
     wide = [np.full(1500, i, dtype=np.uint16) for i in range(10)]
     calls = []
     monkeypatch.setattr(os, "fdatasync", lambda fd: calls.append(fd))
     with monkeypatch.context() as m:
-        m.setattr(encode_module, "ThreadPoolExecutor", _RightAway)
+        m.setattr(writing, "ThreadPoolExecutor", _RightAway)
         assert write_through_writer(tmp_path / "now.bin", chunks) == b"".join(chunks)
         assert len(calls) == 5           # at 6,000 bytes since the last flush, five times over
         calls.clear()
@@ -419,9 +421,9 @@ def test_encoding_while_counting_gives_what_two_passes_give(tmp_path, monkeypatc
     """Large ASCII corpora are encoded with the vocabulary their start shows while the workers
     count them; whenever that guess fails the two passes run instead. Either way: the two
     passes' ids, vocabulary, counts and manifest, or their error."""
-    monkeypatch.setattr(encode_module, "PROVISIONAL_BYTES", 5_000)
-    monkeypatch.setattr(encode_module, "RANGE_BYTES", 20_000)
-    monkeypatch.setattr(encode_module, "SEARCH_BYTES", 3_000)
+    monkeypatch.setattr(one_pass_module, "PROVISIONAL_BYTES", 5_000)
+    monkeypatch.setattr(workers, "RANGE_BYTES", 20_000)
+    monkeypatch.setattr(workers, "SEARCH_BYTES", 3_000)
     taken = []
     real = encode_module.encode_while_counting
     monkeypatch.setattr(encode_module, "encode_while_counting",
@@ -458,9 +460,9 @@ def test_a_file_rewritten_while_the_workers_still_count_it_is_refused(tmp_path, 
     """In the one pass the workers may count a file's later stretches after this process has read
     it and gone on to the next input: a file rewritten meanwhile, even to the same size and the
     same symbols, is refused, as the two passes refuse it, and nothing is left behind."""
-    monkeypatch.setattr(encode_module, "PROVISIONAL_BYTES", 5_000)
-    monkeypatch.setattr(encode_module, "RANGE_BYTES", 20_000)
-    monkeypatch.setattr(encode_module, "SEARCH_BYTES", 3_000)
+    monkeypatch.setattr(one_pass_module, "PROVISIONAL_BYTES", 5_000)
+    monkeypatch.setattr(workers, "RANGE_BYTES", 20_000)
+    monkeypatch.setattr(workers, "SEARCH_BYTES", 3_000)
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
     a.write_bytes(b"ab\n" * 700_000)
     b.write_bytes(b"ba\n" * 70_000)
