@@ -251,7 +251,7 @@ class _RightAway:
 
 
 def write_through_writer(path, chunks, before_finish=lambda w: None) -> bytes:
-    """Each chunk through a _Writer into path; returns what the file then holds."""
+    """Each chunk through a Writer into path; returns what the file then holds."""
     with open(path, "wb") as f, writing.Writer(f, path) as w:
         for chunk in chunks:
             w.write(chunk)

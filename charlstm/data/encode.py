@@ -21,6 +21,13 @@ large one is therefore encoded in one pass, with the vocabulary its start shows,
 workers count it, and the two passes run only when that guess fails (encode_while_counting).
 
 Standard input cannot be read twice: pass 1 copies it into the temporary directory.
+
+This module drives the passes and writes pass 2; the parts live beside it:
+    counting.py   pass 1 (count_corpus) and what it finds (Counted)
+    one_pass.py   the one pass with a guessed vocabulary (encode_while_counting)
+    pieces.py     the work on one piece, here or in a worker; the progress meter
+    workers.py    the pool that runs it (Runner) and counts stretches of large files (Ranges)
+    writing.py    the writer and hashing threads, the .npy header, and file operations
 """
 
 from __future__ import annotations
@@ -148,6 +155,7 @@ def ids_with(inputs: list[Input], vocab: Vocab, options: ReadOptions = ReadOptio
 
 
 def manifest(counted: Counted) -> dict:
+    """The data directory's manifest.json (see data/datadir.py)."""
     return {"format": FORMAT, "version": VERSION, "symbols": counted.symbols,
             "dtype": np.dtype(counted.vocab.dtype).name, "vocab_size": len(counted.vocab),
             "hash": counted.hash, "bytes": counted.size, "options": counted.options.to_dict(),
@@ -191,5 +199,6 @@ def _replace(tmp: Path, out_dir: Path) -> None:
     fsync_directory(out_dir.parent)
 
 
-__all__ = ["Counted", "ReadOptions", "count_corpus", "write_ids", "encode_corpus", "ids_with", "manifest", "check_disk_space",
-           "default_workers", "POOL_MIN_BYTES"]
+# The face of corpus encoding: what callers import from here, wherever it is defined.
+__all__ = ["ByteProgress", "Counted", "ReadOptions", "count_corpus", "write_ids", "encode_corpus", "ids_with", "manifest",
+           "check_disk_space", "human_bytes", "default_workers", "POOL_MIN_BYTES"]

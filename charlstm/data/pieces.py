@@ -48,6 +48,9 @@ def _text_keys(piece: Piece, options: ReadOptions):
 
 
 def count_piece(piece: Piece, options: ReadOptions, vocab=None):
+    """Pass 1's job: ("bytes", counts per byte) for a piece the tables take, else ("text", code
+    points present, their counts, cluster names, their counts); small enough to send between
+    processes. vocab is unused: every job takes (piece, options, vocab)."""
     data = ascii_bytes(piece, options)
     if data is not None:
         return "bytes", count_bytes(data)
@@ -68,6 +71,8 @@ def count_piece(piece: Piece, options: ReadOptions, vocab=None):
 
 
 def encode_piece(piece: Piece, options: ReadOptions, vocab: Vocab):
+    """Pass 2's job: the piece's ids under vocab (which holds every symbol pass 1 counted: a
+    symbol it lacks means the input changed between the passes)."""
     data = ascii_bytes(piece, options)
     if data is not None:
         return vocab.ascii_ids(data)
@@ -104,6 +109,7 @@ def file_stamp(inp: Input):
 
 
 def changed_error(what) -> CharlstmError:
+    """The error for an input (or a piece of one) that changed while it was being encoded."""
     return CharlstmError(f"{what.name}: changed while it was being encoded (its second reading differs from "
                          "the first); encode it again once it is complete")
 

@@ -23,6 +23,7 @@ POOL_MIN_BYTES = 32 << 20    # a smaller corpus is encoded in this process (a po
 
 
 def default_workers() -> int:
+    """One worker per core this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -30,6 +31,8 @@ def default_workers() -> int:
 
 
 def pool_wanted(inputs: list[Input], pool_min_bytes: int) -> bool:
+    """Whether the inputs repay starting a pool: standard input (of unknown size) or at least
+    pool_min_bytes in all."""
     return any(inp.path is None for inp in inputs) or sum(inp.stored_bytes or 0 for inp in inputs) >= pool_min_bytes
 
 

@@ -171,6 +171,7 @@ class Hashing:
 # --- files ------------------------------------------------------------------------------------
 
 def open_for_writing(path: Path):
+    """path opened for writing bytes; a failure is one line."""
     try:
         return open(path, "wb")
     except OSError as e:
@@ -178,6 +179,7 @@ def open_for_writing(path: Path):
 
 
 def write_to(f, data, path: Path) -> None:
+    """data written to f, the open file at path; a failure (a full disk named as such) is one line."""
     try:
         f.write(data)
     except OSError as e:
@@ -190,6 +192,7 @@ def _write_error(path: Path, e: OSError) -> CharlstmError:
 
 
 def write_json(path: Path, value) -> None:
+    """value written to path as JSON and on disk when this returns; a failure is one line."""
     try:
         with open(path, "w", encoding="utf-8") as f:
             json.dump(value, f, ensure_ascii=False)
@@ -200,6 +203,7 @@ def write_json(path: Path, value) -> None:
 
 
 def make_dir(path: Path) -> None:
+    """The directory at path and its parents, as needed; a failure is one line."""
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -223,6 +227,7 @@ def check_disk_space(out_dir: Path, needed: int) -> None:
 
 
 def human_bytes(n: int) -> str:
+    """A size for messages: "1.23 GB", "45.6 MB", "7.8 kB" or "512 bytes"."""
     for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= size:
             return f"{n / size:,.{2 if unit == 'GB' else 1}f} {unit}"
