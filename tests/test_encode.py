@@ -285,7 +285,7 @@ def test_the_writer_flushes_every_flush_bytes_and_skips_while_a_flush_is_still_i
         assert busy.wait(10)
 
     def while_busy(w):
-        w._wait_write()
+        w.wait_for_writes()
         assert len(calls) == 1           # the first flush is still on the disk: the others were skipped
         busy.set()
 

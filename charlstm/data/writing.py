@@ -75,7 +75,7 @@ class Writer:
         return self
 
     def write(self, data) -> None:
-        self._wait_write()
+        self.wait_for_writes()
         self._last = self._writer.submit(self._write, data)
 
     def _write(self, data) -> None:
@@ -90,7 +90,9 @@ class Writer:
             self._since_flush = 0
             self._flush = self._flusher.submit(os.fdatasync, self.f.fileno())
 
-    def _wait_write(self) -> None:
+    def wait_for_writes(self) -> None:
+        """Return once every write so far is done, raising a failed one's error (a flush may still
+        be on its way to the disk)."""
         if self._last is not None:
             last, self._last = self._last, None
             last.result()
@@ -105,7 +107,7 @@ class Writer:
     def rewrite_start(self, data: bytes) -> None:
         """Once every write is done, write data over the file's first bytes (a header whose
         numbers were known only at the end)."""
-        self._wait_write()
+        self.wait_for_writes()
         try:
             self.f.flush()
             self.f.seek(0)
@@ -115,7 +117,7 @@ class Writer:
             raise CharlstmError(f"cannot write {self.path}: {e.strerror or e}") from None
 
     def finish(self) -> None:
-        self._wait_write()
+        self.wait_for_writes()
         self._check(self._flush)
         self._flush = None
         try:
