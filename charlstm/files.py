@@ -6,6 +6,13 @@ then renamed over it. A crash, an error or Ctrl-C leaves the old file (or none) 
 never half of one; the temporary `.NAME.tmp-PID` is removed on any error, and a run directory's
 next run removes one a SIGKILL left.
 
+Outputs: `check_output` refuses, before anything is read or written, an output that cannot be one
+whole file (an empty path, '.', '/', an existing directory) or that names a file the same command
+reads, compared by device and inode so that a hard link or a symlink to the input is caught too.
+Every command that writes calls it with the paths it reads; `write_atomically` calls it with none,
+so a path without a file name is one line whoever writes. `given_path` refuses an empty path (what
+an unset shell variable gives) instead of reading it as '.'.
+
 Reading: `read_bounded` reads a file in blocks and stops at a bound whatever `stat` says, so an
 input of unknown size (/dev/zero, a FIFO fed forever, a file still growing) costs at most the
 bound, never all the memory there is.
@@ -24,6 +31,71 @@ from charlstm.errors import CharlstmError
 BLOCK = 1 << 20         # bytes read at a time
 
 
+def given_path(value, what: str) -> Path:
+    """The path a user gave for `what` (an option's name, or an argument's); an empty one is
+    refused, never read as the current directory."""
+    if isinstance(value, (str, bytes)) and not value:
+        raise CharlstmError(f"{what}: the path is empty (an unset shell variable?); give a file or directory name")
+    return Path(value)
+
+
+def names_same_file(a, b) -> bool:
+    """Whether two paths name one existing file: the same device and inode, so a second name (a hard
+    link) or a symlink counts as the same file."""
+    try:
+        first, second = os.stat(a), os.stat(b)
+    except (OSError, ValueError):
+        return False
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
+
+
+def _inside(path, directory) -> bool:
+    """Whether `path` lies somewhere below `directory` (compared by device and inode, symlinks followed)."""
+    try:
+        target = os.stat(directory)
+        ancestors = Path(os.path.realpath(path)).parents
+    except (OSError, ValueError):
+        return False
+    for ancestor in ancestors:
+        try:
+            info = os.stat(ancestor)
+        except OSError:
+            continue
+        if (info.st_dev, info.st_ino) == (target.st_dev, target.st_ino):
+            return True
+    return False
+
+
+def check_output(path, reads=(), what: str = "file", directory: bool = False) -> Path:
+    """Refuse an output before the first byte is written, with one line:
+      - an empty path, and a path with no file name ('.', '/', '..');
+      - an existing directory, where a file is written (directory=False);
+      - one of `reads` (the paths the same command reads; None entries are skipped): the same
+        file by device and inode, an existing output inside a directory it reads, or (for an
+        output directory, which is replaced whole) a path it reads inside that directory.
+    Returns the output as a Path."""
+    path = given_path(path, f"the {what}")
+    if path.name in ("", ".", ".."):
+        raise CharlstmError(f"{path}: has no name to write the {what} under; give a "
+                            f"{'directory' if directory else 'file'} name")
+    if not directory and path.is_dir():
+        raise CharlstmError(f"{path}: is a directory, not a {what}; give a file name, e.g. {path / 'NAME'}")
+    for source in reads:
+        if source is None or (isinstance(source, (str, bytes)) and not source):
+            continue
+        if names_same_file(path, source):
+            named = "" if os.path.abspath(path) == os.path.abspath(source) else f" (the same file as {source})"
+            raise CharlstmError(f"{path}: is an input of this command{named}; writing the {what} there would "
+                                "replace it, so choose another output")
+        if Path(source).is_dir() and path.exists() and _inside(path, source):
+            raise CharlstmError(f"{path}: lies inside {source}, which this command reads; choose an output "
+                                "outside it")
+        if directory and path.is_dir() and _inside(source, path):
+            raise CharlstmError(f"{path}: holds {source}, which this command reads, and the {what} would replace "
+                                "it; choose another output")
+    return path
+
+
 def temporary_name(path) -> Path:
     """The name a file is written under before it is renamed into place."""
     path = Path(path)
@@ -33,8 +105,9 @@ def temporary_name(path) -> Path:
 def write_atomically(path, write, what: str = "file") -> None:
     """Call write(f) on a temporary binary file beside `path`, flush and fsync it, then rename it
     over `path`. OS errors become one CharlstmError line naming the file; other errors (and
-    KeyboardInterrupt) pass through; either way the temporary file is gone and `path` untouched."""
-    path = Path(path)
+    KeyboardInterrupt) pass through; either way the temporary file is gone and `path` untouched.
+    A path with no file name, or a directory, is refused first (check_output)."""
+    path = check_output(path, what=what)
     tmp = temporary_name(path)
     try:
         with open(tmp, "wb") as f:
@@ -58,7 +131,7 @@ def write_atomically(path, write, what: str = "file") -> None:
 def write_text(path, text: str, what: str = "file") -> None:
     """Write text as UTF-8, atomically (see write_atomically), creating the parent directory.
     Text that is not valid Unicode (a lone surrogate) is refused before anything is written."""
-    path = Path(path)
+    path = check_output(path, what=what)
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError as e:
@@ -150,4 +223,4 @@ def require_regular_file(path, what: str, advice: str | None = None) -> os.stat_
 
 
 __all__ = ["write_atomically", "write_text", "read_bounded", "require_regular_file", "temporary_name",
-           "fsync_directory"]
+           "fsync_directory", "check_output", "given_path", "names_same_file"]

@@ -137,9 +137,26 @@ def line_chart(series, xlabel: str, ylabel: str, width: int = 560, height: int =
     return "".join(out)
 
 
+def run_corpus(run_dir, corpus=None):
+    """The corpus a report checks the samples against: the one given, else RUN_DIR/corpus.txt when
+    it exists (False: none)."""
+    if corpus is None and (Path(run_dir) / "corpus.txt").exists():
+        return Path(run_dir) / "corpus.txt"
+    return corpus
+
+
+def run_inputs(run_dir, corpus=None) -> list:
+    """Every file a report of the run reads (so that its page is never written over one)."""
+    run_dir = Path(run_dir)
+    return [run_dir / "metrics.jsonl", *(run_dir / name for name in CHECKPOINTS), run_corpus(run_dir, corpus) or None]
+
+
+CHECKPOINTS = ("latest.npz", "best.npz")     # read for the run's summary
+
+
 def _run_summary(run_dir: Path, records: list[dict]) -> list[tuple[str, str]]:
     rows = []
-    for name in ("latest.npz", "best.npz"):
+    for name in CHECKPOINTS:
         try:
             ckpt = load_checkpoint(run_dir / name)
         except CharlstmError:
@@ -172,8 +189,7 @@ def render_report(run_dir, corpus=None, title: str | None = None, ns=DEFAULT_NS,
     `encoding_errors` (strict or replace)."""
     run_dir = Path(run_dir)
     records = read_metrics(run_dir)
-    if corpus is None and (run_dir / "corpus.txt").exists():
-        corpus = run_dir / "corpus.txt"
+    corpus = run_corpus(run_dir, corpus)
     steps = [r["step"] for r in records]
     minutes = [r.get("elapsed_s", 0) / 60 for r in records]
     train_bpc = [r["train_loss"] / LN2 if r.get("train_loss") is not None else None for r in records]
@@ -243,4 +259,4 @@ def _one_line(text: str | None, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-__all__ = ["read_metrics", "line_chart", "render_report"]
+__all__ = ["read_metrics", "line_chart", "render_report", "run_corpus", "run_inputs"]
