@@ -161,14 +161,16 @@ def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text:
     resume= continues a run from its checkpoint (its settings and bounds, unless bounds are
     given); init_from= starts a new run from a checkpoint's weights and vocabulary (fine-tuning).
     Other options of the training loop (encoding_errors=, newline=, should_stop=,
-    init_from=, on_locked=) pass through.
+    init_from=, on_locked=, start_over=) pass through. A new run into an out_dir that holds
+    another run's files is refused unless start_over=True, which first moves them into a
+    previous-N folder there and says so (training/rundir.py).
     recipe: the settings left open (the model's size and dropout, the validation cadence) follow
     the corpus and the budget, as the README's "Default recipe" says, and the choice is printed
     in one line; False keeps TrainConfig's and ModelConfig's defaults. With config= every
     training field counts as given, unless given_options names those that were (as the CLI does).
     """
     loop_options = {k: train_options.pop(k) for k in ("encoding_errors", "newline", "should_stop",
-                                                       "init_from", "on_locked")
+                                                       "init_from", "on_locked", "start_over")
                     if k in train_options}
     config_given = config is not None
     if config is None:
@@ -189,7 +191,7 @@ def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text:
                                   model_options={k: v for k, v in given.items() if v is not None},
                                   text=text, resume=resume, progress=ProgressBar() if progress else None,
                                   should_stop=should_stop, on_eval=on_eval, on_bytes=bytes_bar,
-                                  open_fields=open_fields, on_recipe=_say, **loop_options)
+                                  open_fields=open_fields, on_recipe=_say, say=_say, **loop_options)
         finally:
             if bytes_bar is not None:
                 bytes_bar.close()

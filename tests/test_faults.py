@@ -477,8 +477,9 @@ def test_a_second_run_on_a_locked_directory_is_refused(tmp_path):
     out = tmp_path / "run"
     run_training(text=CORPUS, out_dir=out, config=replace(CONFIG, max_steps=2), model_options=MODEL, progress=False)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    with RunDir(out):             # another run holds the directory
-        for args in (["--resume", str(out / "latest.npz")], ["--max-steps", "3"]):
+    with RunDir(out, resume=out / "latest.npz"):     # another process of the run holds the directory
+        # (--start-over: a new run that would move the running one's files aside moves nothing)
+        for args in (["--resume", str(out / "latest.npz")], ["--max-steps", "3", "--start-over"]):
             result = CliRunner().invoke(cli.main, ["train", str(tmp_path / "c.txt"), "--out", str(out),
                                                    "--quiet", *args])
             assert result.exit_code == 1 and isinstance(result.exception, SystemExit)

@@ -285,10 +285,10 @@ def test_a_checkpoint_from_before_data_directories_resumes_with_its_reading_opti
     meta["train"]["corpus"] = {"bytes": 123, "sha256": "0" * 64}
     with open(tmp_path / "old.npz", "wb") as f:
         np.savez(f, **{**arrays, "meta": np.array(json.dumps(meta))})
-    result = invoke(tmp_path, ["train", "crlf.txt", "--out", "run", "--resume", "old.npz", "--max-steps", "3",
+    result = invoke(tmp_path, ["train", "crlf.txt", "--out", "old-run", "--resume", "old.npz", "--max-steps", "3",
                                "--quiet"])
     assert result.exit_code == 0, result.output
-    resumed = load_checkpoint(tmp_path / "run" / "latest.npz")
+    resumed = load_checkpoint(tmp_path / "old-run" / "latest.npz")
     assert resumed.train["progress"]["step"] == 3 and resumed.train["corpus"]["newline"] == "normalize"
 
 

@@ -27,6 +27,7 @@ from charlstm.data.encode import ByteProgress
 from charlstm.data.streams import make_streams, split_ids
 from charlstm.decoding.sampling import sample_texts
 from charlstm.errors import CharlstmError
+from charlstm.files import given_path
 from charlstm.model import ModelConfig, State, dropout_masks, init_params, loss_and_grads, zero_state
 from charlstm.nn.optim import AdamState, adam_init, adam_update, clip_by_global_norm, learning_rate
 from charlstm.nn.workspace import Workspace
@@ -36,7 +37,7 @@ from charlstm.training.config import DEFAULT_EPOCHS, Evaluation, TrainConfig, Tr
 from charlstm.training.corpus import Resuming, load_corpus
 from charlstm.training.evaluation import nats_to_bits, validation_loss
 from charlstm.training.resume import check_arrays, check_position, read_record, reading_options, resumed_config
-from charlstm.training.rundir import RunDir
+from charlstm.training.rundir import RunDir, check_start
 
 MAX_SKIPS_IN_A_ROW = 10   # with on_nonfinite="skip": the lr has been halved this often, give up
 
@@ -113,7 +114,8 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
           on_eval: Callable[[Evaluation], None] | None = None,
           encoding_errors: str | None = None, newline: str | None = None, init_from=None,
           on_locked: Callable[[Path], None] | None = None, on_bytes: ByteProgress | None = None,
-          open_fields: frozenset | None = None, on_recipe: Callable[[str], None] | None = None) -> TrainResult:
+          open_fields: frozenset | None = None, on_recipe: Callable[[str], None] | None = None,
+          start_over: bool = False, say: Callable[[str], None] | None = None) -> TrainResult:
     """Train a model on a corpus (or on `text`), writing checkpoints and metrics to out_dir.
 
     corpus: a text file of any size, or a data directory (`charlstm corpus encode`; see
@@ -136,11 +138,16 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
     recipe sets from the corpus and the budget (training/recipe.py; None: none, `config` and
     `model_options` are used as they are). A resumed run keeps the settings it started with.
     on_recipe: told the recipe's line (what it chose and why) before the run starts.
+    start_over: out_dir may hold an earlier run, whose files are moved aside into a previous-N
+    folder there before the first step (without it, a new run there is refused; see
+    training/rundir.py); say: told the line that says where they went.
     """
     # --- configuration and data -------------------------------------------------------------
     # Every problem with the inputs is found before the output directory is touched.
     if resume is not None and init_from is not None:
         raise CharlstmError("give --resume (continue a run) or --init-from (start one from weights), not both")
+    out_dir = given_path(out_dir, "the output directory")       # never '' read as '.'
+    check_start(out_dir, resume, start_over)          # again under the lock (RunDir), where it counts
     saved = load_checkpoint(resume) if resume is not None else None
     base = load_checkpoint(init_from) if init_from is not None else None
     resuming = saved_reading = None
@@ -194,7 +201,7 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
     run = _Run(params, model_config, vocab, config, adam, state, prog, rng, about)
 
     # --- the run directory: created, checked writable and locked before the first step ----------
-    with RunDir(out_dir) as run_dir:
+    with RunDir(out_dir, resume, start_over, reads=[corpus], say=say) as run_dir:
         if on_recipe is not None and recipe_line:       # every check has passed: the run starts
             on_recipe(recipe_line)
         if on_locked is not None:
