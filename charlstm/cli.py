@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import functools
 import io
 import json
 import os
@@ -28,7 +29,7 @@ from charlstm.data.datadir import ReadOptions, head_text, is_data_dir, open_data
 from charlstm.data.encode import encode_corpus, human_bytes
 from charlstm.data.text import read_text
 from charlstm.errors import CharlstmError, TextError
-from charlstm.files import write_text
+from charlstm.files import check_output, given_path, write_text
 from charlstm.nn.cells import CELLS
 from charlstm.model import ModelConfig
 from charlstm.progress import ByteBar
@@ -147,6 +148,38 @@ class _Discard(io.TextIOBase):
         return len(text)
 
 
+class _PathType(click.Path):
+    """A path option or argument: an empty value (an unset shell variable gives one) is refused with
+    one line (files.given_path), never read as the current directory."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value:
+            label = max(param.opts, key=len) if param is not None and param.param_type_name == "option" else \
+                (param.human_readable_name.rstrip(".") if param is not None else "a path")
+            given_path(value, label)
+        return super().convert(value, param, ctx)
+
+
+PATH = _PathType(path_type=Path)
+
+
+def _writes(output: str, reads=(), what: str = "file", directory: bool = False):
+    """The command writes the path in its parameter `output` and reads the paths in the parameters
+    named in `reads` (or those `reads(params)` returns). Before anything is read or written the
+    output is checked (files.check_output): one that names no file, an existing directory, or one
+    of the command's own inputs (a hard link or a symlink too) is one line, and nothing is written."""
+    def decorate(f):
+        @functools.wraps(f)
+        def command(*args, **params):
+            sources = reads(params) if callable(reads) else [params[name] for name in reads]
+            flat = [p for s in sources for p in (s if isinstance(s, (tuple, list)) else (s,))]
+            check_output(params[output], [p for p in flat if p is not None and str(p) != "-"], what, directory)
+            return f(*args, **params)
+        command.writes = output        # the probe finds every command that writes by this
+        return command
+    return decorate
+
+
 def _fail(message: str):
     click.echo(f"charlstm: error: {message}", err=True)
     sys.exit(EXIT_ERROR)
@@ -190,8 +223,8 @@ _DEFAULTS = TrainConfig()
 
 
 @main.command()
-@click.argument("corpus", required=False, type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", default="run", show_default=True, type=click.Path(path_type=Path),
+@click.argument("corpus", required=False, type=PATH)
+@click.option("--out", "out_dir", default="run", show_default=True, type=PATH,
               help="Run directory: latest.npz, best.npz, metrics.jsonl.")
 @click.option("--cell", type=click.Choice(list(CELLS)), default=None,
               help="The recurrent cell: " + "; ".join(f"{c.name}: {c.summary}" for c in CELLS.values()) + " [lstm].")
@@ -253,19 +286,22 @@ _DEFAULTS = TrainConfig()
 @click.option("--encoding-errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True)
 @click.option("--newline", type=click.Choice(["keep", "normalize"]), default="keep", show_default=True,
               help="normalize turns CRLF and CR into LF.")
-@click.option("--resume", type=click.Path(path_type=Path), default=None,
+@click.option("--resume", type=PATH, default=None,
               help="Continue the run of this checkpoint: its model, vocabulary, training options, "
                    "--newline, --encoding-errors and bounds are used. Only --max-steps, --max-time and "
                    "--epochs may be given (any of them replaces its bounds); every other training "
                    "option is refused. CORPUS must be the run's own.")
-@click.option("--init-from", type=click.Path(path_type=Path), default=None,
+@click.option("--init-from", type=PATH, default=None,
               help="Start a new run from this checkpoint's weights and vocabulary (fine-tuning, e.g. on "
                    "another corpus): a fresh optimiser at step 0, this command's training options; "
                    "--cell, --layers, --hidden, --embedding-size, --dropout, --unit and --min-count come from it.")
+@click.option("--start-over", is_flag=True,
+              help="OUT holds an earlier run: move its files (checkpoints, metrics.jsonl, corpus.txt) into "
+                   "OUT/previous-N first, and say so. Without it (or --resume) such an OUT is refused.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
-def train(ctx, corpus, out_dir, cell, num_layers, hidden_size, embedding_size, dropout, quiet, resume, init_from, encoding_errors,
-          newline, **options):
+def train(ctx, corpus, out_dir, cell, num_layers, hidden_size, embedding_size, dropout, quiet, resume, init_from,
+          encoding_errors, newline, start_over, **options):
     """Train a model on CORPUS (default: the Python standard library's own sources, copied to
     OUT/corpus.txt).
 
@@ -307,7 +343,7 @@ def train(ctx, corpus, out_dir, cell, num_layers, hidden_size, embedding_size, d
         corpus, text, on_locked = _default_corpus(out_dir)
     model = api.train(corpus, out_dir, config, text=text, resume=resume, init_from=init_from, progress=not quiet,
                       encoding_errors=encoding_errors, newline=newline, on_locked=on_locked, given_options=given,
-                      **model_options)
+                      start_over=start_over, **model_options)
     last = model.history[-1] if model.history else None
     if last is not None and last.val_nats is not None:
         click.echo(f"step {last.step}: validation {last.val_nats:.4f} nats/char ({last.val_bpc:.3f} bits/char); "
@@ -320,7 +356,8 @@ def train(ctx, corpus, out_dir, cell, num_layers, hidden_size, embedding_size, d
 
 
 # What --resume accepts beside the checkpoint: the bounds, and what says where and how to run.
-_RESUME_MAY_GIVE = {"corpus", "out_dir", "resume", "quiet", "max_steps", "max_time", "epochs"}
+_RESUME_MAY_GIVE = {"corpus", "out_dir", "resume", "quiet", "max_steps", "max_time", "epochs",
+                    "start_over"}     # refused by the run directory's rule, with its own line
 
 
 def _option_name(ctx, name: str) -> str:
@@ -391,7 +428,7 @@ def _refuse_reading_options(ctx, where: str) -> None:
 # --- sample ------------------------------------------------------------------------------------
 
 @main.command()
-@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("checkpoint", type=PATH)
 @click.option("--length", type=int, default=500, show_default=True, help="Symbols to generate per sample.")
 @click.option("--temperature", type=float, default=0.8, show_default=True, help="0 means always the most likely.")
 @click.option("--prime", default="", help="Text the model reads first (printed too).")
@@ -414,6 +451,8 @@ def sample(ctx, checkpoint, length, temperature, prime, seed, top_k, top_p, num_
     "\\\\" a backslash).
     """
     prime, stop = _unescape("--prime", prime), _unescape("--stop", stop)
+    if beam is None and ctx.get_parameter_source("length_penalty") == click.core.ParameterSource.COMMANDLINE:
+        raise CharlstmError("--length-penalty ranks the texts of a --beam search; without --beam it has no effect")
     if beam is not None:
         given = [f"--{name.replace('_', '-')}" for name in ("temperature", "top_k", "top_p", "seed")
                  if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
@@ -477,8 +516,8 @@ def _unescape(option: str, value: str | None) -> str | None:
 # --- eval --------------------------------------------------------------------------------------
 
 @main.command(name="eval")
-@click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("checkpoint", type=PATH)
+@click.argument("file", type=PATH)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bar (one is shown for a long FILE).")
 @_encoding_errors_option("FILE")
@@ -514,14 +553,15 @@ def corpus():
 
 
 @corpus.command()
-@click.argument("directory", required=False, type=click.Path(path_type=Path))
+@click.argument("directory", required=False, type=PATH)
 @click.option("--python-stdlib", is_flag=True, help="The default corpus: the Python standard library's sources.")
 @click.option("--ext", default=".py", show_default=True, help="Comma-separated file endings, e.g. .py,.java")
 @click.option("--max-bytes", type=int, default=5_000_000, show_default=True, help="Size cap of the corpus.")
 @click.option("--max-file-bytes", type=int, default=1_000_000, show_default=True, help="Skip larger files.")
 @click.option("--exclude", multiple=True, help="Glob of paths to leave out (repeatable).")
 @click.option("--no-headers", is_flag=True, help="No '### FILE: path' line before each file.")
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=PATH)
+@_writes("output", ("directory",), "corpus")
 def code(directory, python_stdlib, ext, max_bytes, max_file_bytes, exclude, no_headers, output):
     """Concatenate a source tree into one corpus file."""
     if python_stdlib == (directory is not None):
@@ -540,8 +580,8 @@ def code(directory, python_stdlib, ext, max_bytes, max_file_bytes, exclude, no_h
 
 
 @corpus.command()
-@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The data directory to write.")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...", type=_PathType())
+@click.option("-o", "--output", required=True, type=PATH, help="The data directory to write.")
 @click.option("--ext", default=".txt", show_default=True,
               help="Comma-separated file endings taken from an INPUT directory, e.g. .c,.h")
 @click.option("--exclude", multiple=True, help="Glob of paths under an INPUT directory to leave out (repeatable).")
@@ -556,6 +596,7 @@ def code(directory, python_stdlib, ext, max_bytes, max_file_bytes, exclude, no_h
               help="Processes that split text into symbols [one per core; 1: this process only].")
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it is a data directory already.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@_writes("output", ("inputs",), "data directory", directory=True)
 def encode(inputs, output, ext, exclude, unit, newline, encoding_errors, min_count, workers, force, quiet):
     """Encode a corpus once into a data directory: ids.npy, vocab.json, manifest.json.
 
@@ -587,13 +628,14 @@ def _date(value):
 
 
 @corpus.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=PATH)
+@click.option("-o", "--output", required=True, type=PATH)
 @click.option("--text-field", default=None, help="Name of the text column or key.")
 @click.option("--keep-retweets", is_flag=True)
 @click.option("--urls", type=click.Choice(["keep", "drop", "placeholder"]), default="keep", show_default=True)
 @click.option("--since", default=None, help="Keep tweets on or after YYYY-MM-DD.")
 @click.option("--until", default=None, help="Keep tweets on or before YYYY-MM-DD.")
+@_writes("output", ("files",), "corpus")
 def tweets(files, output, text_field, keep_retweets, urls, since, until):
     """Turn tweet archives (tweets.js, JSON, JSON Lines, CSV; gzip too) into one tweet per line."""
     lines, summary = corpora.read_tweets(list(files), text_field=text_field, keep_retweets=keep_retweets,
@@ -606,10 +648,11 @@ def tweets(files, output, text_field, keep_retweets, urls, since, until):
 
 @corpus.command()
 @click.argument("task", type=click.Choice(corpora.SYNTH_TASKS))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=PATH)
 @click.option("--n-lines", type=int, default=10_000, show_default=True)
 @click.option("--max-n", type=int, default=10, show_default=True, help="Largest example size.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@_writes("output", (), "corpus")
 def synth(task, output, n_lines, max_n, seed):
     """A synthetic language, one example a line: counting, selective, remember, copy."""
     lines = corpora.synth_lines(task, n_lines, max_n=max_n, rng=validate.seed(seed))
@@ -621,7 +664,7 @@ def synth(task, output, n_lines, max_n, seed):
 
 @main.command()
 @click.argument("task", type=click.Choice(corpora.SYNTH_TASKS))
-@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("checkpoint", type=PATH)
 @click.option("--n", "n_lines", type=int, default=1000, show_default=True, help="Lines to sample.")
 @click.option("--temperature", type=float, default=1.0, show_default=True,
               help="Of the free samples (the probes always use 0).")
@@ -667,13 +710,14 @@ def _write_page(path: Path, page: str) -> None:
 
 
 @main.command(name="trace")
-@click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.argument("file", type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The trace .npz to write.")
+@click.argument("checkpoint", type=PATH)
+@click.argument("file", type=PATH)
+@click.option("-o", "--output", required=True, type=PATH, help="The trace .npz to write.")
 @click.option("--max-symbols", type=int, default=20_000, show_default=True, help="Keep the first this many symbols.")
 @click.option("--chunk", type=int, default=256, show_default=True, help="Symbols read at once (the state carries).")
 @click.option("--top", type=int, default=5, show_default=True, help="Next-symbol candidates kept per symbol.")
 @_encoding_errors_option("FILE")
+@_writes("output", ("checkpoint", "file"), "trace")
 def trace_command(checkpoint, file, output, max_symbols, chunk, top, encoding_errors):
     """Record every unit's quantities (h, c and the gates) at every symbol of FILE (a text file or
     a data directory; only its start is read)."""
@@ -688,8 +732,8 @@ def trace_command(checkpoint, file, output, max_symbols, chunk, top, encoding_er
 
 
 @main.command()
-@click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("checkpoint", type=PATH)
+@click.argument("file", type=PATH)
 @click.option("--feature", required=True,
               help=f"{', '.join(_features.FEATURES)}, or regex:PATTERN (inside a match).")
 @click.option("--top", type=int, default=10, show_default=True, help="Units to list.")
@@ -718,9 +762,9 @@ def neurons(checkpoint, file, feature, top, quantity, layer, max_symbols, as_jso
 
 
 @main.command()
-@click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.argument("file", type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The HTML page to write.")
+@click.argument("checkpoint", type=PATH)
+@click.argument("file", type=PATH)
+@click.option("-o", "--output", required=True, type=PATH, help="The HTML page to write.")
 @click.option("--layer", type=int, default=None, help="Layer shown first [0, or the best ranked unit's].")
 @click.option("--unit", type=int, default=None, help="Unit shown first [0, or the best ranked unit].")
 @click.option("--quantity", type=click.Choice(_QUANTITIES), default=None,
@@ -733,6 +777,7 @@ def neurons(checkpoint, file, feature, top, quantity, layer, max_symbols, as_jso
               help="At most this many stored unit values (symbols x series) keep the page small.")
 @click.option("--title", default=None, help="The page's title [the file's name].")
 @_encoding_errors_option("a text FILE")
+@_writes("output", ("checkpoint", "file"), "page")
 def viz(checkpoint, file, output, layer, unit, quantity, feature_names, top, max_symbols, max_values, title,
         encoding_errors):
     """Write a self-contained HTML page that colours FILE by any unit's value.
@@ -752,20 +797,21 @@ def viz(checkpoint, file, output, layer, unit, quantity, feature_names, top, max
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The HTML page to write.")
-@click.option("--corpus", type=click.Path(path_type=Path), default=None,
+@click.argument("run_dir", type=PATH)
+@click.option("-o", "--output", required=True, type=PATH, help="The HTML page to write.")
+@click.option("--corpus", type=PATH, default=None,
               help="The training corpus, to check the samples for copying [RUN_DIR/corpus.txt if there].")
 @click.option("--title", default=None)
 @_encoding_errors_option("the corpus")
+@_writes("output", lambda p: _report.run_inputs(p["run_dir"], p["corpus"]), "page")
 def report(run_dir, output, corpus, title, encoding_errors):
     """Write a training run's curves, learning rate and samples as one HTML page."""
     _write_page(output, _report.render_report(run_dir, corpus=corpus, title=title, encoding_errors=encoding_errors))
 
 
 @main.command()
-@click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.argument("corpus", type=click.Path(path_type=Path))
+@click.argument("checkpoint", type=PATH)
+@click.argument("corpus", type=PATH)
 @click.option("--n-samples", type=int, default=20, show_default=True)
 @click.option("--length", type=int, default=500, show_default=True, help="Symbols per sample.")
 @click.option("--temperature", type=float, default=1.0, show_default=True)
@@ -815,10 +861,12 @@ def novelty(checkpoint, corpus, n_samples, length, temperature, seed, as_json, e
 
 # --- export and import ------------------------------------------------------------------------
 # A trained model in another form. Each format is one writer in EXPORTERS,
-#     writer(checkpoint, output, precision, eval_text=None, title=None) -> lines for stderr
+#     writer(checkpoint, output, precision, **options) -> lines for stderr
 # (checkpoint: a loaded training.checkpoint.Checkpoint), so another format is one function and one
-# entry. Precisions are checked by the writer: formats support different ones. Every writer writes
-# atomically: on any error nothing is written. `import` reads a charlstm .pt file (written by
+# entry; EXPORT_OPTIONS names the options (eval_text, title) it reads, and one it does not read is
+# refused rather than dropped. Precisions are checked by the writer: formats support different ones.
+# Every writer reads and checks all its inputs before it writes, atomically: on any error nothing
+# is written. `import` reads a charlstm .pt file (written by
 # `export --format torch` or charlstm.torch.save_torch) back into a checkpoint.
 
 from charlstm.export import page as _page  # noqa: E402
@@ -841,7 +889,8 @@ def _validation_bits(ckpt) -> float | None:
 def _precision_effect(model, precision: str, eval_text: Path | None) -> str:
     """One line: the loss of a held-in text with float32 weights and with `precision`'s."""
     if eval_text is not None:
-        ids = model.vocab.encode(read_text(eval_text), unknown="unk")[:EVAL_SYMBOLS]
+        with _naming(eval_text):
+            ids = model.vocab.encode(read_text(eval_text), unknown="unk")[:EVAL_SYMBOLS]
         source = f"{eval_text}"
     else:
         # text the model holds by construction: the increase is then close to how far the
@@ -856,13 +905,15 @@ def _precision_effect(model, precision: str, eval_text: Path | None) -> str:
 def _export_html(ckpt, output: Path, precision: str, eval_text: Path | None = None,
                  title: str | None = None) -> list[str]:
     _quantize.check_precision(precision)
+    if eval_text is not None and precision == "float32":
+        raise CharlstmError("--eval-text measures what --precision float16 or int8 costs; float32 weights are "
+                            "the model's own, so there is nothing to measure: leave it out or give a --precision")
     model = api.Model(ckpt.params, ckpt.config, ckpt.vocab)
     bits = _validation_bits(ckpt)
+    # --eval-text is read (and a bad one refused) before the page is written
+    effect = [_precision_effect(model, precision, eval_text)] if precision != "float32" else []
     size = _page.export_page(model, output, precision, bits_per_char=bits, title=title or f"charlstm · {output.stem}")
-    lines = [f"{output}: {size / 1e6:.1f} MB, {_page.describe(model, precision, bits)}; open it in a browser"]
-    if precision != "float32":
-        lines.append(_precision_effect(model, precision, eval_text))
-    return lines
+    return [f"{output}: {size / 1e6:.1f} MB, {_page.describe(model, precision, bits)}; open it in a browser", *effect]
 
 
 def _only_float32(fmt: str, precision: str) -> None:
@@ -870,7 +921,7 @@ def _only_float32(fmt: str, precision: str) -> None:
         raise CharlstmError(f"--precision {precision} is for --format html; {fmt} keeps the weights in float32")
 
 
-def _export_torch(ckpt, output: Path, precision: str, **_) -> list[str]:
+def _export_torch(ckpt, output: Path, precision: str) -> list[str]:
     _only_float32("torch", precision)
     from charlstm.torch import save_torch
     model = api.Model(ckpt.params, ckpt.config, ckpt.vocab)
@@ -879,7 +930,7 @@ def _export_torch(ckpt, output: Path, precision: str, **_) -> list[str]:
             "torch.load(path, weights_only=True)"]
 
 
-def _export_onnx(ckpt, output: Path, precision: str, **_) -> list[str]:
+def _export_onnx(ckpt, output: Path, precision: str) -> list[str]:
     _only_float32("onnx", precision)
     from charlstm.onnx import save_onnx
     model = api.Model(ckpt.params, ckpt.config, ckpt.vocab)
@@ -894,21 +945,23 @@ def _describe(model) -> str:
 
 
 EXPORTERS: dict = {"html": _export_html, "torch": _export_torch, "onnx": _export_onnx}
+EXPORT_OPTIONS = {"html": ("eval_text", "title"), "torch": (), "onnx": ()}
 EXPORT_SUFFIXES = {".html": "html", ".htm": "html", ".pt": "torch", ".pth": "torch", ".onnx": "onnx"}
 
 
 @main.command(name="export")
-@click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The file to write.")
+@click.argument("checkpoint", type=PATH)
+@click.option("-o", "--output", required=True, type=PATH, help="The file to write.")
 @click.option("--format", "fmt", default=None,
               help="html: one self-contained page that generates text in any browser, offline; torch: a "
                    "PyTorch .pt file; onnx: an ONNX model [from OUTPUT's suffix: .html, .pt, .onnx].")
 @click.option("--precision", default="float32", show_default=True,
               help="html: weights as float32, float16 or int8 (a half and a quarter of the size; the loss "
                    "effect is measured and printed).")
-@click.option("--eval-text", type=click.Path(path_type=Path), default=None,
+@click.option("--eval-text", type=PATH, default=None,
               help="Held-in text to measure the precision's effect on [a sample of the model's own].")
 @click.option("--title", default=None, help="The page's title [charlstm · OUTPUT's name].")
+@_writes("output", ("checkpoint", "eval_text"))
 def export_command(checkpoint, output, fmt, precision, eval_text, title):
     """Write CHECKPOINT in another form: a page that writes text in the browser, PyTorch or ONNX."""
     if fmt is None:
@@ -919,14 +972,20 @@ def export_command(checkpoint, output, fmt, precision, eval_text, title):
     writer = EXPORTERS.get(fmt)
     if writer is None:
         raise CharlstmError(f"unknown format {fmt!r}: use one of {', '.join(EXPORTERS)}")
+    given = {name: value for name, value in {"eval_text": eval_text, "title": title}.items() if value is not None}
+    unused = [f"--{name.replace('_', '-')}" for name in given if name not in EXPORT_OPTIONS[fmt]]
+    if unused:
+        raise CharlstmError(f"{', '.join(unused)}: not used by --format {fmt} (only by html); leave "
+                            f"{'it' if len(unused) == 1 else 'them'} out")
     ckpt = _load_checkpoint(checkpoint)
-    for line in writer(ckpt, output, precision, eval_text=eval_text, title=title):
+    for line in writer(ckpt, output, precision, **given):
         click.echo(line, err=True)
 
 
 @main.command(name="import")
-@click.argument("model_file", metavar="MODEL.pt", type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The checkpoint .npz to write.")
+@click.argument("model_file", metavar="MODEL.pt", type=PATH)
+@click.option("-o", "--output", required=True, type=PATH, help="The checkpoint .npz to write.")
+@_writes("output", ("model_file",), "checkpoint")
 def import_command(model_file, output):
     """Turn a charlstm .pt file (trained on in PyTorch, say) back into a checkpoint."""
     from charlstm.torch import load_torch
