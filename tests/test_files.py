@@ -262,3 +262,89 @@ def test_a_start_refused_after_the_lock_leaves_nothing(tmp_path, monkeypatch):
         assert result.exit_code == 1 and "no checkpoint had been written yet" in result.stderr, result.output
     assert not (tmp_path / "new").exists()
     assert list((tmp_path / "empty").iterdir()) == []
+
+
+# --- outputs: never an input, always a file name --------------------------------------------------
+
+def test_an_output_that_is_an_input_is_refused_by_name_hard_link_and_symlink(tmp_path):
+    source = tmp_path / "model.npz"
+    source.write_bytes(b"mine")
+    os.link(source, tmp_path / "twin.npz")
+    (tmp_path / "alias.npz").symlink_to(source)
+    for output in (source, tmp_path / "twin.npz", tmp_path / "alias.npz"):
+        with pytest.raises(CharlstmError, match="input of this command"):
+            files.check_output(output, [source], "trace")
+    assert files.check_output(tmp_path / "other.npz", [source]) == tmp_path / "other.npz"
+    assert source.read_bytes() == b"mine"
+
+
+@pytest.mark.parametrize("path", ["", ".", "/", ".."])
+def test_a_path_with_no_file_name_is_one_line_for_every_writer(tmp_path, monkeypatch, path):
+    monkeypatch.chdir(tmp_path)
+    model = charlstm.Model.create(build_vocab("abc\n"), hidden_size=4, num_layers=1)
+    for write in (model.save, lambda p: files.write_text(p, "x"),
+                  lambda p: charlstm.trace(model, "abcabc").save(p)):
+        with pytest.raises(CharlstmError) as e:
+            write(path)
+        assert "\n" not in str(e.value) and ("empty" in str(e.value) or "name" in str(e.value))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_directory_as_an_output_file_is_refused(tmp_path):
+    with pytest.raises(CharlstmError, match="is a directory"):
+        charlstm.Model.create(build_vocab("abc\n"), hidden_size=4, num_layers=1).save(tmp_path)
+
+
+def test_every_command_that_writes_a_file_checks_its_output_first():
+    """One mechanism: each command with an output declares it (cli._writes), or is train, whose run
+    directory is checked by training/rundir.py."""
+    def commands(group, prefix=()):
+        for name, command in group.commands.items():
+            if hasattr(command, "commands"):
+                yield from commands(command, (*prefix, name))
+            else:
+                yield (*prefix, name), command
+    writers = []
+    for name, command in commands(cli.main):
+        if any(p.name in ("output", "out_dir") for p in command.params):
+            writers.append(name)
+            assert name == ("train",) or getattr(command.callback, "writes", None) == "output", name
+    assert len(writers) >= 10, writers
+
+
+# --- one run per directory ------------------------------------------------------------------------
+
+def _train(out, **options):
+    return charlstm.train(text="the quick brown fox jumps over the lazy dog\n" * 40, out_dir=out, hidden_size=8,
+                          num_layers=1, batch_size=2, seq_length=8, max_steps=2, eval_every=1, sample_length=0,
+                          progress=False, **options)
+
+
+def test_a_new_run_into_a_used_directory_is_refused_by_the_api_too(tmp_path):
+    _train(tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    with pytest.raises(CharlstmError, match="holds another run .*--start-over"):
+        _train(tmp_path / "run", seed=7)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before
+
+
+def test_start_over_moves_the_earlier_run_aside_whole_and_says_so(tmp_path, capsys):
+    out = tmp_path / "run"
+    _train(out)
+    (out / "corpus.txt").write_text("the earlier run's corpus\n")
+    before = {name: (out / name).read_bytes() for name in ("latest.npz", "best.npz", "metrics.jsonl", "corpus.txt")}
+    _train(out, seed=7, start_over=True)
+    assert f"moved the earlier run's latest.npz, best.npz, metrics.jsonl, corpus.txt into {out / 'previous-1'}" \
+        in capsys.readouterr().err
+    assert {name: (out / "previous-1" / name).read_bytes() for name in before} == before
+    assert not (out / "corpus.txt").exists()           # a report of the new run reads no stale corpus
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2      # only the new run's
+    _train(out, seed=8, start_over=True)
+    assert (out / "previous-2" / "latest.npz").exists() and (out / "previous-1" / "corpus.txt").exists()
+
+
+def test_an_empty_out_dir_is_refused_not_read_as_here(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CharlstmError, match="empty"):
+        _train("")
+    assert list(tmp_path.iterdir()) == []

@@ -93,10 +93,15 @@ def world(tmp_path_factory) -> Path:
 
 
 def snapshot(root: Path) -> dict[str, str]:
+    """Every file's hash and every folder and link, so a changed file and a new one (or folder) both show."""
     out = {}
     for p in sorted(root.rglob("*")):
-        if p.is_file() and not p.is_symlink() and p.name != ".lock":
+        if p.is_symlink():
+            out[str(p.relative_to(root))] = "-> " + os.readlink(p)
+        elif p.is_file() and p.name != ".lock":
             out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+        elif p.is_dir():
+            out[str(p.relative_to(root))] = "folder"
     return out
 
 
@@ -328,8 +333,25 @@ def users_corpus_txt(root: Path):
     (root / "d" / "corpus.txt").write_text("mine\n")
 
 
+def hard_link(name: str, target: str):
+    def setup(root: Path):
+        os.link(root / target, root / name)
+    return setup
+
+
+def fake_data_dir(root: Path):
+    (root / "dd").mkdir()
+    (root / "dd" / "manifest.json").write_text("{}")
+    (root / "dd" / "more.txt").write_text(TEXT)
+
+
+def tweets_file(root: Path):
+    (root / "t.jsonl").write_text(json.dumps({"text": "a tweet of mine"}) + "\n")
+
+
 def locked_run_dir(root: Path):
     from charlstm.training.rundir import RunDir
+    (root / "d").mkdir()          # the holder's, so that its release leaves it
     holder = RunDir(root / "d").__enter__()
     return lambda: holder.__exit__()
 
@@ -527,13 +549,102 @@ CASES: dict[str, Case] = {
     "trace over a file, refused": Case(["trace", "model.npz", "c.txt", "-o", "run/latest.npz", "--top", "0"],
                                        ("top",)),
 
+    # an output that names one of the same command's inputs (by name, a hard link, a symlink)
+    **{f"{name}: the output is an input": Case(args, (target, "input of this command", "another output"))
+       for name, args, target in (
+           ("trace -o CHECKPOINT", ["trace", "model.npz", "c.txt", "-o", "model.npz"], "model.npz"),
+           ("trace -o FILE", ["trace", "model.npz", "c.txt", "-o", "c.txt"], "c.txt"),
+           ("viz -o CHECKPOINT", ["viz", "model.npz", "c.txt", "-o", "model.npz"], "model.npz"),
+           ("viz -o the trace", ["viz", "model.npz", "trace.npz", "-o", "trace.npz"], "trace.npz"),
+           ("report -o metrics.jsonl", ["report", "run", "-o", "run/metrics.jsonl"], "run/metrics.jsonl"),
+           ("report -o best.npz", ["report", "run", "-o", "run/best.npz"], "run/best.npz"),
+           ("report -o --corpus", ["report", "run", "--corpus", "c.txt", "-o", "c.txt"], "c.txt"),
+           ("export -o CHECKPOINT", ["export", "model.npz", "-o", "model.npz", "--format", "html"], "model.npz"),
+           ("export -o --eval-text", ["export", "model.npz", "-o", "c.txt", "--format", "html", "--precision",
+                                      "int8", "--eval-text", "c.txt"], "c.txt"),
+           ("import -o MODEL.pt", ["import", "model.npz", "-o", "model.npz"], "model.npz"),
+           )},
+    "trace -o a hard link to CHECKPOINT": Case(["trace", "model.npz", "c.txt", "-o", "twin.npz"],
+                                               ("twin.npz", "the same file as model.npz"),
+                                               setup=hard_link("twin.npz", "model.npz")),
+    "export -o a hard link to CHECKPOINT": Case(["export", "model.npz", "-o", "twin.onnx"],
+                                                ("twin.onnx", "the same file as model.npz"),
+                                                setup=hard_link("twin.onnx", "model.npz")),
+    "viz FILE a symlink to -o": Case(["viz", "model.npz", "alias.txt", "-o", "c.txt"],
+                                     ("c.txt", "the same file as alias.txt"), setup=link("alias.txt", "c.txt")),
+    "corpus code -o a file of the tree": Case(["corpus", "code", "src", "-o", "src/a.py"], ("src/a.py", "lies inside src")),
+    "corpus encode: an input inside the -o it replaces": Case(["corpus", "encode", "dd/more.txt", "-o", "dd",
+                                                               "--force"], ("dd", "holds dd/more.txt"),
+                                                              setup=fake_data_dir),
+    "train a run file as the corpus, starting over": Case(["train", "run/metrics.jsonl", "--out", "run", *SMALL,
+                                                           "--start-over"], ("run/metrics.jsonl", "input")),
+    "corpus tweets -o FILE: the output is an input": Case(["corpus", "tweets", "t.jsonl", "-o", "t.jsonl"],
+                                                          ("t.jsonl", "input of this command"), setup=tweets_file),
+
+    # an output with no file name, for every command that writes a file
+    **{f"{' '.join(args[:2])} -o {target!r}": Case([*args, "-o", target], (target, "no name to write"))
+       for args in (["trace", "model.npz", "c.txt"], ["viz", "model.npz", "c.txt"], ["report", "run"],
+                    ["export", "model.npz", "--format", "html"], ["import", "model.npz"],
+                    ["corpus", "code", "src"], ["corpus", "tweets", "c.txt"], ["corpus", "synth", "counting"])
+       for target in (".", "/")},
+    "corpus encode -o .": Case(["corpus", "encode", "c.txt", "-o", "."], ("no name to write", "directory name")),
+    **{f"{' '.join(args[:2])} -o a directory": Case([*args, "-o", "src"], ("src", "is a directory", "src/NAME"))
+       for args in (["trace", "model.npz", "c.txt"], ["export", "model.npz", "--format", "onnx"],
+                    ["import", "model.npz"], ["corpus", "synth", "counting"])},
+
+    # an empty value is refused, never read as '.'
+    **{f"{name} ''": Case(args, (option, "empty"))
+       for name, args, option in (
+           ("train --out", ["train", "c.txt", "--out", "", *SMALL], "--out"),
+           ("train CORPUS", ["train", "", "--out", "o", *SMALL], "CORPUS"),
+           ("trace -o", ["trace", "model.npz", "c.txt", "-o", ""], "--output"),
+           ("viz FILE", ["viz", "model.npz", "", "-o", "v.html"], "FILE"),
+           ("report RUN_DIR", ["report", "", "-o", "r.html"], "RUN_DIR"),
+           ("export --eval-text", ["export", "model.npz", "-o", "p.html", "--precision", "int8", "--eval-text", ""],
+            "--eval-text"),
+           ("corpus encode INPUT", ["corpus", "encode", "", "-o", "enc"], "INPUT"),
+           ("corpus synth -o", ["corpus", "synth", "counting", "-o", ""], "--output"),
+           ("eval FILE", ["eval", "model.npz", ""], "FILE"))},
+    # an option that would have no effect is refused, never dropped in silence
+    "export --eval-text at float32": Case(["export", "model.npz", "-o", "p.html", "--eval-text", "c.txt"],
+                                          ("--eval-text", "float32")),
+    "export --title to torch": Case(["export", "model.npz", "-o", "m.onnx", "--title", "mine"],
+                                    ("--title", "--format onnx")),
+    "sample --length-penalty without --beam": Case(["sample", "model.npz", "--length-penalty", "2"],
+                                                   ("--length-penalty", "--beam")),
+
+    # a command that fails after reading one more input writes nothing
+    "export --eval-text missing: no page": Case(["export", "model.npz", "-o", "p.html", "--precision", "int8",
+                                                 "--eval-text", "nowhere.txt"], ("nowhere.txt", "no such file")),
+    "export --eval-text latin-1: no page": Case(["export", "model.npz", "-o", "p.html", "--precision", "float16",
+                                                 "--eval-text", "latin1.txt"], ("latin1.txt", "UTF-8")),
+    "export --eval-text with unknown symbols: no page": Case(["export", "model.npz", "-o", "p.html", "--precision",
+                                                              "int8", "--eval-text", "other.txt"], ("other.txt",)),
+
+    # two runs in one directory
+    "train a new run into a used --out": Case(["train", "c.txt", "--out", "run", *SMALL, "--max-steps", "1"],
+                                              ("run: holds another run", "--resume run/latest.npz", "--start-over")),
+    "train --init-from into a used --out": Case(["train", "c.txt", "--out", "run", "--init-from", "model.npz",
+                                                 "--max-steps", "1", "--quiet"], ("holds another run",)),
+    "train the default corpus into a used --out": Case(["train", "--out", "run", *SMALL, "--max-steps", "1"],
+                                                       ("holds another run",)),
+    "train --resume another run's checkpoint into a used --out": Case(
+        ["train", "c.txt", "--out", "run", "--resume", "model.npz"], ("holds another run", "not the one of model.npz")),
+    "train --resume with --start-over": Case(["train", "c.txt", "--out", "run", "--resume", "run/latest.npz",
+                                              "--start-over"], ("--resume", "--start-over", "not both")),
+    "train --start-over moves the earlier run aside": Case(
+        ["train", "c.txt", "--out", "run", *SMALL, "--max-steps", "1", "--start-over"],
+        ("moved the earlier run's latest.npz, best.npz, metrics.jsonl into run/previous-1",), exit=0, lines=2,
+        outputs=("run/previous-1", "run/previous-1/latest.npz", "run/previous-1/best.npz",
+                 "run/previous-1/metrics.jsonl", "run/latest.npz", "run/best.npz", "run/metrics.jsonl")),
+
     # interrupts and standard streams: a process of their own
     "train SIGINT": Case(["train", "c.txt", "--out", "o", *SMALL, "--eval-every", "5", "--max-steps", "1000000"],
                          ("Interrupted at step", "Resume with: charlstm train"), exit=130, process="sigint", lines=2,
-                         outputs=("o/latest.npz", "o/best.npz", "o/metrics.jsonl")),
+                         outputs=("o", "o/latest.npz", "o/best.npz", "o/metrics.jsonl")),
     "train SIGTERM": Case(["train", "c.txt", "--out", "o", *SMALL, "--eval-every", "5", "--max-steps", "1000000"],
                           ("Interrupted at step",), exit=130, process="sigterm", lines=2,
-                          outputs=("o/latest.npz", "o/best.npz", "o/metrics.jsonl")),
+                          outputs=("o", "o/latest.npz", "o/best.npz", "o/metrics.jsonl")),
     "sample SIGINT": Case(["sample", "model.npz", "--length", str(10 ** 9)], ("charlstm: interrupted",), exit=130,
                           process="sigint-stdout"),
     "sample to a closed stdout": Case(["sample", "model.npz", "--length", "20"], ("standard output", "closed"),
