@@ -61,8 +61,9 @@ class Model:
     def __repr__(self) -> str:
         c = self.config
         n = sum(p.size for p in self.params.values())
-        return (f"Model({c.num_layers} x {c.hidden_size} {CELL_NAMES.get(c.cell, c.cell)}, {c.vocab_size} symbols "
-                f"({self.vocab.unit}), {n:,} parameters)")
+        embedding = f", embedding {c.embedding_size}" if c.embedding_size else ""
+        return (f"Model({c.num_layers} x {c.hidden_size} {CELL_NAMES.get(c.cell, c.cell)}{embedding}, {c.vocab_size} "
+                f"symbols ({self.vocab.unit}), {n:,} parameters)")
 
     def generate(self, length: int = 500, temperature: float = 1.0, prime: str = "", top_k: int | None = None,
                  top_p: float | None = None, num_samples: int = 1, stop: str | None = None,

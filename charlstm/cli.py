@@ -706,7 +706,7 @@ def _load_trace(checkpoint: Path, file: Path, max_symbols: int, encoding_errors:
 
 def _write_page(path: Path, page: str) -> None:
     write_text(path, page, "page")
-    click.echo(f"{path}: {len(page.encode('utf-8')) / 1e6:.1f} MB; open it in a browser", err=True)
+    click.echo(f"{path}: {human_bytes(len(page.encode('utf-8')))}; open it in a browser", err=True)
 
 
 @main.command(name="trace")
@@ -913,7 +913,7 @@ def _export_html(ckpt, output: Path, precision: str, eval_text: Path | None = No
     # --eval-text is read (and a bad one refused) before the page is written
     effect = [_precision_effect(model, precision, eval_text)] if precision != "float32" else []
     size = _page.export_page(model, output, precision, bits_per_char=bits, title=title or f"charlstm · {output.stem}")
-    return [f"{output}: {size / 1e6:.1f} MB, {_page.describe(model, precision, bits)}; open it in a browser", *effect]
+    return [f"{output}: {human_bytes(size)}, {_page.describe(model, precision, bits)}; open it in a browser", *effect]
 
 
 def _only_float32(fmt: str, precision: str) -> None:

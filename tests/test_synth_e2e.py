@@ -121,6 +121,11 @@ def test_a_perfect_model_passes_everything(task):
     assert (report["n"], report["valid"], report["unparsed"]) == (250, 250, 0)
     assert sum(row["lines"] for row in report["by_n"].values()) == 250
     assert report["extrapolation"]["perfect_up_to"] == (3 if task == "copy" else 10)
+    text = format_report(report)
+    if task == "copy":      # 27 strings of one size: a count, not "perfect up to n=3"
+        assert "prompted at temperature 0: 27/27 right" in text and "perfect up to" not in text
+    else:
+        assert "perfect up to n=10" in text
 
 
 def test_extrapolation_shows_where_counting_breaks():

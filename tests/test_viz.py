@@ -199,7 +199,7 @@ def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     text = "abc abd abe. the cat sat.\n" * 40
     (out / "corpus.txt").write_text(text)
-    charlstm.train(text=text, out_dir=out, hidden_size=8, num_layers=1, max_steps=6, eval_every=2,
+    charlstm.train(text=text, out_dir=out, hidden_size=8, num_layers=1, embedding_size=4, max_steps=6, eval_every=2,
                    batch_size=4, seq_length=16, progress=False, sample_length=60)
     return out
 
@@ -215,7 +215,8 @@ def test_report_shows_curves_learning_rate_samples_and_novelty(run_dir):
     for r in records:
         assert html.escape(r["sample"]) in page
     assert page.count("longest copied span:") == 3 and "10-grams" in page
-    assert "1 × 8 LSTM" in page and "best validation" in page
+    assert "1 × 8 lstm, embedding 4" in page and "best validation" in page
+    assert "<h1>charlstm: the run in " in page
     plain = render_report(run_dir, corpus=False)
     assert plain.count("<svg") == 3 and "longest copied span" not in plain
 

@@ -162,7 +162,8 @@ def _run_summary(run_dir: Path, records: list[dict]) -> list[tuple[str, str]]:
         except CharlstmError:
             continue
         c = ckpt.config
-        rows.append(("model", f"{c.num_layers} × {c.hidden_size} LSTM, {c.vocab_size} symbols "
+        inputs = f"embedding {c.embedding_size}" if c.embedding_size else "one-hot input"
+        rows.append(("model", f"{c.num_layers} × {c.hidden_size} {c.cell}, {inputs}, {c.vocab_size} symbols "
                               f"({ckpt.vocab.unit}), dropout {c.dropout:g}"))
         config = (ckpt.train or {}).get("config") or {}
         if config:
@@ -202,7 +203,7 @@ def render_report(run_dir, corpus=None, title: str | None = None, ns=DEFAULT_NS,
         index = CorpusIndex.from_text(read_text(corpus, errors=encoding_errors, limit_option=None))
         nov = novelty(index, samples, ns=ns, each=True)
 
-    title = title or f"charlstm run {run_dir.resolve().name}"
+    title = title or f"charlstm: the run in {run_dir.resolve().name}/"
     parts = [f"<h1>{html.escape(title)}</h1>", '<table class="summary">']
     for key, value in _run_summary(run_dir, records):
         parts.append(f"<tr><th>{html.escape(key)}</th><td>{html.escape(value)}</td></tr>")
