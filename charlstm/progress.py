@@ -19,7 +19,8 @@ def bar_options(tqdm_class, stream=None) -> dict:
     """tqdm options for where the bar goes. In a terminal or a notebook a bar redraws itself in
     place; written to a log file (nohup, a job scheduler, CI) every redraw is kept, and an hour
     of training at tqdm's pace would write tens of thousands of them: there, one each
-    LOG_REDRAW_S seconds."""
+    LOG_REDRAW_S seconds. maxinterval too: tqdm's monitor thread forces a redraw of a bar that has
+    not drawn for maxinterval seconds (10 by default), which would undo mininterval."""
     stream = sys.stderr if stream is None else stream
     if any(c.__module__ == "tqdm.notebook" for c in tqdm_class.__mro__):
         return {}                        # a widget: it redraws in place wherever it runs
@@ -27,7 +28,12 @@ def bar_options(tqdm_class, stream=None) -> dict:
         to_terminal = stream.isatty()
     except (AttributeError, ValueError):
         to_terminal = False
-    return {} if to_terminal else {"mininterval": LOG_REDRAW_S}
+    return {} if to_terminal else {"mininterval": LOG_REDRAW_S, "maxinterval": LOG_REDRAW_S}
+
+
+def drawn_in_place(tqdm_class, stream=None) -> bool:
+    """Whether a bar redraws itself in place (a terminal, a notebook) rather than into a log."""
+    return not bar_options(tqdm_class, stream)
 
 
 class ProgressBar:
@@ -35,9 +41,12 @@ class ProgressBar:
 
     def __init__(self):
         self._bar = None
+        self._in_place = True
+        self._line_ended_at = None       # the bar's draw that the last message's line break ended
 
     def start(self, total_steps, done_steps):
         from tqdm.auto import tqdm
+        self._in_place = drawn_in_place(tqdm)
         self._bar = tqdm(total=total_steps, initial=done_steps, unit="step", dynamic_ncols=True, smoothing=0.1,
                          **bar_options(tqdm))
 
@@ -51,7 +60,16 @@ class ProgressBar:
         # Before the bar exists (a line about the corpus), tqdm's own write. Not `self._bar or
         # tqdm`: a bar of unknown length (a time budget) refuses to be asked whether it is true.
         from tqdm.auto import tqdm
-        (tqdm if self._bar is None else self._bar).write(line)
+        if self._bar is None or self._in_place:
+            (tqdm if self._bar is None else self._bar).write(line)
+            return
+        # In a log, tqdm's write would clear the bar and draw it again under the message: the same
+        # bar twice, and at the end a final bar that close() writes once more. End the bar's last
+        # line (once) and write the message after it; the next draw starts a line of its own.
+        drawn = self._bar.last_print_t
+        self._bar.fp.write(("\n" if drawn != self._line_ended_at else "") + line + "\n")
+        self._bar.fp.flush()
+        self._line_ended_at = drawn
 
     def close(self):
         if self._bar is not None:
