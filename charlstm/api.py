@@ -143,20 +143,22 @@ def evaluate(model: Model | str | Path, text: str | None = None, path=None) -> d
 
 
 def _say(line: str) -> None:
-    """The recipe's line, on standard error whether or not a progress bar is shown."""
+    """A line for the person running the notebook or the command, on standard error."""
     print(line, file=sys.stderr, flush=True)
 
 
 def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text: str | None = None,
           resume=None, progress: bool = True, on_eval=None, hidden_size: int | None = None,
           num_layers: int | None = None, dropout: float | None = None, cell: str | None = None,
-          embedding_size: int | None = None, stop_on_interrupt: bool = True, recipe: bool = True, given_options=None, **train_options) -> Model:
+          embedding_size: int | None = None, show_recipe: bool | None = None, stop_on_interrupt: bool = True, recipe: bool = True, given_options=None, **train_options) -> Model:
     """Train on a corpus file of any size, a data directory (or text=...) and return the trained Model.
 
     Training options are TrainConfig's fields (batch_size=, seq_length=, lr=, max_steps=,
     max_time=, epochs=, eval_every=, ...), given as keywords or as a TrainConfig. on_eval is
     called with each Evaluation. The returned model's .history holds the evaluations.
-    progress: a progress bar (tqdm's notebook widget in Jupyter). stop_on_interrupt: while it
+    progress: a progress bar (tqdm's notebook widget in Jupyter). show_recipe: the recipe's line
+    on standard error (default: when progress is shown; without either nothing is printed but
+    where --start-over moved files). stop_on_interrupt: while it
     trains, Ctrl-C (or a notebook's interrupt) ends the run cleanly between two steps, saving
     latest.npz, and the returned model has .interrupted set; False leaves signals alone.
     resume= continues a run from its checkpoint (its settings and bounds, unless bounds are
@@ -192,7 +194,8 @@ def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text:
                                   model_options={k: v for k, v in given.items() if v is not None},
                                   text=text, resume=resume, progress=ProgressBar() if progress else None,
                                   should_stop=should_stop, on_eval=on_eval, on_bytes=bytes_bar,
-                                  open_fields=open_fields, on_recipe=_say, say=_say, **loop_options)
+                                  open_fields=open_fields, on_recipe=_say if (progress if show_recipe is None else show_recipe) else None,
+                                  say=_say, **loop_options)
         finally:
             if bytes_bar is not None:
                 bytes_bar.close()

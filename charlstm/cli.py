@@ -342,6 +342,7 @@ def train(ctx, corpus, out_dir, cell, num_layers, hidden_size, embedding_size, d
     if corpus is None:
         corpus, text, on_locked = _default_corpus(out_dir)
     model = api.train(corpus, out_dir, config, text=text, resume=resume, init_from=init_from, progress=not quiet,
+                      show_recipe=True,
                       encoding_errors=encoding_errors, newline=newline, on_locked=on_locked, given_options=given,
                       start_over=start_over, **model_options)
     last = model.history[-1] if model.history else None

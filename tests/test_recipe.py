@@ -118,6 +118,15 @@ def test_a_resumed_run_keeps_the_settings_it_started_with(tmp_path):
     assert again.train["config"]["val_symbols"] == first.train["config"]["val_symbols"]
 
 
+def test_the_api_without_a_progress_bar_prints_nothing(tmp_path, capsys):
+    import charlstm
+    (tmp_path / "c.txt").write_text(LINES)
+    charlstm.train(tmp_path / "c.txt", tmp_path / "run", max_time=1, batch_size=2, seq_length=8,
+                   sample_length=0, progress=False)
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
 def test_the_api_without_the_recipe_keeps_the_library_defaults(tmp_path):
     import charlstm
     (tmp_path / "c.txt").write_text(LINES)
