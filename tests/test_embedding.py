@@ -151,3 +151,45 @@ def test_loss_and_every_gradient_equal_pytorchs_embedding_before_the_cell_module
     same(grads["head.b"], module.head.bias.grad, "head.b")
     for part, tensor in zip(config.cell_type.state, parts):
         same(getattr(dstate, part), tensor.grad, f"initial {part}")
+
+
+def test_a_format_2_checkpoint_resumes_exactly_as_the_same_one_hot_run(tmp_path):
+    """A run saved by a charlstm before embeddings (format 2: no embedding_size, no embedding)
+    resumes as a one-hot model, to the bits of the same run resumed from its format-3 copy."""
+    import json
+    import shutil
+    import zipfile
+    from charlstm.training.loop import TrainConfig, train
+    text = "".join(f"line {i}: the quick brown fox jumps over the lazy dog\n" for i in range(60))
+    config = TrainConfig(batch_size=3, seq_length=10, max_steps=20, eval_every=10, sample_length=0, seed=4)
+    run = tmp_path / "run"
+
+    def keep(evaluation):
+        if evaluation.step == 10:
+            shutil.copy(run / "latest.npz", tmp_path / "step10.npz")
+
+    train(text=text, out_dir=run, config=config, progress=False, on_eval=keep,
+          model_options={"cell": "gru", "hidden_size": 8, "num_layers": 2, "embedding_size": 0})
+    with np.load(tmp_path / "step10.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta"]))
+    assert meta["version"] == 3 and meta["config"]["embedding_size"] == 0
+    meta["version"] = 2
+    del meta["config"]["embedding_size"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    results = {}
+    for name in ("format3", "format2"):
+        directory = tmp_path / name
+        directory.mkdir()
+        if name == "format3":
+            shutil.copy(tmp_path / "step10.npz", directory / "latest.npz")
+        else:
+            np.savez(directory / "latest.npz", **arrays)
+            with zipfile.ZipFile(directory / "latest.npz") as archive:
+                assert "embedding_size" not in json.loads(str(np.load(directory / "latest.npz")["meta"]))["config"]
+                assert "embedding.npy" not in archive.namelist()
+        results[name] = train(text=text, out_dir=directory, config=config, resume=directory / "latest.npz",
+                              progress=False)
+    assert results["format2"].config.embedding_size == 0 and results["format2"].step == 20
+    for key, value in results["format3"].params.items():
+        np.testing.assert_array_equal(results["format2"].params[key], value, err_msg=key)
