@@ -209,7 +209,7 @@ def _describe_os_error(e: BaseException, command: str | None = None) -> str:
               help="BLAS threads (default: the library's own, usually one per core). "
                    "Small models often run faster with 1.")
 def main(threads):
-    """Character-level text generation with a multi-layer LSTM written in NumPy."""
+    """Character-level text generation with recurrent networks (LSTM, GRU, RNN, peephole LSTM) in NumPy."""
     from charlstm.nn.backend import set_threads
     try:
         set_threads(threads)

@@ -1,7 +1,7 @@
 """Handing a model to PyTorch and ONNX Runtime and back (charlstm.torch, charlstm.onnx,
 charlstm/export/): the same scores, the same parameters after a round trip, PyTorch's training
 brought back, .pt and .onnx files, one-line errors, the `export` and `import` commands, and the
-code blocks of the README as written.
+code blocks of docs/handoff.md as written.
 
 Two kinds of check:
 - for every cell registered in charlstm.nn.cells.CELLS, charlstm's own forward against PyTorch and
@@ -46,7 +46,7 @@ from charlstm.nn.cells import CELLS, reference  # noqa: E402
 REGISTERED = sorted(CELLS)
 INPUTS = [0, 5]          # embedding sizes: a one-hot input, and an embedding of 5
 MAPPED = sorted(LAYOUTS)
-DOC = Path(__file__).parent.parent / "README.md"   # its code blocks run as written
+DOC = Path(__file__).parent.parent / "docs" / "handoff.md"   # its code blocks run as written
 TEXT = "".join(f"The line {i}: the quick brown fox jumps over the lazy dog.\n" for i in range(12))
 HELD_OUT = "The lazy dog jumps over the quick brown fox: line 7.\nThe end.\n"
 
@@ -584,7 +584,7 @@ def test_cli_bad_inputs_fail_in_one_line_and_write_nothing(tmp_path):
     fails(tmp_path, "import", "missing.pt", "-o", "back.npz", needle="no such file")
 
 
-# --- the code of the README, as written -----------------------------------------------------
+# --- the code of docs/handoff.md, as written -----------------------------------------------------
 
 def doc_block(marker: str) -> str:
     found = re.search(rf"<!-- test: {re.escape(marker)} -->\s*```python\n(.*?)```", DOC.read_text("utf-8"), re.S)
@@ -607,7 +607,7 @@ def run_block(code: str, cwd: Path) -> str:
 @pytest.mark.parametrize("cell", REGISTERED)
 def test_the_docs_onnxruntime_generation_loop_runs_as_written(cell, tmp_path, ort):
     model = make_model(cell)
-    charlstm.onnx.save_onnx(model, tmp_path / "model.onnx")
+    charlstm.onnx.save_onnx(model, tmp_path / "best.onnx")
     code = doc_block("onnxruntime generation")
     assert len([line for line in code.splitlines() if line.strip()]) <= 17
     text = run_block(code, tmp_path)[:-1]              # print's newline
@@ -618,7 +618,7 @@ def test_the_docs_gpu_walk_through_runs_as_written(tmp_path):
     model = make_model("lstm", dropout=0.1)
     (tmp_path / "run").mkdir()
     model.save(tmp_path / "run" / "best.npz")
-    (tmp_path / "corpus.txt").write_text(TEXT, encoding="utf-8")
+    (tmp_path / "run" / "corpus.txt").write_text(TEXT, encoding="utf-8")
     code = doc_block("gpu walk-through")
     sizes = "steps, batch_size, seq_length = 2000, 64, 128\n"
     assert sizes in code
