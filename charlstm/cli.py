@@ -28,7 +28,8 @@ from charlstm.data.blocks import list_inputs
 from charlstm.data.datadir import ReadOptions, head_text, is_data_dir, open_data_dir
 from charlstm.data.encode import encode_corpus, human_bytes
 from charlstm.data.text import read_text
-from charlstm.errors import CharlstmError, TextError
+from charlstm.errors import ArgumentError, CharlstmError, TextError
+from charlstm.interrupts import raising_on_signals
 from charlstm.files import check_output, given_path, write_text
 from charlstm.nn.cells import CELLS
 from charlstm.model import ModelConfig
@@ -66,11 +67,14 @@ class _Group(click.Group):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with raising_on_signals():      # SIGTERM ends a command as Ctrl-C does
+                return super().invoke(ctx)
         except click.UsageError as e:   # a bad option or argument of a command: one line, as the rest
             where = e.ctx.command_path if e.ctx is not None else "charlstm"
-            click.echo(f"charlstm: error: {e.format_message()} (see '{where} --help')", err=True)
+            click.echo(one_line(f"charlstm: error: {e.format_message()}") + f" (see '{where} --help')", err=True)
             sys.exit(e.exit_code)
+        except ArgumentError as e:      # the library names its argument; the user typed an option
+            _fail(e.named(self._option_of(ctx, e.argument)))
         except CharlstmError as e:
             _fail(str(e))
         except KeyboardInterrupt:      # Ctrl-C outside the training loop (which saves and says so itself)
@@ -83,6 +87,15 @@ class _Group(click.Group):
             if isinstance(e, OSError) and e.filename is None and _is_stdout_error(e):
                 sys.exit(_output_failed(e))
             _fail(_describe_os_error(e, ctx.invoked_subcommand))
+
+
+    def _option_of(self, ctx, argument: str) -> str:
+        """The option (or argument) of the command that ran whose value went into `argument`."""
+        command = self.get_command(ctx, ctx.invoked_subcommand) if ctx.invoked_subcommand else None
+        for param in getattr(command, "params", ()):
+            if param.name == argument:
+                return max(param.opts, key=len) if param.param_type_name == "option" else param.human_readable_name
+        return argument
 
 
 class _ClosedOutput(io.TextIOBase):
@@ -180,13 +193,32 @@ def _writes(output: str, reads=(), what: str = "file", directory: bool = False):
     return decorate
 
 
+MAX_LINE = 400      # characters of one message; a longer one is cut in its middle
+MAX_WORD = 80       # ... and so is each value in it longer than this (a path, a number of 4,000 digits)
+
+
+def one_line(message: str) -> str:
+    """The line a message becomes, in the one place every error passes: its control characters
+    escaped (a newline in a file name cannot split it, an escape sequence cannot act on the
+    terminal; a backslash stays one backslash), each long value and then the whole line cut in
+    the middle, where what is left still says which file and what to do."""
+    escaped = "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
+                      for c in message)
+    words = [w if len(w) <= MAX_WORD else f"{w[:MAX_WORD // 2 - 1]}…{w[-(MAX_WORD // 2 - 1):]}"
+             for w in escaped.split(" ")]
+    line = " ".join(words)
+    if len(line) > MAX_LINE:
+        line = f"{line[:MAX_LINE // 2 - 1]}…{line[-(MAX_LINE // 2 - 1):]}"
+    return line
+
+
 def _fail(message: str):
-    click.echo(f"charlstm: error: {message}", err=True)
+    click.echo(one_line(f"charlstm: error: {message}"), err=True)
     sys.exit(EXIT_ERROR)
 
 
 # What to lower when a command runs out of memory.
-_MEMORY_ADVICE = {"train": "a smaller --hidden, --batch-size or --seq-length",
+_MEMORY_ADVICE = {"train": "a smaller --layers, --hidden, --embedding-size, --batch-size or --seq-length",
                   "sample": "a smaller --num-samples, --beam or --length",
                   "trace": "a smaller --max-symbols or --chunk", "neurons": "a smaller --max-symbols",
                   "viz": "a smaller --max-symbols or --max-values", "novelty": "a smaller --n-samples or --length",
@@ -813,18 +845,18 @@ def report(run_dir, output, corpus, title, encoding_errors):
 @main.command()
 @click.argument("checkpoint", type=PATH)
 @click.argument("corpus", type=PATH)
-@click.option("--n-samples", type=int, default=20, show_default=True)
+@click.option("--n-samples", "num_samples", type=int, default=20, show_default=True)
 @click.option("--length", type=int, default=500, show_default=True, help="Symbols per sample.")
 @click.option("--temperature", type=float, default=1.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @_encoding_errors_option("CORPUS")
-def novelty(checkpoint, corpus, n_samples, length, temperature, seed, as_json, encoding_errors):
+def novelty(checkpoint, corpus, num_samples, length, temperature, seed, as_json, encoding_errors):
     """How much of what the model writes occurs verbatim in CORPUS (n-grams of 10 to 50 characters).
 
     CORPUS is a text file (read whole, up to 512 MiB) or a data directory of any size (read
     memory-mapped; n-grams then count its symbols)."""
-    if n_samples < 1 or length < 1:
+    if num_samples < 1 or length < 1:
         raise CharlstmError("--n-samples and --length must be at least 1")
     validate.seed(seed)
     model = api.load(checkpoint)
@@ -833,15 +865,15 @@ def novelty(checkpoint, corpus, n_samples, length, temperature, seed, as_json, e
         index, unit = _novelty.CorpusIndex.from_data_dir(open_data_dir(corpus)), "symbols"
     else:
         index, unit = _novelty.CorpusIndex.from_text(_read(corpus, encoding_errors)), "characters"
-    samples = model.sample(length, temperature=temperature, num_samples=n_samples, seed=seed)
+    samples = model.sample(length, temperature=temperature, num_samples=num_samples, seed=seed)
     samples = [samples] if isinstance(samples, str) else samples
     result = _novelty.novelty(index, samples)
     if as_json:
-        click.echo(json.dumps({"samples": n_samples, "length": length, "temperature": temperature,
+        click.echo(json.dumps({"samples": num_samples, "length": length, "temperature": temperature,
                                "corpus_characters": len(index), "corpus_unit": unit, **result.to_dict()},
                               ensure_ascii=False))
         return
-    click.echo(f"{n_samples} samples of {length} symbols (temperature {temperature:g}) against {corpus} "
+    click.echo(f"{num_samples} samples of {length} symbols (temperature {temperature:g}) against {corpus} "
                f"({len(index):,} {unit}):")
     for n in result.ns:
         share = result.share(n)

@@ -9,3 +9,16 @@ class TextError(CharlstmError):
     """A problem with the content of a text the caller handed in (a symbol the vocabulary lacks, too
     few symbols), where only the caller knows which file or option the text came from: the CLI
     puts that name in front of the message."""
+
+
+class ArgumentError(CharlstmError):
+    """A problem with one argument of a public function (an option of a command): the message
+    names it as `{name}`, filled in with the argument's name in Python (num_layers) and, by the
+    command line, with its option's (--layers), so each reader sees the name they typed."""
+
+    def __init__(self, argument: str, template: str):
+        self.argument, self.template = argument, template
+        super().__init__(template.format(name=argument))
+
+    def named(self, name: str) -> str:
+        return self.template.format(name=name)

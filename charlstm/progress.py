@@ -6,10 +6,9 @@ API and the command line set these up around it.
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 
+from charlstm.interrupts import StopOnSignals  # noqa: F401  (the training API's, kept here too)
 from charlstm.training.evaluation import nats_to_bits
 
 LOG_REDRAW_S = 30.0   # a text bar written to a file, not a terminal, redraws this seldom
@@ -103,34 +102,6 @@ class ByteBar:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-
-
-class StopOnSignals:
-    """Within `with`, SIGINT (Ctrl-C, a notebook's interrupt) and SIGTERM set a flag instead of
-    raising, so the training loop ends between two steps and saves, never mid-update. Calling
-    the object tells whether a signal came. Outside the main thread, where Python cannot take
-    signals, it installs nothing."""
-
-    def __init__(self):
-        self.received: str | None = None
-        self._old = {}
-
-    def __enter__(self) -> "StopOnSignals":
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.received = signal.Signals(signum).name
-
-    def __call__(self) -> bool:
-        return self.received is not None
-
-    def __exit__(self, *exc):
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-        self._old = {}
 
 
 __all__ = ["ProgressBar", "ByteBar", "StopOnSignals"]

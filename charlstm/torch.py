@@ -16,7 +16,9 @@ docs/handoff.md. PyTorch is imported only when one of these functions is called.
 from __future__ import annotations
 
 from charlstm.api import Model
+from charlstm import validate
 from charlstm.errors import CharlstmError
+from charlstm.files import require_regular_file
 
 
 def _impl():
@@ -60,7 +62,9 @@ def save_torch(model: Model, path) -> None:
 
 def load_torch(path) -> Model:
     """A Model from a file written by save_torch (read with weights_only=True: a file holding
-    pickled Python objects is refused with one line)."""
+    pickled Python objects is refused with one line). The file is looked at before PyTorch is
+    imported: a name that does not exist is that, not a missing PyTorch."""
+    require_regular_file(validate.path(path, "path"), "charlstm .pt file")
     return Model(*_impl().read_pt(path))
 
 

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import resource
 from dataclasses import MISSING, fields
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
-from charlstm.errors import CharlstmError
+from charlstm.errors import ArgumentError, CharlstmError
 
 MAX_JSON_DEPTH = 32       # a checkpoint's record nests 4 deep (meta, train, rng, state)
 _REQUIRED = object()
@@ -50,8 +53,163 @@ def whole(value, option: str, lo: int | None = None, hi: int | None = None) -> i
             rule = f"at most {hi:,}"
         else:
             rule = f"between {lo:,} and {hi:,}"
-        raise CharlstmError(f"{option} must be {rule}, got {value:,}")
+        raise CharlstmError(f"{option} must be {rule}, got {number_shown(value)}")
     return int(value)
+
+
+def number_shown(value) -> str:
+    """A number for a message: with thousands separators, and a huge one (4,000 digits) cut in
+    the middle, so that echoing what a user typed never makes a line of thousands of characters."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = int(value)
+        if value.bit_length() > 14_000:      # str() of an int is refused past 4,300 digits
+            digits = int((value.bit_length() - 1) * 0.30103) + 1
+            return f"{'-' if value < 0 else ''}(a number of about {digits:,} digits)"
+        text = f"{value:,}"
+    else:
+        text = str(value)
+    if len(text) <= 24:
+        return text
+    return f"{text[:10]}…{text[-6:]} ({sum(c.isdigit() for c in text):,} digits)"
+
+
+# --- the arguments of the public functions -------------------------------------------------------
+# charlstm.train, load, Model.sample, ... check each argument at the door with these: one checker
+# per kind of argument, each raising ArgumentError, which names the argument (the CLI puts the
+# option's name in its place) and what it accepts.
+
+def _kind(value) -> str:
+    if value is None:
+        return "None"
+    shown = repr(value)
+    return f"{type(value).__name__} {shown[:40]}{'…' if len(shown) > 40 else ''}"
+
+
+def size(value, name: str, lo: int = 1, hi: int | None = None, optional: bool = False) -> int | None:
+    """A whole number within [lo, hi] (a count, a length, a width); None only when optional."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ArgumentError(name, "{name} must be a whole number" + (" or None" if optional else "") +
+                            f", got {_kind(value)}")
+    if value < lo or hi is not None and value > hi:
+        rule = f"at least {lo:,}" if hi is None else f"between {lo:,} and {hi:,}"
+        raise ArgumentError(name, f"{{name}} must be {rule}, got {number_shown(int(value))}")
+    return int(value)
+
+
+def real(value, name: str, lo: float | None = None, hi: float | None = None, optional: bool = False,
+         above: bool = False) -> float | None:
+    """A finite number within [lo, hi] ((lo, hi] when `above`); None only when optional."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ArgumentError(name, "{name} must be a number" + (" or None" if optional else "") +
+                            f", got {_kind(value)}")
+    value = float(value)
+    low_ok = lo is None or (value > lo if above else value >= lo)
+    if not math.isfinite(value) or not low_ok or hi is not None and value > hi:
+        rule = "a finite number" + (f" {'>' if above else '>='} {lo:g}" if lo is not None else "") + \
+            (f" and <= {hi:g}" if hi is not None else "")
+        raise ArgumentError(name, f"{{name}} must be {rule}, got {value!r}")
+    return value
+
+
+def text(value, name: str, optional: bool = False) -> str | None:
+    """A str (not bytes, not a list of lines); None only when optional."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        hint = " (decode it first: data.decode('utf-8'))" if isinstance(value, (bytes, bytearray)) else \
+            " (join them first: ''.join(parts))" if isinstance(value, (list, tuple)) else ""
+        raise ArgumentError(name, "{name} must be a str" + (" or None" if optional else "") +
+                            f", got {_kind(value)}{hint}")
+    return check_text(value, name)
+
+
+def choice(value, name: str, choices) -> str:
+    """One of a few names."""
+    if not isinstance(value, str) or value not in choices:
+        raise ArgumentError(name, f"{{name}} must be one of {', '.join(map(str, choices))}, got {_kind(value)}")
+    return value
+
+
+def flag(value, name: str) -> bool:
+    """True or False (not 'yes', not 0)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ArgumentError(name, f"{{name}} must be True or False, got {_kind(value)}")
+    return bool(value)
+
+
+def path(value, name: str, optional: bool = False) -> Path | None:
+    """A file or directory name: a str or a path object, never empty; None only when optional."""
+    if value is None and optional:
+        return None
+    if isinstance(value, (bytes, bytearray)) or not isinstance(value, (str, os.PathLike)):
+        raise ArgumentError(name, "{name} must be a path (a str or pathlib.Path)" +
+                            (" or None" if optional else "") + f", got {_kind(value)}")
+    if str(value) == "":
+        raise ArgumentError(name, "{name} is empty: give a file name")
+    return Path(value)
+
+
+# --- memory a size would take ------------------------------------------------------------------------
+
+def human_bytes(n: int) -> str:
+    """A size for messages: "1.23 GB", "45.6 MB", "7.8 kB" or "512 bytes"; beyond a petabyte its
+    order of magnitude ("10^24 bytes"), however many digits the size has."""
+    n = int(n)
+    if n >= 10 ** 15:       # the digits from the bits: str() of a huge int is refused past 4,300 digits
+        return f"10^{int((n.bit_length() - 1) * 0.30103)} bytes"
+    for unit, size_ in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size_:
+            return f"{n / size_:,.{2 if unit in ('GB', 'TB') else 1}f} {unit}"
+    return f"{n:,} bytes"
+
+
+def available_memory() -> int:
+    """Bytes this process may still take: the system's MemAvailable, and at most what is left
+    under its address-space limit (RLIMIT_AS), where one is set."""
+    available = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            available = 1 << 62             # cannot tell: only the sizes' own bounds hold
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        try:
+            with open("/proc/self/status") as f:
+                used = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+            available = min(available, max(0, soft - used))
+        except (OSError, StopIteration, ValueError):
+            pass
+    return available
+
+
+def fits(estimate: Callable[..., int], sizes: dict, what: str, floors: dict | None = None) -> None:
+    """Refuse, before anything is allocated, sizes whose work would take more memory than is
+    available. estimate(**sizes) is the bytes the work would hold at once; the argument named
+    is the one whose lowest value (floors, default 1) saves the most, so the message points at
+    what to change."""
+    needed = int(estimate(**sizes))
+    available = available_memory()
+    if needed <= available:
+        return
+    floors = floors or {}
+    blamed = min(sizes, key=lambda k: estimate(**{**sizes, k: min(sizes[k], floors.get(k, 1))}))
+    others = [f"{k} {number_shown(v)}" for k, v in sizes.items() if k != blamed]
+    raise ArgumentError(blamed, f"{{name}} {number_shown(sizes[blamed])} would need about {human_bytes(needed)} "
+                                f"of memory for {what}, more than the {human_bytes(available)} available; "
+                                "give a smaller {name}")
 
 
 # --- text -------------------------------------------------------------------------------------------
@@ -214,5 +372,6 @@ class Fields:
             raise CharlstmError(f"{self.where}: {e}") from None
 
 
-__all__ = ["seed", "whole", "check_text", "shown", "printable", "load_json", "Fields",
+__all__ = ["seed", "whole", "number_shown", "size", "real", "text", "choice", "flag", "path", "human_bytes",
+           "available_memory", "fits", "check_text", "shown", "printable", "load_json", "Fields",
            "MAX_JSON_DEPTH"]

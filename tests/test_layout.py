@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).parent.parent / "charlstm"
 
 # Bottom to top. A module may import from its own layer and from the layers before it.
 LAYERS = [
-    {"errors", "files", "validate"},
+    {"errors", "files", "validate", "interrupts"},
     {"nn"},
     {"model"},
     {"data"},

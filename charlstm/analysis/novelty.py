@@ -37,6 +37,7 @@ import numpy as np
 from charlstm.data.streams import release_pages
 from charlstm.data.vocab import Vocab, split_symbols
 from charlstm.errors import CharlstmError
+from charlstm.interrupts import checkpoint
 
 DEFAULT_NS = (10, 20, 30, 40, 50)
 BASE = 0x9E3779B97F4A7C15                  # odd, and its bits are well mixed
@@ -257,6 +258,7 @@ class CorpusIndex:
         # are in flight: a repetitive corpus can have a hit at every place of a block.
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             for start, hits in _in_order(pool, scan, range(0, M, self.block), 2 * self.workers):
+                checkpoint()          # a corpus of gigabytes answers Ctrl-C within a few blocks
                 if (start // self.block) % 16 == 15:
                     release_pages(self._mapped)
                 for n, (slots, places) in hits.items():

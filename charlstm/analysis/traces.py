@@ -29,10 +29,12 @@ import numpy as np
 
 from charlstm.data.vocab import split_symbols
 from charlstm.errors import CharlstmError, TextError
+from charlstm.interrupts import checkpoint
 from charlstm.files import require_regular_file, write_atomically
 from charlstm.model import as_one_hot, forward, layer_values, zero_state
 from charlstm.nn.cells import CELLS
 from charlstm.nn.head import log_softmax
+from charlstm import validate
 from charlstm.validate import Fields, load_json, shown
 
 LSTM_QUANTITIES = ("h", "c", "i", "f", "g", "o")     # what a format-1 trace holds
@@ -219,13 +221,13 @@ def trace(model, text: str, max_symbols: int = 20_000, chunk: int = 256, top: in
     max_symbols symbols are read (and one more, to score the last prediction). top: how many
     next-symbol candidates to keep (at most the vocabulary's size).
     """
-    if max_symbols < 1:
-        raise CharlstmError(f"max-symbols must be at least 1, got {max_symbols}")
-    if chunk < 1:
-        raise CharlstmError(f"chunk must be at least 1, got {chunk}")
+    text = validate.text(text, "text")
+    max_symbols = validate.size(max_symbols, "max_symbols")
+    chunk = validate.size(chunk, "chunk")
+    top = validate.size(top, "top")
+    if not all(hasattr(model, a) for a in ("params", "config", "vocab")):
+        raise CharlstmError(f"model must be a charlstm Model (charlstm.load(path)), got {type(model).__name__}")
     params, config, vocab = model.params, model.config, model.vocab
-    if top < 1:
-        raise CharlstmError(f"top must be at least 1, got {top}")
     top = min(top, len(vocab))
     symbols = _leading_symbols(text, vocab.unit, max_symbols + 1)
     if not symbols:
@@ -235,6 +237,12 @@ def trace(model, text: str, max_symbols: int = 20_000, chunk: int = 256, top: in
         symbols = split_symbols("".join(symbols), vocab.unit)
     N = min(len(ids), max_symbols)
     L, H = config.num_layers, config.hidden_size
+    quantities, V = len(config.cell_type.quantities), len(vocab)
+
+    def estimate(max_symbols, chunk, top):      # the trace's arrays, and one chunk's caches and scores
+        n = min(N, max_symbols)
+        return 4 * n * (quantities * L * H + 2 * top + 1) + 8 * min(chunk, n) * (2 * quantities * L * H + 4 * V)
+    validate.fits(estimate, {"max_symbols": max_symbols, "chunk": chunk, "top": top}, "the trace")
     dtype = params["head.W"].dtype
 
     out = {q: np.empty((L, N, H), dtype=np.float32) for q in config.cell_type.quantities}
@@ -244,6 +252,7 @@ def trace(model, text: str, max_symbols: int = 20_000, chunk: int = 256, top: in
     state = zero_state(config, 1, dtype)
     params, config = as_one_hot(params, config)     # an embedding's input table, once for the text
     for start in range(0, N, chunk):
+        checkpoint()                                           # a long trace answers Ctrl-C
         end = min(N, start + chunk)
         logits, state, cache = forward(params, config, ids[start:end, None], state)   # the state carries
         for q, layers in layer_values(config, cache).items():

@@ -31,6 +31,7 @@ from charlstm.data.corpora import list_files
 from charlstm.data.text import decode_text
 from charlstm.data.vocab import joining_mask, split_symbols
 from charlstm.errors import CharlstmError
+from charlstm.interrupts import checkpoint
 from charlstm.files import require_regular_file
 
 BLOCK_BYTES = 1 << 20
@@ -114,6 +115,7 @@ def read_pieces(inp: Input, block_bytes: int = BLOCK_BYTES,
     with _open(inp, start, end) as (read, consumed):
         carry, offset, first = b"", start, start == 0
         while True:
+            checkpoint()                # a corpus of gigabytes answers Ctrl-C within a block
             block = read(block_bytes)
             if on_block is not None and block:
                 on_block(block, consumed())

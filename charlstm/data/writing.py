@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from charlstm.errors import CharlstmError
+from charlstm.validate import human_bytes  # noqa: F401  (sizes in messages: one way of writing them)
 
 
 HEADER_BYTES = 128           # a .npy header of version 1.0 with a 1-d shape
@@ -221,16 +222,11 @@ def check_disk_space(out_dir: Path, needed: int) -> None:
         free = shutil.disk_usage(probe).free
     except OSError:
         return
-    margin = 16 << 20
+    margin = 16 << 20         # the manifest, the vocabulary, and room for the file system itself
     if free < needed + margin:
-        raise CharlstmError(f"{out_dir}: the encoded corpus needs {human_bytes(needed + margin)} of disk space "
-                            f"but only {human_bytes(free)} are free there; free some space or choose another "
-                            "directory")
+        # The line says what the corpus needs and, apart, the margin kept on top of it: a margin
+        # folded into "needs" would send a user to free space the corpus does not take.
+        raise CharlstmError(f"{out_dir}: the encoded corpus needs {human_bytes(needed)} of disk space, and charlstm "
+                            f"keeps {human_bytes(margin)} free beside it, but only {human_bytes(free)} are free "
+                            "there; free some space or choose another directory")
 
-
-def human_bytes(n: int) -> str:
-    """A size for messages: "1.23 GB", "45.6 MB", "7.8 kB" or "512 bytes"."""
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= size:
-            return f"{n / size:,.{2 if unit == 'GB' else 1}f} {unit}"
-    return f"{n:,} bytes"

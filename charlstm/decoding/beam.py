@@ -22,8 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from charlstm.data.vocab import Vocab
-from charlstm.decoding.sampling import check_writable, read_prime
+from charlstm import validate
+from charlstm.decoding.sampling import BYTES_PER_HELD_SYMBOL, check_writable, read_prime
 from charlstm.errors import CharlstmError
+from charlstm.interrupts import checkpoint
 from charlstm.model import ModelConfig, State, Stepper
 from charlstm.nn.head import log_softmax
 
@@ -56,6 +58,10 @@ def beam_search(params, config: ModelConfig, vocab: Vocab, beam: int, length: in
     if not np.isfinite(length_penalty) or length_penalty < 0:
         raise CharlstmError(f"the length penalty must be a number >= 0, got {length_penalty}")
     check_writable(vocab)
+    # the beams' texts grow a symbol a step; each step scores, sorts and extends K x V choices
+    V, per_beam = len(vocab), 8 * (config.num_layers * config.hidden_size * 8)
+    validate.fits(lambda beam, length: beam * (length * BYTES_PER_HELD_SYMBOL + 32 * V + per_beam),
+                  {"beam": beam, "length": length}, "the beam search")
     stop = stop or None
     prime_ids = vocab.encode(prime) if prime else np.zeros(0, dtype=np.int64)
     if len(prime_ids) > 0:
@@ -74,6 +80,7 @@ def beam_search(params, config: ModelConfig, vocab: Vocab, beam: int, length: in
     counts = np.zeros(K, dtype=np.int64)
     finished: list[BeamResult] = []
     for _ in range(length):
+        checkpoint()                     # a long search answers Ctrl-C
         logp = log_softmax(stepper.step(ids).astype(np.float64))       # (K, V)
         if vocab.unk is not None:
             logp[:, vocab.unk] = -np.inf                                # never written, as in sampling

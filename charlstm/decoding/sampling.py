@@ -16,7 +16,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from charlstm import validate
 from charlstm.errors import CharlstmError
+from charlstm.interrupts import checkpoint
 from charlstm.model.config import ModelConfig, zero_state
 from charlstm.model import forward
 from charlstm.model.step import Stepper
@@ -156,6 +158,9 @@ def generate(params, config: ModelConfig, vocab: Vocab, rng: np.random.Generator
                             f"got {num_samples:,}")
     check_decoding(temperature, top_k, top_p, len(vocab))
     check_writable(vocab)
+    # the samples' states, scores and probabilities, held at once (float64 at worst)
+    per_sample = 8 * (config.num_layers * config.hidden_size * 8 + 4 * len(vocab))
+    validate.fits(lambda num_samples: per_sample * num_samples, {"num_samples": num_samples}, "the samples' states")
     if stop == "":
         stop = None
     prime_ids = vocab.encode(prime) if prime else np.zeros(0, dtype=np.int64)
@@ -182,6 +187,7 @@ def generate(params, config: ModelConfig, vocab: Vocab, rng: np.random.Generator
         symbols, step, running = vocab.symbols, stepper.step, np.zeros(1, dtype=bool)
         for n in range(length):
             if n % block == 0:
+                checkpoint()        # a long sample answers Ctrl-C (every block: a step is microseconds)
                 uniforms = rng.random((block, B))
             ids[0] = k = one(step(ids), uniforms[n % block, 0])
             yield [symbols[k]], running.copy()
@@ -189,6 +195,7 @@ def generate(params, config: ModelConfig, vocab: Vocab, rng: np.random.Generator
         return
     for n in range(length):
         if n % block == 0:
+            checkpoint()
             uniforms = rng.random((block, B))
         logits = stepper.step(ids)
         if one is not None:
@@ -259,8 +266,21 @@ def _stop_prefix_len(text: str, stop: str) -> int:
     return 0
 
 
+BYTES_PER_HELD_SYMBOL = 16   # a pointer per symbol while a text grows, then up to 4 bytes a character
+
+
+def check_held_text(length: int, num_samples: int = 1, name: str = "length",
+                    samples_name: str | None = "num_samples", what: str = "the samples") -> None:
+    """Texts kept whole until they end (samples returned as strings, several samples printed in
+    order, the evaluation's sample of a training run) fit in memory: refused before the first
+    symbol, naming the size to lower, instead of growing until the machine gives out."""
+    sizes = {name: length, samples_name: num_samples} if samples_name else {name: length}
+    validate.fits(lambda **s: BYTES_PER_HELD_SYMBOL * math.prod(s.values()), sizes, what)
+
+
 def sample_texts(params, config, vocab, rng, **kwargs) -> list[str]:
     """The whole samples as strings (prime included), for the notebook API."""
+    check_held_text(kwargs.get("length", 500), kwargs.get("num_samples", 1))
     pieces_by_sample: list[list[str]] = []
     for pieces, _ in generate(params, config, vocab, rng, **kwargs):
         if not pieces_by_sample:

@@ -25,13 +25,15 @@ import numpy as np
 from charlstm.data.datadir import ReadOptions
 from charlstm.data.encode import ByteProgress
 from charlstm.data.streams import make_streams, split_ids
-from charlstm.decoding.sampling import sample_texts
+from charlstm.decoding.sampling import check_held_text, sample_texts
+from charlstm.interrupts import Interrupted
 from charlstm.errors import CharlstmError
 from charlstm.files import given_path
 from charlstm.model import ModelConfig, State, dropout_masks, init_params, loss_and_grads, zero_state
 from charlstm.nn.optim import AdamState, adam_init, adam_update, clip_by_global_norm, learning_rate
 from charlstm.nn.workspace import Workspace
 from charlstm.training import recipe
+from charlstm.training.budget import check_training
 from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
 from charlstm.training.config import DEFAULT_EPOCHS, Evaluation, TrainConfig, TrainResult
 from charlstm.training.corpus import Resuming, load_corpus
@@ -164,6 +166,13 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
         resuming = Resuming(str(init_from), None, base.vocab, fine_tune=True)
     reading = reading_options(encoding_errors, newline, saved_reading)
     progress = progress or Silent()
+    # Sizes that cannot fit are refused before the corpus is read (the vocabulary's size is not
+    # known yet: one symbol is the least it adds), and again below once it is.
+    given = {"hidden_size": 1, "num_layers": 1, "embedding_size": 0, **(model_options or {})}
+    check_training(1, given["hidden_size"], given["num_layers"], given["embedding_size"], config.batch_size,
+                   config.seq_length, itemsize=np.dtype(config.dtype).itemsize)
+    check_held_text(config.sample_length, name="sample_length", samples_name=None,
+                    what="the sample shown at each evaluation")
     data = load_corpus(corpus, text, ReadOptions(config.unit, reading["newline"], reading["encoding_errors"],
                                                  config.min_count),
                        out_dir, resuming, progress=on_bytes, message=progress.message)
@@ -185,6 +194,9 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
 
     # --- model, optimiser, state --------------------------------------------------------------
     dtype = np.dtype(config.dtype).type
+    check_training(model_config.vocab_size, model_config.hidden_size, model_config.num_layers,
+                   model_config.embedding_size, config.batch_size, config.seq_length, model_config.cell,
+                   np.dtype(dtype).itemsize)
     rng = np.random.default_rng(config.seed)
     if saved is not None:
         params = {k: v.astype(dtype) for k, v in saved.params.items()}
@@ -276,16 +288,19 @@ def _loop(run_dir: RunDir, run: _Run, streams, val_ids, progress: Progress, shou
             on_eval(ev)
         progress.message(_eval_line(ev))
 
+    def interrupted() -> TrainResult:
+        # Saved for --resume, but not evaluated: the record stays that of an uninterrupted run.
+        prog.elapsed_s = elapsed_before + time.perf_counter() - started
+        _save(run_dir.latest, run)
+        return _result(run, evaluations, run_dir, interrupted=True)
+
     while True:
         if total_steps is not None and prog.step >= total_steps:
             break
         if config.max_time is not None and elapsed() >= config.max_time:
             break
         if should_stop():
-            # Saved for --resume, but not evaluated: the record stays that of an uninterrupted run.
-            prog.elapsed_s = elapsed_before + time.perf_counter() - started
-            _save(run_dir.latest, run)
-            return _result(run, evaluations, run_dir, interrupted=True)
+            return interrupted()
         if prog.chunk >= streams.chunks_per_pass:       # a new pass starts from a fresh state
             prog.chunk = 0
             prog.epoch += 1
@@ -308,11 +323,19 @@ def _loop(run_dir: RunDir, run: _Run, streams, val_ids, progress: Progress, shou
         else:                                   # since the last evaluation, by steps or on the clock
             due = prog.step - last_eval_step >= config.eval_every or \
                 time.perf_counter() - last_eval_time >= config.eval_interval
-        if due:
+        try:
+            if due:
+                evaluate_and_save()
+                window, last_eval_step, last_eval_time = _Window(), prog.step, time.perf_counter()
+        except Interrupted:
+            # A stop asked for during the evaluation (a long validation or sample checks for it):
+            # the last step is whole, so the run is saved as at any other stop.
+            return interrupted()
+    try:
+        if prog.step > last_eval_step or not run_dir.latest.exists():
             evaluate_and_save()
-            window, last_eval_step, last_eval_time = _Window(), prog.step, time.perf_counter()
-    if prog.step > last_eval_step or not run_dir.latest.exists():
-        evaluate_and_save()
+    except Interrupted:
+        return interrupted()
     return _result(run, evaluations, run_dir, interrupted=False)
 
 
