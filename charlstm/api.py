@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
+from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,14 +20,16 @@ from charlstm.data.datadir import is_data_dir
 from charlstm.data.vocab import Vocab
 from charlstm.decoding.beam import BeamResult, beam_search
 from charlstm.decoding.sampling import generate, sample_texts
-from charlstm.errors import CharlstmError
+from charlstm.errors import ArgumentError, CharlstmError
 from charlstm.model import ModelConfig, init_params
 from charlstm.progress import ByteBar, ProgressBar, StopOnSignals
 from charlstm.training import loop as _train
 from charlstm.training import recipe as _recipe
+from charlstm.training.budget import check_model
 from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
 from charlstm.training.config import TrainConfig
 from charlstm.training.evaluation import evaluate_ids, evaluate_path, nats_to_bits
+from charlstm.training.heldout import held_out_ids
 
 
 CELL_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "peephole": "peephole LSTM"}
@@ -53,9 +56,17 @@ class Model:
                dropout: float | None = None, cell: str | None = None, embedding_size: int | None = None,
                seed: int = 0, dtype=np.float32) -> "Model":
         """A fresh, untrained model for a vocabulary (unset sizes take ModelConfig's defaults)."""
+        if not isinstance(vocab, Vocab):
+            raise ArgumentError("vocab", "{name} must be a charlstm Vocab (charlstm.build_vocab(text)), got "
+                                f"{type(vocab).__name__}")
+        _model_sizes(hidden_size, num_layers, embedding_size, dropout, cell)
+        if np.dtype(dtype) not in (np.float32, np.float64) if isinstance(dtype, (type, str, np.dtype)) else True:
+            raise ArgumentError("dtype", f"{{name}} must be numpy.float32 or numpy.float64, got {dtype!r}")
         given = {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout, "cell": cell,
                  "embedding_size": embedding_size}
         config = replace(ModelConfig(vocab_size=len(vocab)), **{k: v for k, v in given.items() if v is not None})
+        check_model(config.vocab_size, config.hidden_size, config.num_layers, config.embedding_size, config.cell,
+                    np.dtype(dtype).itemsize)
         return cls(init_params(config, validate.seed(seed), dtype), config, vocab)
 
     def __repr__(self) -> str:
@@ -69,6 +80,7 @@ class Model:
                  top_p: float | None = None, num_samples: int = 1, stop: str | None = None,
                  seed: int | None = None) -> Iterator[tuple[list[str], np.ndarray]]:
         """Stream generated text: yields (new text of each sample, which samples are finished)."""
+        _decoding(length, temperature, prime, top_k, top_p, num_samples, stop)
         return generate(self.params, self.config, self.vocab, validate.seed(seed), length=length,
                         temperature=temperature, prime=prime, top_k=top_k, top_p=top_p,
                         num_samples=num_samples, stop=stop)
@@ -85,10 +97,12 @@ class Model:
         charlstm.decoding.beam; temperature, top_k, top_p and seed do not apply to it).
         """
         if beam is not None:
+            length_penalty = validate.real(length_penalty, "length_penalty", lo=0)
             results = self.beam_search(beam, length=length, prime=prime, stop=stop, num_results=num_samples,
                                        length_penalty=length_penalty)
             texts = [r.text for r in results]
             return texts[0] if num_samples == 1 else texts
+        _decoding(length, temperature, prime, top_k, top_p, num_samples, stop)
         texts = sample_texts(self.params, self.config, self.vocab, validate.seed(seed),
                              length=length, temperature=temperature, prime=prime, top_k=top_k,
                              top_p=top_p, num_samples=num_samples, stop=stop)
@@ -98,12 +112,19 @@ class Model:
                     num_results: int = 1, length_penalty: float = 1.0) -> list[BeamResult]:
         """The num_results most likely continuations found by a beam of `beam` texts, best first,
         each with its log-probability (see charlstm.decoding.beam)."""
+        validate.size(beam, "beam")
+        validate.size(length, "length")
+        validate.text(prime, "prime")
+        validate.text(stop, "stop", optional=True)
+        validate.size(num_results, "num_results")
+        validate.real(length_penalty, "length_penalty", lo=0)
         return beam_search(self.params, self.config, self.vocab, beam, length=length, prime=prime, stop=stop,
                            num_results=num_results, length_penalty=length_penalty)
 
     def evaluate(self, text: str) -> dict:
         """Mean cross-entropy of predicting each symbol of text from all the symbols before it,
         from a zero state: {"nats_per_char", "bits_per_char", "symbols"}."""
+        text = validate.text(text, "text")
         ids = self.vocab.encode(text, unknown="unk")
         nats, n = evaluate_ids(self.params, self.config, ids, streams=1)
         return {"nats_per_char": nats, "bits_per_char": nats_to_bits(nats), "symbols": n}
@@ -112,6 +133,9 @@ class Model:
         """Model.evaluate over a text file of any size or a data directory, read block by block
         (the same figure as evaluate(text) over the whole text); progress: a bar. encoding_errors:
         "replace" reads a text file's invalid bytes as U+FFFD."""
+        path = validate.path(path, "path")
+        progress = validate.flag(progress, "progress")
+        validate.choice(encoding_errors, "encoding_errors", ("strict", "replace"))
         bar = ByteBar("symbols" if is_data_dir(path) else "B") if progress else None
         try:
             nats, n = evaluate_path(self.params, self.config, self.vocab, path, progress=bar,
@@ -123,23 +147,105 @@ class Model:
 
     def save(self, path) -> None:
         """Write the model (weights, config, vocabulary) as a charlstm .npz checkpoint."""
+        path = validate.path(path, "path")
         save_checkpoint(path, self.params, self.config, self.vocab)
 
 
 def load(path) -> Model:
     """Load a checkpoint written by training or by Model.save."""
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(validate.path(path, "path"))
     return Model(ckpt.params, ckpt.config, ckpt.vocab)
 
 
-def evaluate(model: Model | str | Path, text: str | None = None, path=None) -> dict:
+def evaluate(model: Model | str | Path, text: str | None = None, path=None, held_out: bool = False) -> dict:
     """Evaluate a model (or a checkpoint path) on text, or on a text file of any size or a data
-    directory (see Model.evaluate and Model.evaluate_file)."""
+    directory (see Model.evaluate and Model.evaluate_file).
+
+    held_out=True: `model` is a training run's checkpoint path, evaluated on exactly the part of
+    its corpus the run held out (path: the corpus, default the one the run recorded, or
+    corpus.txt or data/ beside the checkpoint; checked against the run's SHA-256 of it). The
+    result then names the corpus read ("corpus")."""
+    held_out = validate.flag(held_out, "held_out")
+    if held_out:
+        if isinstance(model, Model) or text is not None:
+            raise ArgumentError("model", "held_out=True evaluates a training run's checkpoint: give {name} as its "
+                                "path (a Model keeps no record of its corpus), and no text")
+        checkpoint = validate.path(model, "model")
+        ckpt = load_checkpoint(checkpoint)
+        ids, source = held_out_ids(checkpoint, ckpt.train, ckpt.vocab, validate.path(path, "path", optional=True))
+        nats, n = evaluate_ids(ckpt.params, ckpt.config, ids, streams=1)
+        return {"nats_per_char": nats, "bits_per_char": nats_to_bits(nats), "symbols": n, "corpus": str(source)}
     if not isinstance(model, Model):
-        model = load(model)
+        model = load(validate.path(model, "model"))
     if (text is None) == (path is None):
         raise CharlstmError("give exactly one of text or path")
     return model.evaluate(text) if path is None else model.evaluate_file(path)
+
+
+# --- the door: every public function checks its arguments before any work --------------------------
+
+def _decoding(length, temperature, prime, top_k, top_p, num_samples, stop) -> None:
+    """The arguments of sampling (Model.sample, Model.generate), checked when they are given: a
+    generator would otherwise check them only once the first symbol is asked for."""
+    validate.size(length, "length")
+    validate.real(temperature, "temperature", lo=0)
+    validate.text(prime, "prime")
+    validate.size(top_k, "top_k", optional=True)
+    validate.real(top_p, "top_p", lo=0, hi=1, above=True, optional=True)
+    validate.size(num_samples, "num_samples")
+    validate.text(stop, "stop", optional=True)
+
+
+def _model_sizes(hidden_size, num_layers, embedding_size, dropout, cell) -> None:
+    validate.size(hidden_size, "hidden_size", optional=True)
+    validate.size(num_layers, "num_layers", optional=True)
+    validate.size(embedding_size, "embedding_size", lo=0, optional=True)
+    validate.real(dropout, "dropout", lo=0, hi=0.99, optional=True)
+    if cell is not None:
+        validate.choice(cell, "cell", tuple(CELL_NAMES))
+
+
+_LOOP_OPTIONS = ("encoding_errors", "newline", "should_stop", "init_from", "on_locked", "start_over")
+
+
+def _train_arguments(corpus, out_dir, config, text, resume, progress, on_eval, stop_on_interrupt, recipe,
+                     given_options, train_options) -> None:
+    validate.path(corpus, "corpus", optional=True)
+    validate.path(out_dir, "out_dir")
+    validate.text(text, "text", optional=True)
+    if corpus is not None and text is not None and train_options.get("on_locked") is None:
+        # (the command line's default corpus is both: the text, and the file on_locked writes it to)
+        raise ArgumentError("text", "give corpus (a file or data directory) or {name} (the text itself), not both")
+    if config is not None and not isinstance(config, TrainConfig):
+        raise ArgumentError("config", f"{{name}} must be a charlstm TrainConfig or None, got {type(config).__name__}")
+    validate.path(resume, "resume", optional=True)
+    validate.path(train_options.get("init_from"), "init_from", optional=True)
+    for name, value in (("progress", progress), ("stop_on_interrupt", stop_on_interrupt), ("recipe", recipe),
+                        ("start_over", train_options.get("start_over", False))):
+        validate.flag(value, name)
+    for name in ("on_eval", "should_stop", "on_locked"):
+        value = on_eval if name == "on_eval" else train_options.get(name)
+        if value is not None and not callable(value):
+            raise ArgumentError(name, f"{{name}} must be a function or None, got {type(value).__name__}")
+    for name in ("encoding_errors", "newline"):
+        if train_options.get(name) is not None:
+            validate.choice(train_options[name], name, ("strict", "replace") if name == "encoding_errors"
+                            else ("keep", "normalize"))
+    fields = {f.name: str(f.type) for f in dataclass_fields(TrainConfig)}
+    for name, value in train_options.items():
+        if name in _LOOP_OPTIONS:
+            continue
+        kind = fields.get(name)
+        if kind is None:
+            raise ArgumentError(name, "{name} is not an argument of charlstm.train (TrainConfig's fields, "
+                                "hidden_size, num_layers, ... ; see help(charlstm.train))")
+        optional = "None" in kind
+        if kind.startswith("int"):
+            validate.size(value, name, lo=0, optional=optional)
+        elif kind.startswith("float"):
+            validate.real(value, name, optional=optional)
+        elif kind.startswith("str"):
+            validate.text(value, name)
 
 
 def _say(line: str) -> None:
@@ -172,6 +278,9 @@ def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text:
     in one line; False keeps TrainConfig's and ModelConfig's defaults. With config= every
     training field counts as given, unless given_options names those that were (as the CLI does).
     """
+    _train_arguments(corpus, out_dir, config, text, resume, progress, on_eval, stop_on_interrupt, recipe,
+                     given_options, train_options)
+    _model_sizes(hidden_size, num_layers, embedding_size, dropout, cell)
     loop_options = {k: train_options.pop(k) for k in ("encoding_errors", "newline", "should_stop",
                                                        "init_from", "on_locked", "start_over")
                     if k in train_options}

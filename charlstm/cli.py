@@ -28,12 +28,14 @@ from charlstm.data.blocks import list_inputs
 from charlstm.data.datadir import ReadOptions, head_text, is_data_dir, open_data_dir
 from charlstm.data.encode import encode_corpus, human_bytes
 from charlstm.data.text import read_text
+from charlstm.decoding.sampling import MAX_SAMPLES, check_held_text
 from charlstm.errors import ArgumentError, CharlstmError, TextError
 from charlstm.interrupts import raising_on_signals
 from charlstm.files import check_output, given_path, write_text
 from charlstm.nn.cells import CELLS
 from charlstm.model import ModelConfig
 from charlstm.progress import ByteBar
+from charlstm.training import heldout as _heldout
 from charlstm.training import recipe as _recipe
 from charlstm.training.config import DEFAULT_EPOCHS, TrainConfig
 
@@ -210,6 +212,11 @@ def one_line(message: str) -> str:
     if len(line) > MAX_LINE:
         line = f"{line[:MAX_LINE // 2 - 1]}…{line[-(MAX_LINE // 2 - 1):]}"
     return line
+
+
+def _warn(message: str):
+    """One line on stderr about a result that is computed but may mislead."""
+    click.echo(one_line(f"charlstm: warning: {message}"), err=True)
 
 
 def _fail(message: str):
@@ -499,6 +506,8 @@ def sample(ctx, checkpoint, length, temperature, prime, seed, top_k, top_p, num_
         for text in results:
             sys.stdout.write(text.text + "\n")
         return
+    if length >= 1 and 1 < num_samples <= MAX_SAMPLES:        # several samples are printed in order, so each is held until those before it end
+        check_held_text(length, num_samples)
     model = api.load(checkpoint)
     stream = model.generate(length=length, temperature=temperature, prime=prime, top_k=top_k, top_p=top_p,
                             num_samples=num_samples, stop=stop, seed=seed)
@@ -550,18 +559,37 @@ def _unescape(option: str, value: str | None) -> str | None:
 
 @main.command(name="eval")
 @click.argument("checkpoint", type=PATH)
-@click.argument("file", type=PATH)
+@click.argument("file", type=PATH, required=False)
+@click.option("--held-out", is_flag=True,
+              help="Evaluate on exactly the part of the run's corpus that training held out (its last "
+                   "--val-fraction), read as the run read it: FILE [default: the corpus the run recorded, "
+                   "or corpus.txt or data/ beside CHECKPOINT] must be that corpus (checked by its SHA-256).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bar (one is shown for a long FILE).")
 @_encoding_errors_option("FILE")
-def eval_command(checkpoint, file, as_json, quiet, encoding_errors):
+@click.pass_context
+def eval_command(ctx, checkpoint, file, held_out, as_json, quiet, encoding_errors):
     """Mean cross-entropy of FILE under the model: each symbol predicted from all before it.
 
     FILE is a text file of any size or a data directory (`charlstm corpus encode`), read block by
-    block; the figure is exact either way."""
-    model = api.load(checkpoint)
-    with _naming(file, checkpoint):
-        result = model.evaluate_file(file, progress=not quiet and _is_long(file), encoding_errors=encoding_errors)
+    block; the figure is exact either way. FILE that is the model's own training corpus is
+    measured with a warning (most of it was trained on); --held-out measures the part that was not."""
+    ckpt = _load_checkpoint(checkpoint)
+    model = api.Model(ckpt.params, ckpt.config, ckpt.vocab)
+    if held_out:
+        if ctx.get_parameter_source("encoding_errors") == click.core.ParameterSource.COMMANDLINE:
+            raise CharlstmError("--encoding-errors: with --held-out the corpus is read as the run read it")
+        result = api.evaluate(checkpoint, path=file, held_out=True)
+        click.echo(f"{result.pop('corpus')}: the held-out {result['symbols'] + 1:,} symbols", err=True)
+    else:
+        if file is None:
+            raise CharlstmError("give a FILE to evaluate, or --held-out for the run's held-out split")
+        if _heldout.recorded(ckpt.train) is not None and _heldout.difference(ckpt.train, file) is None:
+            _warn(f"{file}: the corpus {checkpoint} was trained on, so most of it was seen in training and the "
+                  f"figure is lower than on new text; charlstm eval {checkpoint} --held-out measures the held-out "
+                  "part alone")
+        with _naming(file, checkpoint):
+            result = model.evaluate_file(file, progress=not quiet and _is_long(file), encoding_errors=encoding_errors)
     if as_json:
         click.echo(json.dumps(result))
     else:
@@ -737,6 +765,15 @@ def _load_trace(checkpoint: Path, file: Path, max_symbols: int, encoding_errors:
         return _traces.trace(model, text, max_symbols=max_symbols)
 
 
+def _warn_other_corpus(checkpoint, train, corpus) -> None:
+    """Figures against a corpus (novelty, a report's copying) mean something only against the
+    one the model learnt from: one warning line when the run recorded another."""
+    difference = _heldout.difference(train, corpus)
+    if difference is not None:
+        _warn(f"{corpus}: not the corpus {checkpoint} was trained on ({difference}); the figures are "
+              f"against {corpus}")
+
+
 def _write_page(path: Path, page: str) -> None:
     write_text(path, page, "page")
     click.echo(f"{path}: {human_bytes(len(page.encode('utf-8')))}; open it in a browser", err=True)
@@ -839,7 +876,12 @@ def viz(checkpoint, file, output, layer, unit, quantity, feature_names, top, max
 @_writes("output", lambda p: _report.run_inputs(p["run_dir"], p["corpus"]), "page")
 def report(run_dir, output, corpus, title, encoding_errors):
     """Write a training run's curves, learning rate and samples as one HTML page."""
-    _write_page(output, _report.render_report(run_dir, corpus=corpus, title=title, encoding_errors=encoding_errors))
+    page = _report.render_report(run_dir, corpus=corpus, title=title, encoding_errors=encoding_errors)
+    if corpus is not None:
+        found = next((run_dir / name for name in _report.CHECKPOINTS if (run_dir / name).is_file()), None)
+        if found is not None:
+            _warn_other_corpus(found, _load_checkpoint(found).train, corpus)
+    _write_page(output, page)
 
 
 @main.command()
@@ -859,12 +901,14 @@ def novelty(checkpoint, corpus, num_samples, length, temperature, seed, as_json,
     if num_samples < 1 or length < 1:
         raise CharlstmError("--n-samples and --length must be at least 1")
     validate.seed(seed)
-    model = api.load(checkpoint)
+    ckpt = _load_checkpoint(checkpoint)
+    model = api.Model(ckpt.params, ckpt.config, ckpt.vocab)
     # The corpus is read (and a bad one refused) before any sampling is spent.
     if is_data_dir(corpus):         # memory-mapped, whatever its size; n-grams of its symbols
         index, unit = _novelty.CorpusIndex.from_data_dir(open_data_dir(corpus)), "symbols"
     else:
         index, unit = _novelty.CorpusIndex.from_text(_read(corpus, encoding_errors)), "characters"
+    _warn_other_corpus(checkpoint, ckpt.train, corpus)
     samples = model.sample(length, temperature=temperature, num_samples=num_samples, seed=seed)
     samples = [samples] if isinstance(samples, str) else samples
     result = _novelty.novelty(index, samples)

@@ -109,8 +109,10 @@ def real(value, name: str, lo: float | None = None, hi: float | None = None, opt
     value = float(value)
     low_ok = lo is None or (value > lo if above else value >= lo)
     if not math.isfinite(value) or not low_ok or hi is not None and value > hi:
-        rule = "a finite number" + (f" {'>' if above else '>='} {lo:g}" if lo is not None else "") + \
-            (f" and <= {hi:g}" if hi is not None else "")
+        if lo is not None and hi is not None:
+            rule = f"a number in {'(' if above else '['}{lo:g}, {hi:g}]"
+        else:
+            rule = "a finite number" + (f" {'>' if above else '>='} {lo:g}" if lo is not None else "")
         raise ArgumentError(name, f"{{name}} must be {rule}, got {value!r}")
     return value
 

@@ -186,7 +186,7 @@ def test_a_2gb_binary_file_is_refused_in_bounded_memory(tmp_path):
     ("--lr", "nan", "--lr"),
     ("--eval-every", "0", "--eval-every"),
     ("--val-fraction", "1", "--val-fraction"),
-    ("--hidden", "0", "hidden size"),
+    ("--hidden", "0", "--hidden must be at least 1"),
     ("--dropout", "1.5", "dropout"),
 ])
 def test_bad_training_options(tmp_path, option, value, needle):
@@ -389,8 +389,8 @@ def test_resume_needs_training_state(tmp_path, good_checkpoint, training_checkpo
     (["--top-p", "1.5"], ["top-p"]),
     (["--top-p", "-0.1"], ["top-p"]),
     (["--top-p", "nan"], ["top-p"]),
-    (["--num-samples", "0"], ["number of samples"]),
-    (["--num-samples", "-2"], ["number of samples"]),
+    (["--num-samples", "0"], ["--num-samples", "at least 1"]),
+    (["--num-samples", "-2"], ["--num-samples", "at least 1"]),
 ])
 def test_bad_sampling_options(tmp_path, good_checkpoint, extra, needles):
     (tmp_path / "model.npz").write_bytes(good_checkpoint.read_bytes())

@@ -48,6 +48,7 @@ from charlstm.data.vocab import UNK, build_vocab
 
 MEMORY_BOUND = 1 << 30            # what one case may add: address space (enforced) and peak RSS (measured)
 CHILD_ADDRESS_SPACE = 3 << 30     # the whole address space of a child process (enforced)
+MAX_LINE = 500                    # characters of one line on stderr, whatever the input echoed
 CASE_SECONDS = 60                 # a case that blocks or runs on fails after this long
 ROOT = Path(charlstm.__file__).parent.parent
 TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog\n" for i in range(60))
@@ -67,6 +68,7 @@ class Case:
     outputs: tuple[str, ...] = ()         # files a successful command may write
     process: str | None = None            # run in a child: "closed-stdout", "full-stdout", "pipe", ...
     lines: int = 1                        # lines on stderr
+    delay: float = 0.0                    # a signal case: seconds after its cue before the signal
 
 
 # --- the world every case starts from --------------------------------------------------------------
@@ -356,6 +358,33 @@ def locked_run_dir(root: Path):
     return lambda: holder.__exit__()
 
 
+def big_text(name: str, megabytes: float):
+    def setup(root: Path):
+        (root / name).write_text(TEXT * int(megabytes * 1e6 / len(TEXT)))
+    return setup
+
+
+def torch_missing(root: Path):
+    """PyTorch as if not installed: its import fails, as in an environment without it."""
+    saved = sys.modules.get("torch", None)
+    sys.modules["torch"] = None
+    return lambda: sys.modules.__setitem__("torch", saved) if saved is not None else sys.modules.pop("torch", None)
+
+
+def run_on_file(root: Path):
+    """A run trained on the file c.txt (its path recorded), for eval --held-out to find."""
+    charlstm.train(root / "c.txt", out_dir=root / "r2", hidden_size=8, num_layers=1, batch_size=2, seq_length=8,
+                   max_steps=1, sample_length=0, progress=False, recipe=False)
+
+
+def long_name(root: Path):
+    (root / ("d" * 200)).mkdir()
+
+
+LONG = "d" * 200 + "/" + "f" * 200 + ".txt"
+HUGE = "9" * 4000
+
+
 # --- the cases ------------------------------------------------------------------------------------
 
 TRAIN = ["train", "c.txt", "--out", "o", *SMALL, "--max-steps", "1"]
@@ -409,7 +438,7 @@ CASES: dict[str, Case] = {
            ("trace", ["trace", "model.npz", "latin1.txt", "-o", "t.npz"], 1, ("t.npz",)),
            ("neurons", ["neurons", "model.npz", "latin1.txt", "--feature", "line-position"], 0, ()),
            ("viz", ["viz", "model.npz", "latin1.txt", "-o", "v.html"], 1, ("v.html",)),
-           ("report", ["report", "run", "-o", "r.html", "--corpus", "latin1.txt"], 1, ("r.html",)),
+           ("report", ["report", "run", "-o", "r.html", "--corpus", "latin1.txt"], 2, ("r.html",)),   # a warning: not the run's corpus
            ("novelty", ["novelty", "model.npz", "latin1.txt", "--n-samples", "2", "--length", "20"], 0, ()))},
     "neurons: a text file named .npz": Case(["neurons", "model.npz", "notes.npz", "--feature", "indent"],
                                             ("notes.npz", "not a charlstm trace"), absent=("allow_pickle",)),
@@ -451,7 +480,7 @@ CASES: dict[str, Case] = {
                                       ("--temperature", "-1", ("temperature",)), ("--length", "0", ("length",)),
                                       ("--temperature", "nan", ("temperature",)))},
     "sample --beam 2 --length-penalty nan": Case(["sample", "model.npz", "--beam", "2", "--length-penalty", "nan"],
-                                                 ("length penalty",)),
+                                                 ("--length-penalty", ">= 0")),
     "sample at a temperature that underflows": Case(["sample", "model.npz", "--temperature", "1e-320",
                                                      "--length", "5"], exit=0, lines=0),
     "corpus synth --max-n 10**15": Case(["corpus", "synth", "counting", "-o", "s.txt", "--max-n", str(10 ** 15)],
@@ -639,6 +668,86 @@ CASES: dict[str, Case] = {
         outputs=("run/previous-1", "run/previous-1/latest.npz", "run/previous-1/best.npz",
                  "run/previous-1/metrics.jsonl", "run/latest.npz", "run/best.npz", "run/metrics.jsonl")),
 
+    # sizes: every size is checked against the memory it would take, before it is allocated,
+    # and the line names the option to lower
+    **{f"train {option} {value}": Case([*TRAIN, option, value], (f"{option} ", "of memory", f"a smaller {option}"))
+       for option, value in (("--layers", str(10 ** 6)), ("--layers", str(10 ** 9)), ("--embedding-size", str(10 ** 9)),
+                             ("--seq-length", str(10 ** 9)), ("--sample-length", str(10 ** 12)),
+                             ("--hidden", str(10 ** 5)))},
+    "sample --length 10**12 --num-samples 2": Case(["sample", "model.npz", "--length", str(10 ** 12), "--num-samples",
+                                                    "2"], ("--length 1,000,000,000,000", "of memory")),
+    "sample --beam 4 --length 10**12": Case(["sample", "model.npz", "--beam", "4", "--length", str(10 ** 12)],
+                                            ("--length", "of memory", "beam search")),
+    "novelty --length 10**12": Case(["novelty", "model.npz", "c.txt", "--n-samples", "1", "--length", str(10 ** 12)],
+                                    ("--length", "of memory")),
+    "novelty --n-samples 100000 --length 1000": Case(["novelty", "model.npz", "c.txt", "--n-samples", "100000",
+                                                      "--length", "1000"], ("--n-samples", "of memory")),
+
+    # messages: one line, bounded, the real cause
+    "train --hidden of 4,000 digits": Case([*TRAIN, "--hidden", HUGE], ("--hidden", "4,000 digits", "of memory")),
+    "train --seq-length of 4,000 digits": Case([*TRAIN, "--seq-length", HUGE], ("--seq-length", "4,000 digits")),
+    "train --hidden: not a number of 4,000 characters": Case([*TRAIN, "--hidden", "x" + HUGE],
+                                                             ("--hidden", "not a valid integer", "…"), exit=2),
+    "corpus synth --n-lines of 4,000 digits": Case(["corpus", "synth", "counting", "-o", "s.txt", "--n-lines", HUGE],
+                                                  ("lines",)),
+    "train a corpus whose name holds a line break": Case(["train", "a\nb.txt", "--out", "o", *SMALL],
+                                                         ("a\\nb.txt", "no such file")),
+    "train a corpus whose name holds an escape sequence": Case(["train", "\x1b[2Jx.txt", "--out", "o", *SMALL],
+                                                               ("\\x1b[2Jx.txt", "no such file")),
+    "eval a file name of 400 characters": Case(["eval", "model.npz", LONG], ("no such file", "…"), setup=long_name),
+    "import a missing file without PyTorch": Case(["import", "nowhere.pt", "-o", "m.npz"], ("nowhere.pt", "no such file"),
+                                                  setup=torch_missing, absent=("PyTorch",)),
+
+    # the wrong corpus: a warning, the figures still computed; eval --held-out reads the run's own
+    "novelty against another corpus": Case(["novelty", "run/latest.npz", "s.txt", "--n-samples", "1", "--length", "20"],
+                                           ("warning", "s.txt", "not the corpus run/latest.npz was trained on"),
+                                           exit=0, setup=write("s.txt", TEXT[:2000])),
+    "novelty against the run's own corpus": Case(["novelty", "run/latest.npz", "c.txt", "--n-samples", "1", "--length",
+                                                  "20"], exit=0, lines=0),
+    "report --corpus another corpus": Case(["report", "run", "-o", "r.html", "--corpus", "s.txt"],
+                                           ("warning", "not the corpus", "the same size, other content"), exit=0, lines=2,
+                                           setup=write("s.txt", TEXT.replace("fox", "cat")), outputs=("r.html",)),
+    "report --corpus the run's own": Case(["report", "run", "-o", "r.html", "--corpus", "c.txt"], exit=0,
+                                          outputs=("r.html",)),
+    "eval the run's own corpus": Case(["eval", "run/latest.npz", "c.txt"], ("warning", "trained on", "--held-out"),
+                                      exit=0),
+    "eval --held-out FILE": Case(["eval", "run/latest.npz", "c.txt", "--held-out"], ("c.txt: the held-out",), exit=0),
+    "eval --held-out finds the corpus the run recorded": Case(["eval", "r2/latest.npz", "--held-out"],
+                                                              ("c.txt: the held-out",), exit=0, setup=run_on_file),
+    "eval --held-out: the corpus not found": Case(["eval", "run/latest.npz", "--held-out"],
+                                                  ("its corpus was not found", "FILE")),
+    "eval --held-out another corpus": Case(["eval", "run/latest.npz", "s.txt", "--held-out"],
+                                           ("s.txt", "not the corpus", "--held-out"), setup=write("s.txt", TEXT[:2000])),
+    "eval --held-out a model without a run": Case(["eval", "model.npz", "c.txt", "--held-out"],
+                                                  ("model.npz", "no training record")),
+    "eval --held-out --encoding-errors": Case(["eval", "run/latest.npz", "c.txt", "--held-out", "--encoding-errors",
+                                               "replace"], ("--encoding-errors", "as the run read it")),
+    "eval without FILE": Case(["eval", "model.npz"], ("give a FILE", "--held-out")),
+
+    # interrupts in every long phase: a process of their own
+    "train SIGINT during the evaluation's sample": Case(
+        ["train", "c.txt", "--out", "o", *SMALL[:-3], "--sample-length", str(10 ** 7), "--quiet", "--eval-every", "1",
+         "--max-steps", "1000"], ("Interrupted at step 1", "Resume with"), exit=130, process="sigint-run",
+        delay=3.0, outputs=("o", "o/latest.npz", "o/best.npz", "o/metrics.jsonl")),
+    "train SIGTERM during validation over a large split": Case(
+        ["train", "big.txt", "--out", "o", *SMALL, "--val-fraction", "0.9", "--val-symbols", "0", "--eval-every", "1",
+         "--max-steps", "1000"], ("Interrupted at step 1",), exit=130, process="sigterm-run", delay=3.0,
+        setup=big_text("big.txt", 10), outputs=("o", "o/latest.npz", "o/best.npz", "o/metrics.jsonl")),
+    "eval SIGINT over a big file": Case(["eval", "model.npz", "big.txt", "--quiet"], ("charlstm: interrupted",),
+                                        exit=130, process="sigint-after", delay=3.0, setup=big_text("big.txt", 50)),
+    "eval SIGTERM over a big file": Case(["eval", "model.npz", "big.txt", "--quiet"], ("charlstm: interrupted",),
+                                         exit=130, process="sigterm-after", delay=3.0, setup=big_text("big.txt", 50)),
+    "trace SIGTERM: no partial trace": Case(["trace", "model.npz", "big.txt", "-o", "t.npz", "--max-symbols",
+                                             str(10 ** 6), "--chunk", "1"], ("charlstm: interrupted",), exit=130,
+                                            process="sigterm-after", delay=4.0, setup=big_text("big.txt", 2)),
+    "novelty SIGINT while sampling": Case(["novelty", "model.npz", "c.txt", "--n-samples", "1", "--length",
+                                           str(10 ** 7)], ("charlstm: interrupted",), exit=130, process="sigint-after",
+                                          delay=4.0),
+    "sample --beam SIGTERM": Case(["sample", "model.npz", "--beam", "2", "--length", str(10 ** 6)],
+                                  ("charlstm: interrupted",), exit=130, process="sigterm-after", delay=4.0),
+    "sample SIGTERM": Case(["sample", "model.npz", "--length", str(10 ** 9)], ("charlstm: interrupted",), exit=130,
+                           process="sigterm-stdout"),
+
     # interrupts and standard streams: a process of their own
     "train SIGINT": Case(["train", "c.txt", "--out", "o", *SMALL, "--eval-every", "5", "--max-steps", "1000000"],
                          ("Interrupted at step", "Resume with: charlstm train"), exit=130, process="sigint", lines=2,
@@ -766,9 +875,18 @@ def run_in_child(root: Path, case: Case):
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
             time.sleep(0.01)
         proc.send_signal(signal.SIGINT if kind == "sigint" else signal.SIGTERM)
-    elif kind == "sigint-stdout":
+    elif kind in ("sigint-stdout", "sigterm-stdout"):
         out = proc.stdout.read(100)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT if kind == "sigint-stdout" else signal.SIGTERM)
+    elif kind in ("sigint-run", "sigterm-run", "sigint-after", "sigterm-after"):
+        # the cue: a run holds its directory (its first evaluation starts at once); else the start
+        deadline = time.monotonic() + 60
+        while kind.endswith("-run") and not (root / "o" / ".lock").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+            time.sleep(0.01)
+        time.sleep(case.delay)
+        assert proc.poll() is None, proc.communicate()[1]       # still in the long phase
+        proc.send_signal(signal.SIGINT if kind.startswith("sigint") else signal.SIGTERM)
     elif kind == "pipe":
         out = proc.stdout.read(10)
         proc.stdout.close()
@@ -810,6 +928,7 @@ def test_hostile(name, world, tmp_path, monkeypatch):
         assert needle in err, f"{needle!r} not in {err!r}"
     for word in (*case.absent, "\x1b", "Warning"):
         assert word not in err, f"{word!r} in {err!r}"
+    assert all(len(line) <= MAX_LINE for line in lines), f"a line of {max(map(len, lines))} characters"
     after = snapshot(root)
     for output in case.outputs:
         before.pop(output, None)
@@ -825,3 +944,81 @@ def test_the_probe_is_large_enough():
              "interrupts": ["SIGINT", "SIGTERM"], "outputs": ["closed stdout", "full disk", "pipe"]}
     for kind, words in kinds.items():
         assert any(any(w in name for w in words) for name in CASES), kind
+
+
+# --- the Python API keeps the same promises ---------------------------------------------------------
+# Each case calls a public function with a wrong type or value, in this process: it must raise
+# CharlstmError, one line naming the argument (the words expected), and change no file.
+
+def _model(root: Path):
+    return charlstm.load(root / "model.npz")
+
+
+API_CASES: dict[str, tuple[Callable[[Path], object], tuple[str, ...]]] = {
+    "Model.sample a list as length": (lambda r: _model(r).sample(["a"]), ("length", "whole number", "list")),
+    "Model.sample a str as length": (lambda r: _model(r).sample("200"), ("length", "whole number", "str")),
+    "Model.sample None as prime": (lambda r: _model(r).sample(10, prime=None), ("prime", "str", "None")),
+    "Model.sample bytes as prime": (lambda r: _model(r).sample(10, prime=b"ab"), ("prime", "decode it first")),
+    "Model.sample a float top_k": (lambda r: _model(r).sample(10, top_k=2.5), ("top_k", "whole number")),
+    "Model.sample a negative length": (lambda r: _model(r).sample(-5), ("length", "at least 1", "-5")),
+    "Model.sample top_p 2": (lambda r: _model(r).sample(10, top_p=2), ("top_p", "(0, 1]")),
+    "Model.sample a str temperature": (lambda r: _model(r).sample(10, temperature="hot"), ("temperature", "number")),
+    "Model.sample length 10**12": (lambda r: _model(r).sample(10 ** 12), ("length", "of memory")),
+    "Model.generate top_p 2, before the first symbol": (lambda r: _model(r).generate(10, top_p=2), ("top_p",)),
+    "Model.generate a list as stop": (lambda r: _model(r).generate(10, stop=["\n"]), ("stop", "str")),
+    "Model.beam_search a str beam": (lambda r: _model(r).beam_search("3"), ("beam", "whole number")),
+    "Model.beam_search length 10**12": (lambda r: _model(r).beam_search(4, length=10 ** 12), ("length", "of memory")),
+    "Model.evaluate bytes": (lambda r: _model(r).evaluate(b"abc"), ("text", "str", "decode it first")),
+    "Model.evaluate a list of lines": (lambda r: _model(r).evaluate(["a", "b"]), ("text", "join them first")),
+    "Model.save an int as path": (lambda r: _model(r).save(3), ("path", "a path")),
+    "Model.create a str as vocab": (lambda r: charlstm.Model.create("abc"), ("vocab", "build_vocab")),
+    "Model.create a str hidden_size": (lambda r: charlstm.Model.create(build_vocab(TEXT), hidden_size="8"),
+                                       ("hidden_size", "whole number")),
+    "Model.create num_layers 10**9": (lambda r: charlstm.Model.create(build_vocab(TEXT), num_layers=10 ** 9),
+                                      ("num_layers", "of memory")),
+    "Model.create an unknown cell": (lambda r: charlstm.Model.create(build_vocab(TEXT), cell="lsmt"), ("cell", "lstm")),
+    "load None": (lambda r: charlstm.load(None), ("path", "None")),
+    "load bytes": (lambda r: charlstm.load(b"model.npz"), ("path", "bytes")),
+    "evaluate an int as text": (lambda r: charlstm.evaluate(_model(r), text=5), ("text", "str")),
+    "evaluate held_out of a Model": (lambda r: charlstm.evaluate(_model(r), held_out=True), ("model", "held_out")),
+    "evaluate held_out 'yes'": (lambda r: charlstm.evaluate(r / "run/latest.npz", held_out="yes"), ("held_out", "True")),
+    "train both text and corpus": (lambda r: charlstm.train(r / "c.txt", out_dir=r / "o", text=TEXT),
+                                   ("text", "corpus", "not both")),
+    "train a list as text": (lambda r: charlstm.train(text=TEXT.splitlines(), out_dir=r / "o"), ("text", "join them")),
+    "train a str hidden_size": (lambda r: charlstm.train(text=TEXT, out_dir=r / "o", hidden_size="8"),
+                                ("hidden_size", "whole number")),
+    "train a str seq_length": (lambda r: charlstm.train(text=TEXT, out_dir=r / "o", seq_length="8"),
+                               ("seq_length", "whole number")),
+    "train an unknown option": (lambda r: charlstm.train(text=TEXT, out_dir=r / "o", batchsize=4),
+                                ("batchsize", "not an argument")),
+    "train num_layers 10**9": (lambda r: charlstm.train(text=TEXT, out_dir=r / "o", num_layers=10 ** 9, progress=False),
+                               ("num_layers", "of memory")),
+    "train a dict as config": (lambda r: charlstm.train(text=TEXT, out_dir=r / "o", config={"lr": 1}),
+                               ("config", "TrainConfig")),
+    "train None as out_dir": (lambda r: charlstm.train(text=TEXT, out_dir=None), ("out_dir", "None")),
+    "train progress 'no'": (lambda r: charlstm.train(text=TEXT, out_dir=r / "o", progress="no"), ("progress", "True")),
+    "trace bytes": (lambda r: charlstm.trace(_model(r), b"abc"), ("text", "decode it first")),
+    "trace a str max_symbols": (lambda r: charlstm.trace(_model(r), TEXT, max_symbols="9"), ("max_symbols",)),
+    "trace a path as model": (lambda r: charlstm.trace(str(r / "model.npz"), TEXT), ("model", "charlstm Model")),
+}
+
+
+@pytest.mark.parametrize("name", list(API_CASES))
+def test_api_hostile(name, world, tmp_path, monkeypatch):
+    call, needles = API_CASES[name]
+    root = tmp_path / "case"
+    shutil.copytree(world, root, symlinks=True)
+    monkeypatch.chdir(root)
+    before = snapshot(root)
+    with memory_bound(MEMORY_BOUND) as peak, time_bound(CASE_SECONDS):
+        with pytest.raises(charlstm.CharlstmError) as raised:
+            result = call(root)
+            if hasattr(result, "__next__"):
+                next(result)           # a generator that checked nothing at the door fails here
+        used = peak()
+    message = str(raised.value)
+    assert "\n" not in message and len(message) <= MAX_LINE, message
+    for needle in needles:
+        assert needle in message, f"{needle!r} not in {message!r}"
+    assert snapshot(root) == before
+    assert used < MEMORY_BOUND, f"peak memory {used / 2 ** 20:.0f} MiB"

@@ -280,7 +280,9 @@ def check_held_text(length: int, num_samples: int = 1, name: str = "length",
 
 def sample_texts(params, config, vocab, rng, **kwargs) -> list[str]:
     """The whole samples as strings (prime included), for the notebook API."""
-    check_held_text(kwargs.get("length", 500), kwargs.get("num_samples", 1))
+    length, num_samples = kwargs.get("length", 500), kwargs.get("num_samples", 1)
+    if length >= 1 and 1 <= num_samples <= MAX_SAMPLES:      # else generate says what is wrong
+        check_held_text(length, num_samples)
     pieces_by_sample: list[list[str]] = []
     for pieces, _ in generate(params, config, vocab, rng, **kwargs):
         if not pieces_by_sample:

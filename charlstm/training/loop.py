@@ -210,6 +210,8 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
         state = zero_state(model_config, config.batch_size, dtype)
         prog = _Progress()
     about = {"corpus": data.record, **({"init_from": str(init_from)} if base is not None else {})}
+    if text is None and corpus is not None:    # where it was, so `charlstm eval CKPT --held-out` finds it again
+        about["corpus_path"] = str(Path(corpus).resolve())
     run = _Run(params, model_config, vocab, config, adam, state, prog, rng, about)
 
     # --- the run directory: created, checked writable and locked before the first step ----------
