@@ -195,8 +195,8 @@ def _writes(output: str, reads=(), what: str = "file", directory: bool = False):
     return decorate
 
 
-MAX_LINE = 400      # characters of one message; a longer one is cut in its middle
-MAX_WORD = 80       # ... and so is each value in it longer than this (a path, a number of 4,000 digits)
+MAX_LINE = 1000     # characters of one message; a longer one is cut in its middle
+MAX_WORD = 200      # ... and so is each value in it longer than this (a path, a number of 4,000 digits)
 
 
 def one_line(message: str) -> str:
@@ -414,7 +414,7 @@ def _default_corpus(out_dir: Path):
     if corpus.exists():
         if corpus.is_file() and corpus.stat().st_size == len(text.encode("utf-8")) \
                 and read_text(corpus, max_bytes=None) == text:
-            return corpus, text, None
+            return corpus, text, lambda run_dir: None     # there already: nothing to write
         raise CharlstmError(f"{corpus}: exists and is not the built-in corpus; give it as CORPUS to train on it, "
                             "or choose another --out for the built-in one")
 

@@ -66,7 +66,7 @@ def test_a_wider_beam_finds_the_line_greedy_decoding_misses(known_model):
 
 def test_bad_beam_settings_are_one_line_errors():
     model = random_model()
-    for kwargs, message in [({"beam": 0}, "beam width"), ({"beam": 2, "num_results": 3}, "between 1 and"),
+    for kwargs, message in [({"beam": 0}, "beam must be at least 1"), ({"beam": 2, "num_results": 3}, "between 1 and"),
                             ({"beam": 2, "length": 0}, "length"), ({"beam": 2, "length_penalty": -1}, "penalty")]:
         with pytest.raises(CharlstmError, match=message):
             model.beam_search(**kwargs)

@@ -48,7 +48,7 @@ from charlstm.data.vocab import UNK, build_vocab
 
 MEMORY_BOUND = 1 << 30            # what one case may add: address space (enforced) and peak RSS (measured)
 CHILD_ADDRESS_SPACE = 3 << 30     # the whole address space of a child process (enforced)
-MAX_LINE = 500                    # characters of one line on stderr, whatever the input echoed
+MAX_LINE = 1000                   # characters of one line on stderr, whatever the input echoed
 CASE_SECONDS = 60                 # a case that blocks or runs on fails after this long
 ROOT = Path(charlstm.__file__).parent.parent
 TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog\n" for i in range(60))
@@ -378,10 +378,10 @@ def run_on_file(root: Path):
 
 
 def long_name(root: Path):
-    (root / ("d" * 200)).mkdir()
+    (root / ("d" * 240)).mkdir()
 
 
-LONG = "d" * 200 + "/" + "f" * 200 + ".txt"
+LONG = "d" * 240 + "/" + "f" * 240 + ".txt"
 HUGE = "9" * 4000
 
 

@@ -94,7 +94,7 @@ def test_trace_of_graphemes_unknown_symbols_and_bad_arguments():
     assert t.symbols == ["a", "b", "z"] and t.ids.tolist() == [0, with_unk.vocab.unk, with_unk.vocab.unk]
     with pytest.raises(CharlstmError, match="empty"):
         trace(model, "")
-    with pytest.raises(CharlstmError, match="max-symbols"):
+    with pytest.raises(CharlstmError, match="max_symbols"):
         trace(model, text, max_symbols=0)
     with pytest.raises(CharlstmError, match="top"):
         trace(model, text, top=0)

@@ -143,8 +143,8 @@ def test_a_large_file_needing_more_disk_than_is_free_is_refused_before_anything_
     monkeypatch.setattr(corpus_module, "IN_MEMORY_MAX_BYTES", 1000)
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=10_000))
-    with pytest.raises(CharlstmError, match=r"data: the encoded corpus needs [\d.]+ MB of disk space but only "
-                                            r"10\.0 kB are free"):
+    with pytest.raises(CharlstmError, match=r"data: the encoded corpus needs [\d.]+ kB of disk space, and charlstm "
+                                            r"keeps 16\.8 MB free beside it, but only 10\.0 kB are free"):
         train(corpus, tmp_path / "run", config(4), model_options=MODEL)
     assert not (tmp_path / "run").exists()
 
