@@ -333,10 +333,10 @@ def _load_text(path: pathlib.Path) -> str:
                 packed = unpacker.unused_data
         except zlib.error as err:
             raise CharlstmError(f"{path} looks gzip-compressed but is corrupt: {err}") from None
-        data = b"".join(parts)
-        if len(data) > MAX_ARCHIVE_BYTES:
+        if size > MAX_ARCHIVE_BYTES:       # refused before the parts are joined: no second copy
             raise CharlstmError(f"{path}: unpacks to more than the {MAX_ARCHIVE_BYTES:,}-byte limit on a "
                                 "tweet archive; use a part of it")
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
