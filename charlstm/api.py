@@ -64,7 +64,7 @@ class Model:
             raise ArgumentError("dtype", f"{{name}} must be numpy.float32 or numpy.float64, got {dtype!r}")
         given = {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout, "cell": cell,
                  "embedding_size": embedding_size}
-        config = replace(ModelConfig(vocab_size=len(vocab)), **{k: v for k, v in given.items() if v is not None})
+        config = ModelConfig(vocab_size=len(vocab), **{k: v for k, v in given.items() if v is not None})
         check_model(config.vocab_size, config.hidden_size, config.num_layers, config.embedding_size, config.cell,
                     np.dtype(dtype).itemsize)
         return cls(init_params(config, validate.seed(seed), dtype), config, vocab)

@@ -33,7 +33,6 @@ from charlstm.errors import ArgumentError, CharlstmError, TextError
 from charlstm.interrupts import raising_on_signals
 from charlstm.files import check_output, given_path, write_text
 from charlstm.nn.cells import CELLS
-from charlstm.model import ModelConfig
 from charlstm.progress import ByteBar
 from charlstm.training import heldout as _heldout
 from charlstm.training import recipe as _recipe
@@ -274,8 +273,8 @@ _DEFAULTS = TrainConfig()
               help=f"Units per layer [{_recipe.FULL[1]}; {_recipe.SMALL[1]} with a --max-time under "
                    f"{_recipe.SHORT_TIME_S} s].")
 @click.option("--embedding-size", type=int, default=None,
-              help=f"Size of each symbol's learnt input vector (0: a one-hot input, as models before "
-                   f"embeddings had) [{ModelConfig.embedding_size}].")
+              help="Size of each symbol's learnt input vector (0: a one-hot input, as models before "
+                   "embeddings had) [the hidden size].")
 @click.option("--dropout", type=float, default=None,
               help="Dropout on every layer's output [0.2 when the budget passes over the training split at "
                    "least once, else 0].")

@@ -11,7 +11,7 @@ Measures, on this machine's cores (torch.set_num_threads and BLAS both at --thre
              PyTorch side gets the same nn.Embedding(V, E) before its recurrent module, and 0
              gives both a one-hot input); with --against one-hot, charlstm's embedded model
              against its own one-hot model instead (what the embedding costs a step), for H in {128, 256, 512}, B in {32, 64}, T in {64, 100}; the median over
-             --steps steps after warm-up, the two sides alternating step by step; and both as a
+             --steps steps after warm-up, the two sides alternating step by step (ABBA); and both as a
              share of the matrix-product limit: the time the step's matrix products alone take at
              the float32 GEMM rate this script measures for the same shapes (a step counted as 3x
              the forward's 2(D+H)GH per layer per symbol, G gates, plus the output layer).
@@ -89,7 +89,7 @@ def torch_trainer(H, B, T, seed=0, cell="lstm"):
     torch.manual_seed(seed)
     Recurrent = getattr(torch.nn, TORCH_MODULES[cell])
 
-    E = EMBEDDING
+    E = H if EMBEDDING is None else EMBEDDING     # None: charlstm's default, as wide as a layer
 
     class Net(torch.nn.Module):
         def __init__(self):
@@ -169,12 +169,14 @@ def bench_training(configs, steps, warmup, have_torch, cell="lstm", against="tor
             if theirs:
                 theirs()
         t_ours, t_theirs = [], []
-        for _ in range(steps):
-            time.sleep(SETTLE_S)
-            t_ours.append(median_time(ours, 1))
-            if theirs:
+        for k in range(steps):
+            # ABBA: the side that runs second (on caches the first warmed, or threads it left
+            # spinning) changes every step
+            for side in ((ours, theirs) if k % 2 == 0 else (theirs, ours)):
+                if side is None:
+                    continue
                 time.sleep(SETTLE_S)
-                t_theirs.append(median_time(theirs, 1))
+                (t_ours if side is ours else t_theirs).append(median_time(side, 1))
         limit = gemm_limit_seconds(H, B, T, rates, GATES[cell])
         ours_cps = B * T / float(np.median(t_ours))
         other = ("charlstm one-hot" if against == "one-hot" else
@@ -222,7 +224,7 @@ def torch_samplers(H, B, length, cell="lstm"):
     import torch
     torch.manual_seed(0)
     name = TORCH_MODULES[cell]
-    E = EMBEDDING or H         # a one-hot model's PyTorch loop gets the usual nn.Embedding(V, H)
+    E = EMBEDDING or H         # charlstm's default, and for a one-hot model the usual nn.Embedding(V, H)
     embed, net, head = torch.nn.Embedding(V, E), getattr(torch.nn, name)(E, H, LAYERS), torch.nn.Linear(H, V)
     cells = [getattr(torch.nn, name + "Cell")(E if l == 0 else H, H) for l in range(LAYERS)]
     has_c = cell == "lstm"
@@ -306,7 +308,7 @@ def high_water_kb():
 
 H, B, T, steps = map(int, sys.argv[1:5])
 dropout = float(sys.argv[5])
-E = int(sys.argv[6])
+E = None if sys.argv[6] == "None" else int(sys.argv[6])
 base = high_water_kb()
 rng = np.random.default_rng(0)
 config = ModelConfig(65, H, 3, dropout, embedding_size=E)
@@ -396,9 +398,8 @@ def main():
     parser.add_argument("--cells", nargs="*", default=["lstm"], help="lstm, gru, rnn, peephole")
     parser.add_argument("--configs", nargs="*", metavar="HxBxT",
                         help="training configurations to run (default: all 12), e.g. 256x32x100")
-    from charlstm.model import ModelConfig
-    parser.add_argument("--embedding-size", type=int, default=ModelConfig.embedding_size,
-                        help="the input embedding of both sides (0: one-hot) [charlstm's default]")
+    parser.add_argument("--embedding-size", type=int, default=None,
+                        help="the input embedding of both sides (0: one-hot) [charlstm's default, the hidden size]")
     parser.add_argument("--against", choices=["torch", "one-hot"], default="torch",
                         help="training: PyTorch, or charlstm's own one-hot model (what the embedding costs)")
     args = parser.parse_args()

@@ -37,7 +37,7 @@ def test_train_returns_a_model_with_history(trained):
     assert [ev.step for ev in model.history] == [10, 20]
     assert model.out_dir == out and not model.interrupted
     assert (out / "latest.npz").exists() and (out / "best.npz").exists() and (out / "metrics.jsonl").exists()
-    assert re.fullmatch(r"Model\(2 x 12 LSTM, \d+ symbols \(grapheme\), [\d,]+ parameters\)", repr(model))
+    assert re.fullmatch(r"Model\(2 x 12 LSTM, embedding 12, \d+ symbols \(grapheme\), [\d,]+ parameters\)", repr(model))
     n = sum(p.size for p in model.params.values())
     assert f"{n:,} parameters" in repr(model)
 
@@ -147,7 +147,7 @@ def test_readme_notebook_example_runs_as_written(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("Model(1 x 32 LSTM, 4 symbols (grapheme)")
+    assert out[0].startswith("Model(1 x 32 LSTM, embedding 32, 4 symbols (grapheme)")
     assert (tmp_path / "runs" / "nb" / "model.npz").exists()
     assert (tmp_path / "runs" / "nb" / "best.npz").exists()
     # the last line is the evaluation dict, and a model trained on counting is well below log(4)

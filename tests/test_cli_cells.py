@@ -34,7 +34,7 @@ def test_every_command_runs_with_every_cell(cell, corpus, tmp_path):
         "--seq-length", 16, "--max-steps", 6, "--eval-every", 3, "--sample-length", 20, "--quiet")
     ckpt = out / "best.npz"
     saved = load_checkpoint(ckpt)
-    assert saved.config.cell == cell and all(k.startswith((f"{cell}.", "head.")) for k in saved.params)
+    assert saved.config.cell == cell and all(k.startswith((f"{cell}.", "head.", "embedding")) for k in saved.params)
     assert json.loads(run("eval", ckpt, corpus, "--json").stdout)["symbols"] == len(TEXT) - 1
     assert run("sample", ckpt, "--length", 30, "--seed", 1).stdout.strip()
     assert len(run("sample", ckpt, "--length", 10, "--beam", 3, "--num-samples", 2).stdout) >= 2 * 11

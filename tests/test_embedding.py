@@ -81,7 +81,7 @@ def test_the_first_layer_starts_as_loud_as_a_one_hot_model(cell):
     V, E, H = 300, 64, 128
     config = ModelConfig(vocab_size=V, hidden_size=H, num_layers=1, cell=cell, embedding_size=E)
     params = init_params(config, np.random.default_rng(0), np.float64)
-    one_hot = init_params(ModelConfig(vocab_size=V, hidden_size=H, num_layers=1, cell=cell),
+    one_hot = init_params(ModelConfig(vocab_size=V, hidden_size=H, num_layers=1, cell=cell, embedding_size=0),
                           np.random.default_rng(0), np.float64)
     assert params["embedding"].std() == pytest.approx(1.0, rel=0.02)
     bound = 1 / np.sqrt(E)

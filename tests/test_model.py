@@ -140,7 +140,7 @@ def test_backward_returns_grads_of_every_key_in_float32():
 
 
 def test_param_shapes_and_keys():
-    config = ModelConfig(vocab_size=7, hidden_size=3, num_layers=2)
+    config = ModelConfig(vocab_size=7, hidden_size=3, num_layers=2, embedding_size=0)
     assert param_shapes(config) == {
         "lstm.0.Wx": (7, 12), "lstm.0.Wh": (3, 12), "lstm.0.b": (12,),
         "lstm.1.Wx": (3, 12), "lstm.1.Wh": (3, 12), "lstm.1.b": (12,),
@@ -151,7 +151,7 @@ def test_param_shapes_and_keys():
 
 def test_init_forget_bias_one_and_bounds():
     H = 16
-    config = ModelConfig(vocab_size=9, hidden_size=H, num_layers=3)
+    config = ModelConfig(vocab_size=9, hidden_size=H, num_layers=3, embedding_size=0)
     params = init_params(config, np.random.default_rng(0))
     for layer in range(3):
         b = params[f"lstm.{layer}.b"]

@@ -159,7 +159,7 @@ def test_the_readme_examples_run_as_written_in_order(tmp_path):
 
     # What the walk-through says it makes, it made.
     for made in ("run/best.npz", "run/corpus.txt", "code.txt", "heldout.txt", "code-run/previous-1/best.npz",
-                 "embed-run/best.npz", "numpy.txt", "tweets.txt", "tweets-run/best.npz", "data/manifest.json",
+                 "onehot-run/best.npz", "numpy.txt", "tweets.txt", "tweets-run/best.npz", "data/manifest.json",
                  "data-run/best.npz", "trace.npz", "viz.html", "report.html", "counting-run/best.npz",
                  "page.html", "page-int8.html"):
         assert (work / made).exists(), f"the README's walk-through did not make {made}"

@@ -12,7 +12,8 @@ TOL = 1e-8
 
 
 def setup(V=7, H=5, L=3, T=6, B=4, dropout=0.0, seed=0):
-    config = ModelConfig(vocab_size=V, hidden_size=H, num_layers=L, dropout=dropout)
+    config = ModelConfig(vocab_size=V, hidden_size=H, num_layers=L, dropout=dropout,
+                         embedding_size=0)   # the one-hot input; tests/test_embedding.py holds the embedding
     rng = np.random.default_rng(seed)
     params = init_params(config, rng, np.float64)
     for key in params:                       # every bias block non-zero, weights of order one

@@ -28,7 +28,8 @@ def planted_counting_model(hidden=5, unit=3):
     """A 1-layer model whose cell `unit` holds 0.5 x (a's minus b's since the last newline):
     its input and forget gates are always open, except that a newline shuts the forget gate, and
     its candidate is +0.5 for 'a' and -0.5 for 'b'. The other units are random."""
-    model = small_model(COUNTING, hidden=hidden, layers=1, seed=1)
+    model = charlstm.Model.create(build_vocab(COUNTING), hidden_size=hidden, num_layers=1, seed=1,
+                                  embedding_size=0)          # one-hot: a row of Wx per symbol to plant
     p, sym = model.params, model.vocab.symbols
     H = hidden
     i, f, g, o = (slice(k * H + unit, k * H + unit + 1) for k in range(4))

@@ -22,10 +22,17 @@ class ModelConfig:
     dropout: float = 0.2   # measured: closes most of the train/validation gap within minutes
     cell: str = "lstm"     # a name in charlstm.nn.cells.CELLS
     # E, the size of each symbol's learnt input vector (see model/stack.py); 0 is the one-hot
-    # input that every model of checkpoint formats 1 and 2 has.
-    embedding_size: int = 0
+    # input that every model of checkpoint formats 1 and 2 has. None: as wide as a layer, E = H,
+    # filled in here. Measured (docs/notes/input-embedding.md): E = H learnt more per step than
+    # the one-hot input on the tweets and tinyshakespeare and as much on code, and a 1 x 32 LSTM
+    # still learns `remember`'s gap of 50 at E = 32, where E = 8 and E = 256 did not.
+    embedding_size: int | None = None
 
     def __post_init__(self):
+        if self.embedding_size is None:          # frozen: the one place the default is filled in
+            # (so build a config with its sizes, not by replace() on another's: that would copy
+            # the other's filled-in width)
+            object.__setattr__(self, "embedding_size", self.hidden_size)
         if self.vocab_size < 1:
             raise CharlstmError("vocab_size must be at least 1")
         if self.hidden_size < 1:

@@ -188,7 +188,7 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
             config = replace(config, unit=data.options.unit, min_count=data.options.min_count)
         vocab = data.vocab
         check_vocab(vocab, config.min_count, data.name)
-        model_config = replace(ModelConfig(vocab_size=len(vocab)), **(model_options or {}))
+        model_config = ModelConfig(vocab_size=len(vocab), **(model_options or {}))
     if data.ids is not None:
         streams, val_ids = _split(data, config, vocab)
 
