@@ -1,11 +1,13 @@
 """charlstm's default recipe against PyTorch LSTMs, side by side, at equal wall-clock time.
 
-    python scripts/recipe.py CORPUS [NAME=CORPUS ...] [--max-time 600] [--out runs/recipe]
+    python scripts/recipe.py CORPUS [NAME=CORPUS ...] [--max-time 600 | --max-steps N] [--out runs/recipe]
                              [--only charlstm,torch-recipe,torch-plain] [--seed 0]
                              [--val-fraction 0.1] [--min-count 1] [-- more `charlstm train` options]
 
 For each corpus (a UTF-8 text file; NAME=PATH names it, else the file's stem names it), one right
-after the other, each for the same --max-time seconds of wall-clock time:
+after the other, each for the same --max-time seconds of wall-clock time (or, with --max-steps,
+the same number of optimiser steps, the schedule's clock then the step: what a step learns, a
+figure the machine's load does not move):
 
   charlstm      `python -m charlstm train CORPUS --max-time T --val-fraction F --seed S --out
                 DIR/NAME/charlstm --quiet` (a subprocess: exactly what a user runs; every other
@@ -209,7 +211,8 @@ class TorchRecipe:
     grad_clip: float
 
 
-def torch_recipes(train_symbols: int | None = None, max_time: float | None = None) -> dict[str, TorchRecipe]:
+def torch_recipes(train_symbols: int | None = None, max_time: float | None = None,
+                  max_steps: int | None = None) -> dict[str, TorchRecipe]:
     """torch-recipe follows charlstm's defaults and, given the corpus's training symbols and the
     budget, the settings charlstm's recipe chooses for them (charlstm.training.recipe.choose:
     the model's size and dropout, the learning rate), so the study follows them if they change;
@@ -218,7 +221,7 @@ def torch_recipes(train_symbols: int | None = None, max_time: float | None = Non
     model = {"num_layers": m.num_layers, "hidden_size": m.hidden_size, "dropout": m.dropout}
     lr = t.lr
     if train_symbols is not None:
-        chosen = choose(train_symbols, t.batch_size, t.seq_length, max_time=max_time)
+        chosen = choose(train_symbols, t.batch_size, t.seq_length, max_time=max_time, max_steps=max_steps)
         model.update(chosen.model)
         lr = chosen.train.get("lr", lr)
     return {
@@ -288,8 +291,8 @@ def torch_loss_over(model, ids: np.ndarray, streams: int, seq_length: int) -> tu
     return total / count, int(count)
 
 
-def train_torch(recipe: TorchRecipe, data: Data, max_time: float, seed: int, eval_interval: float | None,
-                val_symbols: int | None, log=print, threads: int | None = None) -> dict:
+def train_torch(recipe: TorchRecipe, data: Data, max_time: float | None, seed: int, eval_interval: float | None,
+                val_symbols: int | None, log=print, threads: int | None = None, max_steps: int | None = None) -> dict:
     """Train one PyTorch model for max_time seconds as charlstm's loop does; return its record.
     eval_interval: seconds between validation estimates (None: every TrainConfig.eval_every
     steps, charlstm's own rule), and always one at the end."""
@@ -327,11 +330,11 @@ def train_torch(recipe: TorchRecipe, data: Data, max_time: float, seed: int, eva
             f"val {val:.4f} nats")
         window_loss, window_steps = 0.0, 0
 
-    while time.perf_counter() - started < max_time:
+    while (step < max_steps) if max_steps else (time.perf_counter() - started < max_time):
         if chunk >= streams.chunks_per_pass:          # a new pass starts from a fresh state
             chunk, epoch, state = 0, epoch + 1, None
         inputs, targets, weights = streams.chunk(chunk)
-        fraction = min(1.0, (time.perf_counter() - started) / max_time)
+        fraction = step / max_steps if max_steps else min(1.0, (time.perf_counter() - started) / max_time)
         lr = learning_rate(recipe.lr, recipe.lr_schedule, step=step, fraction=fraction,
                            warmup_steps=recipe.warmup_steps, decay_rate=recipe.lr_decay,
                            decay_every=recipe.lr_decay_every, min_lr_fraction=recipe.lr_floor)
@@ -394,7 +397,8 @@ def run_charlstm(corpus: Corpus, data: Data, run_dir: Path, heldout_path: Path, 
                  log=print) -> dict:
     from charlstm.training.checkpoint import load_checkpoint
     from charlstm.training.evaluation import evaluate_ids
-    cmd = [sys.executable, "-m", "charlstm", "train", str(corpus.path), "--max-time", f"{args.max_time:g}",
+    budget = ["--max-steps", str(args.max_steps)] if args.max_steps else ["--max-time", f"{args.max_time:g}"]
+    cmd = [sys.executable, "-m", "charlstm", "train", str(corpus.path), *budget,
            "--val-fraction", f"{args.val_fraction:g}", "--seed", str(args.seed), "--out", str(run_dir), "--quiet"]
     if args.min_count != TrainConfig().min_count:
         cmd += ["--min-count", str(args.min_count)]
@@ -562,7 +566,8 @@ def render_report(results: dict) -> str:
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px}"
              "td.n{text-align:right}</style></head><body>",
              "<h1>charlstm's default recipe against PyTorch, at equal time</h1>",
-             f"<p>{results['max_time']:g} s of wall time per run, one run right after the other; validation "
+             (f"<p>{results['max_steps']:,} optimiser steps per run" if results.get("max_steps") else
+              f"<p>{results['max_time']:g} s of wall time per run") + ", one run right after the other; validation "
              f"estimates during training, the exact figure over the whole held-out last "
              f"{results['val_fraction']:.0%} after it. Seed {results['seed']}; "
              f"{esc(results['machine']['platform'])}, {results['machine']['cpus']} cores; "
@@ -608,6 +613,8 @@ def parse_args(argv: list[str]):
                                      epilog="Options after -- go to `charlstm train` (the charlstm side only).")
     parser.add_argument("corpora", nargs="+", metavar="CORPUS", help="a text file, or NAME=PATH")
     parser.add_argument("--max-time", type=float, default=600, help="seconds of wall time per run [600]")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="optimiser steps per run instead of --max-time: the per-step comparison")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="the held-out share, its end [0.1]")
     parser.add_argument("--out", type=Path, default=Path("runs/recipe"))
     parser.add_argument("--only", default=",".join(SIDES), help="a comma-separated subset of " + ",".join(SIDES))
@@ -664,7 +671,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         torch_version = None
     args.out.mkdir(parents=True, exist_ok=True)
-    results = {"max_time": args.max_time, "val_fraction": args.val_fraction, "seed": args.seed,
+    results = {"max_time": None if args.max_steps else args.max_time, "max_steps": args.max_steps,
+               "val_fraction": args.val_fraction, "seed": args.seed,
                "min_count": args.min_count, "extra_charlstm_options": extra,
                "started": dt.datetime.now().isoformat(timespec="seconds"),
                "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
@@ -700,9 +708,12 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"recipe.py: {corpus.name}: {e}", file=sys.stderr)
                     return 1
             else:
-                interval = args.eval_interval or eval_interval_from(entry["sides"].get("charlstm"))
-                recipe = torch_recipes(len(data.train_ids), args.max_time)[side]
-                record = train_torch(recipe, data, args.max_time, args.seed, interval, args.val_symbols or None)
+                interval = None if args.max_steps else (args.eval_interval or
+                                                        eval_interval_from(entry["sides"].get("charlstm")))
+                budget = {"max_steps": args.max_steps} if args.max_steps else {"max_time": args.max_time}
+                recipe = torch_recipes(len(data.train_ids), **budget)[side]
+                record = train_torch(recipe, data, args.max_time, args.seed, interval, args.val_symbols or None,
+                                     max_steps=args.max_steps)
                 record["eval_interval_s"] = None if interval is None else round(interval, 2)
             record.update(started_at=begun, load_before=load)
             entry["sides"][side] = record
