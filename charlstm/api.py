@@ -28,8 +28,10 @@ from charlstm.training import recipe as _recipe
 from charlstm.training.budget import check_model
 from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
 from charlstm.training.config import TrainConfig
+from charlstm.training.corpus import default_corpus
 from charlstm.training.evaluation import evaluate_ids, evaluate_path, nats_to_bits
 from charlstm.training.heldout import held_out_ids
+from charlstm.training.resume import check_options
 
 
 CELL_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "peephole": "peephole LSTM"}
@@ -209,7 +211,7 @@ _LOOP_OPTIONS = ("encoding_errors", "newline", "should_stop", "init_from", "on_l
 
 
 def _train_arguments(corpus, out_dir, config, text, resume, progress, on_eval, stop_on_interrupt, recipe,
-                     given_options, train_options) -> None:
+                     train_options) -> None:
     validate.path(corpus, "corpus", optional=True)
     validate.path(out_dir, "out_dir")
     validate.text(text, "text", optional=True)
@@ -239,6 +241,8 @@ def _train_arguments(corpus, out_dir, config, text, resume, progress, on_eval, s
         if kind is None:
             raise ArgumentError(name, "{name} is not an argument of charlstm.train (TrainConfig's fields, "
                                 "hidden_size, num_layers, ... ; see help(charlstm.train))")
+        if value is None:       # not given
+            continue
         optional = "None" in kind
         if kind.startswith("int"):
             validate.size(value, name, lo=0, optional=optional)
@@ -256,8 +260,11 @@ def _say(line: str) -> None:
 def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text: str | None = None,
           resume=None, progress: bool = True, on_eval=None, hidden_size: int | None = None,
           num_layers: int | None = None, dropout: float | None = None, cell: str | None = None,
-          embedding_size: int | None = None, show_recipe: bool | None = None, stop_on_interrupt: bool = True, recipe: bool = True, given_options=None, **train_options) -> Model:
+          embedding_size: int | None = None, show_recipe: bool | None = None, stop_on_interrupt: bool = True,
+          recipe: bool = True, **train_options) -> Model:
     """Train on a corpus file of any size, a data directory (or text=...) and return the trained Model.
+    Given neither, the run trains on the Python standard library's sources, copied to
+    out_dir/corpus.txt (and said so on standard error).
 
     Training options are TrainConfig's fields (batch_size=, seq_length=, lr=, max_steps=,
     max_time=, epochs=, eval_every=, ...), given as keywords or as a TrainConfig. on_eval is
@@ -273,37 +280,39 @@ def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text:
     init_from=, on_locked=, start_over=) pass through. A new run into an out_dir that holds
     another run's files is refused unless start_over=True, which first moves them into a
     previous-N folder there and says so (training/rundir.py).
-    recipe: the settings left open (the model's size and dropout, the validation cadence) follow
-    the corpus and the budget, as the README's "Default recipe" says, and the choice is printed
-    in one line; False keeps TrainConfig's and ModelConfig's defaults. With config= every
-    training field counts as given, unless given_options names those that were (as the CLI does).
+    An option that is None is not given (as an option left out of the command): the settings
+    the recipe may choose then follow the corpus and the budget, as the README's "Default recipe"
+    says, and the choice is printed in one line; recipe=False gives them TrainConfig's and
+    ModelConfig's defaults, and so does config= (a configuration is taken as it is; keywords
+    beside it replace its fields). A resumed run keeps its own settings: only its bounds
+    (max_steps, max_time, epochs) may be given.
     """
     _train_arguments(corpus, out_dir, config, text, resume, progress, on_eval, stop_on_interrupt, recipe,
-                     given_options, train_options)
+                     train_options)
     _model_sizes(hidden_size, num_layers, embedding_size, dropout, cell)
-    loop_options = {k: train_options.pop(k) for k in ("encoding_errors", "newline", "should_stop",
-                                                       "init_from", "on_locked", "start_over")
-                    if k in train_options}
-    config_given = config is not None
-    if config is None:
-        config = TrainConfig(**train_options)
-    elif train_options:
-        config = replace(config, **train_options)
-    given = {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout, "cell": cell,
-             "embedding_size": embedding_size}
-    open_fields = None
-    if recipe and (not config_given or given_options is not None):
-        named = set(train_options) | {k for k, v in given.items() if v is not None} | set(given_options or ())
-        open_fields = frozenset(f for f in (*_recipe.MODEL_FIELDS, *_recipe.TRAIN_FIELDS) if f not in named)
+    loop_options = {k: train_options.pop(k) for k in _LOOP_OPTIONS if k in train_options}
+    model_options = {"cell": cell, "num_layers": num_layers, "hidden_size": hidden_size,
+                     "embedding_size": embedding_size, "dropout": dropout}
+    reading = {k: loop_options.get(k) for k in ("encoding_errors", "newline")}
+    check_options({**model_options, **train_options, **reading}, resume, loop_options.get("init_from"),
+                  data_dir=corpus is not None and resume is None and Path(corpus).is_dir())
+    if corpus is None and text is None:
+        corpus, text, loop_options["on_locked"] = default_corpus(out_dir, say=_say)
+    given = {k: v for k, v in train_options.items() if v is not None}
+    use_recipe = recipe and config is None
+    if config is None:      # the recipe's settings not given stay None until the loop settles them
+        config = TrainConfig(**{**dict.fromkeys(_recipe.TRAIN_FIELDS), **given})
+    elif given:
+        config = replace(config, **given)
     with (StopOnSignals() if stop_on_interrupt else contextlib.nullcontext(None)) as stop:
         should_stop = loop_options.pop("should_stop", None) or stop
         bytes_bar = ByteBar() if progress else None
         try:
             result = _train.train(corpus, out_dir, config,
-                                  model_options={k: v for k, v in given.items() if v is not None},
+                                  model_options=model_options,
                                   text=text, resume=resume, progress=ProgressBar() if progress else None,
                                   should_stop=should_stop, on_eval=on_eval, on_bytes=bytes_bar,
-                                  open_fields=open_fields, on_recipe=_say if (progress if show_recipe is None else show_recipe) else None,
+                                  use_recipe=use_recipe, on_recipe=_say if (progress if show_recipe is None else show_recipe) else None,
                                   say=_say, **loop_options)
         finally:
             if bytes_bar is not None:

@@ -37,6 +37,8 @@ from charlstm.progress import ByteBar
 from charlstm.training import heldout as _heldout
 from charlstm.training import recipe as _recipe
 from charlstm.training.config import DEFAULT_EPOCHS, TrainConfig
+from charlstm.training.corpus import DEFAULT_CORPUS
+from charlstm.training.resume import READING_DEFAULTS
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -75,7 +77,7 @@ class _Group(click.Group):
             click.echo(one_line(f"charlstm: error: {e.format_message()}") + f" (see '{where} --help')", err=True)
             sys.exit(e.exit_code)
         except ArgumentError as e:      # the library names its argument; the user typed an option
-            _fail(e.named(self._option_of(ctx, e.argument)))
+            _fail(e.named(*(self._option_of(ctx, argument) for argument in e.arguments)))
         except CharlstmError as e:
             _fail(str(e))
         except KeyboardInterrupt:      # Ctrl-C outside the training loop (which saves and says so itself)
@@ -256,74 +258,86 @@ def main(threads):
 
 
 # --- train -------------------------------------------------------------------------------------
+# Every training option is None when it is not given (click's default), which is how the library
+# tells it from one given: the recipe fills it or TrainConfig's default does, a resumed run keeps
+# its own. --help still shows the library's default.
 
 _DEFAULTS = TrainConfig()
+
+
+class _Unset(click.Option):
+    """An option whose value is None unless it is given; --help shows `shown` as its default."""
+
+    def __init__(self, *decls, shown=None, **attrs):
+        super().__init__(*decls, default=None, show_default=shown is not None, **attrs)
+        self.shown = shown
+
+    def get_help_extra(self, ctx):
+        extra = super().get_help_extra(ctx)
+        if self.shown is not None:
+            extra["default"] = str(self.shown)
+        return extra
+
+
+def _unset(*decls, shown=None, **attrs):
+    return click.option(*decls, cls=_Unset, shown=shown, **attrs)
 
 
 @main.command()
 @click.argument("corpus", required=False, type=PATH)
 @click.option("--out", "out_dir", default="run", show_default=True, type=PATH,
               help="Run directory: latest.npz, best.npz, metrics.jsonl.")
-@click.option("--cell", type=click.Choice(list(CELLS)), default=None,
-              help="The recurrent cell: " + "; ".join(f"{c.name}: {c.summary}" for c in CELLS.values()) + " [lstm].")
-@click.option("--layers", "num_layers", type=int, default=None,
-              help=f"Recurrent layers [{_recipe.FULL[0]}; {_recipe.SMALL[0]} with a --max-time under "
-                   f"{_recipe.SHORT_TIME_S} s].")
-@click.option("--hidden", "hidden_size", type=int, default=None,
-              help=f"Units per layer [{_recipe.FULL[1]}; {_recipe.SMALL[1]} with a --max-time under "
-                   f"{_recipe.SHORT_TIME_S} s].")
-@click.option("--embedding-size", type=int, default=None,
-              help="Size of each symbol's learnt input vector (0: a one-hot input, as models before "
-                   "embeddings had) [the hidden size].")
-@click.option("--dropout", type=float, default=None,
-              help="Dropout on every layer's output [0.2 when the budget passes over the training split at "
-                   "least once, else 0].")
-@click.option("--batch-size", type=int, default=_DEFAULTS.batch_size, show_default=True)
-@click.option("--seq-length", type=int, default=_DEFAULTS.seq_length, show_default=True,
-              help="Symbols per truncated-BPTT chunk.")
-@click.option("--lr", type=float, default=_DEFAULTS.lr,
-              help=f"Adam learning rate [{_DEFAULTS.lr:g}; {_recipe.SHORT_LR:g} for the small model of a "
-                   f"--max-time under {_recipe.SHORT_TIME_S} s].")
-@click.option("--lr-schedule", type=click.Choice(["constant", "cosine", "step"]),
-              default=_DEFAULTS.lr_schedule, show_default=True)
-@click.option("--lr-decay", type=float, default=_DEFAULTS.lr_decay, show_default=True,
-              help="Factor of the step schedule.")
-@click.option("--lr-decay-every", type=int, default=_DEFAULTS.lr_decay_every, show_default=True)
-@click.option("--lr-floor", type=float, default=_DEFAULTS.lr_floor, show_default=True,
-              help="The cosine schedule ends at this fraction of --lr.")
-@click.option("--warmup-steps", type=int, default=_DEFAULTS.warmup_steps, show_default=True)
-@click.option("--grad-clip", type=float, default=_DEFAULTS.grad_clip, show_default=True,
-              help="Clip gradients to this global norm (0: off).")
-@click.option("--seed", type=int, default=_DEFAULTS.seed, show_default=True)
-@click.option("--sample-length", type=int, default=_DEFAULTS.sample_length, show_default=True,
-              help="Symbols of the sample shown at each evaluation (0: none).")
-@click.option("--sample-temperature", type=float, default=_DEFAULTS.sample_temperature, show_default=True,
-              help="Temperature of that sample.")
-@click.option("--max-steps", type=int, default=None, help="Stop after this many steps in all.")
-@click.option("--max-time", type=float, default=None, help="Stop after this many seconds.")
-@click.option("--epochs", type=float, default=None,
-              help=f"Stop after this many passes over the data [{DEFAULT_EPOCHS} if no bound is given].")
-@click.option("--eval-every", type=int, default=_DEFAULTS.eval_every,
-              help=f"Steps between evaluations and checkpoints [{_DEFAULTS.eval_every}; "
-                   f"{_recipe.SHORT_EVAL_EVERY} with a --max-time under {_recipe.SHORT_TIME_S} s].")
-@click.option("--eval-interval", type=float, default=_DEFAULTS.eval_interval,
-              help=f"Seconds between evaluations too, whichever of the two comes first [none; a tenth of a "
-                   f"--max-time under {_recipe.SHORT_TIME_S} s].")
-@click.option("--val-fraction", type=float, default=_DEFAULTS.val_fraction, show_default=True,
-              help="Share of the corpus held out (its end).")
-@click.option("--val-symbols", type=int, default=_DEFAULTS.val_symbols,
-              help="Held-out symbols read at each evaluation, spread over the whole held-out part "
-                   f"(0: all of it; charlstm eval is always exact) [{_DEFAULTS.val_symbols:,}; "
-                   f"{_recipe.SHORT_VAL_SYMBOLS:,} with a --max-time under {_recipe.SHORT_TIME_S} s].")
-@click.option("--unit", type=click.Choice(["grapheme", "codepoint"]), default=_DEFAULTS.unit, show_default=True)
-@click.option("--min-count", type=int, default=_DEFAULTS.min_count, show_default=True,
-              help="Rarer symbols map to the unknown symbol.")
-@click.option("--dtype", type=click.Choice(["float32", "float64"]), default=_DEFAULTS.dtype, show_default=True)
-@click.option("--on-nonfinite", type=click.Choice(["stop", "skip"]), default=_DEFAULTS.on_nonfinite,
-              show_default=True, help="On a NaN/inf loss: stop, or skip the batch and halve the lr.")
-@click.option("--encoding-errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True)
-@click.option("--newline", type=click.Choice(["keep", "normalize"]), default="keep", show_default=True,
-              help="normalize turns CRLF and CR into LF.")
+@_unset("--cell", type=click.Choice(list(CELLS)),
+        help="The recurrent cell: " + "; ".join(f"{c.name}: {c.summary}" for c in CELLS.values()) + " [lstm].")
+@_unset("--layers", "num_layers", type=int,
+        help=f"Recurrent layers [{_recipe.FULL[0]}; {_recipe.SMALL[0]} with a --max-time under "
+             f"{_recipe.SHORT_TIME_S} s].")
+@_unset("--hidden", "hidden_size", type=int,
+        help=f"Units per layer [{_recipe.FULL[1]}; {_recipe.SMALL[1]} with a --max-time under "
+             f"{_recipe.SHORT_TIME_S} s].")
+@_unset("--embedding-size", type=int,
+        help="Size of each symbol's learnt input vector (0: a one-hot input, as models before "
+             "embeddings had) [the hidden size].")
+@_unset("--dropout", type=float,
+        help="Dropout on every layer's output [0.2 when the budget passes over the training split at "
+             "least once, else 0].")
+@_unset("--batch-size", type=int, shown=_DEFAULTS.batch_size)
+@_unset("--seq-length", type=int, shown=_DEFAULTS.seq_length, help="Symbols per truncated-BPTT chunk.")
+@_unset("--lr", type=float,
+        help=f"Adam learning rate [{_DEFAULTS.lr:g}; {_recipe.SHORT_LR:g} for the small model of a "
+             f"--max-time under {_recipe.SHORT_TIME_S} s].")
+@_unset("--lr-schedule", type=click.Choice(["constant", "cosine", "step"]), shown=_DEFAULTS.lr_schedule)
+@_unset("--lr-decay", type=float, shown=_DEFAULTS.lr_decay, help="Factor of the step schedule.")
+@_unset("--lr-decay-every", type=int, shown=_DEFAULTS.lr_decay_every)
+@_unset("--lr-floor", type=float, shown=_DEFAULTS.lr_floor, help="The cosine schedule ends at this fraction of --lr.")
+@_unset("--warmup-steps", type=int, shown=_DEFAULTS.warmup_steps)
+@_unset("--grad-clip", type=float, shown=_DEFAULTS.grad_clip, help="Clip gradients to this global norm (0: off).")
+@_unset("--seed", type=int, shown=_DEFAULTS.seed)
+@_unset("--sample-length", type=int, shown=_DEFAULTS.sample_length,
+        help="Symbols of the sample shown at each evaluation (0: none).")
+@_unset("--sample-temperature", type=float, shown=_DEFAULTS.sample_temperature, help="Temperature of that sample.")
+@_unset("--max-steps", type=int, help="Stop after this many steps in all.")
+@_unset("--max-time", type=float, help="Stop after this many seconds.")
+@_unset("--epochs", type=float, help=f"Stop after this many passes over the data [{DEFAULT_EPOCHS} if no bound is given].")
+@_unset("--eval-every", type=int,
+        help=f"Steps between evaluations and checkpoints [{_DEFAULTS.eval_every}; "
+             f"{_recipe.SHORT_EVAL_EVERY} with a --max-time under {_recipe.SHORT_TIME_S} s].")
+@_unset("--eval-interval", type=float,
+        help=f"Seconds between evaluations too, whichever of the two comes first [none; a tenth of a "
+             f"--max-time under {_recipe.SHORT_TIME_S} s].")
+@_unset("--val-fraction", type=float, shown=_DEFAULTS.val_fraction, help="Share of the corpus held out (its end).")
+@_unset("--val-symbols", type=int,
+        help="Held-out symbols read at each evaluation, spread over the whole held-out part "
+             f"(0: all of it; charlstm eval is always exact) [{_DEFAULTS.val_symbols:,}; "
+             f"{_recipe.SHORT_VAL_SYMBOLS:,} with a --max-time under {_recipe.SHORT_TIME_S} s].")
+@_unset("--unit", type=click.Choice(["grapheme", "codepoint"]), shown=_DEFAULTS.unit)
+@_unset("--min-count", type=int, shown=_DEFAULTS.min_count, help="Rarer symbols map to the unknown symbol.")
+@_unset("--dtype", type=click.Choice(["float32", "float64"]), shown=_DEFAULTS.dtype)
+@_unset("--on-nonfinite", type=click.Choice(["stop", "skip"]), shown=_DEFAULTS.on_nonfinite,
+        help="On a NaN/inf loss: stop, or skip the batch and halve the lr.")
+@_unset("--encoding-errors", type=click.Choice(["strict", "replace"]), shown=READING_DEFAULTS["encoding_errors"])
+@_unset("--newline", type=click.Choice(["keep", "normalize"]), shown=READING_DEFAULTS["newline"],
+        help="normalize turns CRLF and CR into LF.")
 @click.option("--resume", type=PATH, default=None,
               help="Continue the run of this checkpoint: its model, vocabulary, training options, "
                    "--newline, --encoding-errors and bounds are used. Only --max-steps, --max-time and "
@@ -337,9 +351,7 @@ _DEFAULTS = TrainConfig()
               help="OUT holds an earlier run: move its files (checkpoints, metrics.jsonl, corpus.txt) into "
                    "OUT/previous-N first, and say so. Without it (or --resume) such an OUT is refused.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.pass_context
-def train(ctx, corpus, out_dir, cell, num_layers, hidden_size, embedding_size, dropout, quiet, resume, init_from,
-          encoding_errors, newline, start_over, **options):
+def train(corpus, out_dir, quiet, **options):
     """Train a model on CORPUS (default: the Python standard library's own sources, copied to
     OUT/corpus.txt).
 
@@ -350,79 +362,17 @@ def train(ctx, corpus, out_dir, cell, num_layers, hidden_size, embedding_size, d
     README's "Default recipe"); the run prints what it chose and why in one line, and an option
     given is never changed.
     """
-    given = {name for name in ctx.params
-             if ctx.get_parameter_source(name) in (click.core.ParameterSource.COMMANDLINE,
-                                                    click.core.ParameterSource.ENVIRONMENT)}
-    model_options = {k: v for k, v in
-                     {"hidden_size": hidden_size, "num_layers": num_layers, "dropout": dropout, "cell": cell,
-                      "embedding_size": embedding_size}.items()
-                     if v is not None}
-    if resume is not None and init_from is not None:
-        raise CharlstmError("give --resume (continue a run) or --init-from (start a new one from its weights), "
-                            "not both")
-    if resume is not None:
-        refused = [_option_name(ctx, name) for name in ctx.params if name in given and name not in _RESUME_MAY_GIVE]
-        if refused:
-            raise CharlstmError(f"{', '.join(refused)}: these come from the checkpoint when resuming (the run "
-                                "keeps its own settings); give only --max-steps, --max-time or --epochs, or start "
-                                f"a new run from the weights of {resume} with --init-from")
-        encoding_errors = newline = None            # the run's own, from the checkpoint
-    if init_from is not None:
-        refused = [_option_name(ctx, name) for name in ("cell", "num_layers", "hidden_size", "embedding_size",
-                                                        "dropout", "unit", "min_count") if name in given]
-        if refused:
-            raise CharlstmError(f"{', '.join(refused)}: the model and its vocabulary come from {init_from} "
-                                "with --init-from")
-    if corpus is not None and corpus.is_dir() and resume is None:
-        _refuse_reading_options(ctx, "the data directory's manifest")
-    config = TrainConfig(**options)
-    text, on_locked = None, None
-    if corpus is None:
-        corpus, text, on_locked = _default_corpus(out_dir)
-    model = api.train(corpus, out_dir, config, text=text, resume=resume, init_from=init_from, progress=not quiet,
-                      show_recipe=True,
-                      encoding_errors=encoding_errors, newline=newline, on_locked=on_locked, given_options=given,
-                      start_over=start_over, **model_options)
+    model = api.train(corpus, out_dir, progress=not quiet, show_recipe=True, **options)
     last = model.history[-1] if model.history else None
     if last is not None and last.val_nats is not None:
         click.echo(f"step {last.step}: validation {last.val_nats:.4f} nats/char ({last.val_bpc:.3f} bits/char); "
                    f"checkpoints in {out_dir}", err=True)
     if model.interrupted:
         latest = out_dir / "latest.npz"
-        cmd = shlex.join(["charlstm", "train", str(corpus), "--out", str(out_dir), "--resume", str(latest)])
+        read = corpus if corpus is not None else out_dir / DEFAULT_CORPUS
+        cmd = shlex.join(["charlstm", "train", str(read), "--out", str(out_dir), "--resume", str(latest)])
         click.echo(f"Interrupted at step {model.step}; saved {latest}. Resume with: {cmd}", err=True)
         sys.exit(EXIT_INTERRUPTED)
-
-
-# What --resume accepts beside the checkpoint: the bounds, and what says where and how to run.
-_RESUME_MAY_GIVE = {"corpus", "out_dir", "resume", "quiet", "max_steps", "max_time", "epochs",
-                    "start_over"}     # refused by the run directory's rule, with its own line
-
-
-def _option_name(ctx, name: str) -> str:
-    param = next(p for p in ctx.command.params if p.name == name)
-    return max(param.opts, key=len) if param.opts else name
-
-
-def _default_corpus(out_dir: Path):
-    """(OUT/corpus.txt, its text, a function writing it once the run directory is locked). A
-    corpus.txt already there is used only if it is this Python's standard-library corpus (a run
-    resumed); anything else there is the user's, never replaced."""
-    corpus = out_dir / "corpus.txt"
-    text, summary = corpora.build_stdlib_corpus()
-    if corpus.exists():
-        if corpus.is_file() and corpus.stat().st_size == len(text.encode("utf-8")) \
-                and read_text(corpus, max_bytes=None) == text:
-            return corpus, text, lambda run_dir: None     # there already: nothing to write
-        raise CharlstmError(f"{corpus}: exists and is not the built-in corpus; give it as CORPUS to train on it, "
-                            "or choose another --out for the built-in one")
-
-    def write_copy(run_dir: Path) -> None:
-        write_text(corpus, text, "corpus")
-        click.echo(f"No corpus given: training on the Python standard library ({summary['files_read']} files, "
-                   f"{summary['bytes'] / 1e6:.1f} MB, written to {corpus}).", err=True)
-
-    return corpus, text, write_copy
 
 
 def _about(path, message: str) -> str:
@@ -449,19 +399,6 @@ def _encoding_errors_option(what: str):
 def _read(path: Path, encoding_errors: str = "strict") -> str:
     """A text file a command reads (not a training corpus): capped at MAX_TEXT_BYTES."""
     return read_text(path, errors=encoding_errors, limit_option=None)
-
-
-_READING_OPTIONS = ("unit", "min_count", "newline", "encoding_errors")
-
-
-def _refuse_reading_options(ctx, where: str) -> None:
-    """Options that say how text becomes symbols cannot apply to a corpus already encoded."""
-    given = [f"--{name.replace('_', '-')}" for name in _READING_OPTIONS
-             if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
-    if given:
-        raise CharlstmError(f"{', '.join(given)} {'comes' if len(given) == 1 else 'come'} from {where} when "
-                            "training on a data directory; encode the corpus again to change "
-                            f"{'it' if len(given) == 1 else 'them'}")
 
 
 # --- sample ------------------------------------------------------------------------------------

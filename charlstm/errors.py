@@ -16,9 +16,11 @@ class ArgumentError(CharlstmError):
     names it as `{name}`, filled in with the argument's name in Python (num_layers) and, by the
     command line, with its option's (--layers), so each reader sees the name they typed."""
 
-    def __init__(self, argument: str, template: str):
-        self.argument, self.template = argument, template
-        super().__init__(template.format(name=argument))
+    def __init__(self, argument: str | tuple, template: str):
+        # one argument, or several refused together (`{name}` then lists them all)
+        self.arguments = (argument,) if isinstance(argument, str) else tuple(argument)
+        self.argument, self.template = self.arguments[0], template
+        super().__init__(template.format(name=", ".join(self.arguments)))
 
-    def named(self, name: str) -> str:
-        return self.template.format(name=name)
+    def named(self, *names: str) -> str:
+        return self.template.format(name=", ".join(names))

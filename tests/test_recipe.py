@@ -42,11 +42,27 @@ def test_the_passes_a_budget_buys():
 
 
 def test_an_explicit_option_always_wins():
-    choice = recipe.choose(4_700_000, 32, 100, max_time=150, given={"hidden_size", "dropout", "eval_every"})
+    given = {"hidden_size": 64, "dropout": 0.1, "eval_every": 100, "lr": None}     # None: not given
+    choice = recipe.choose(4_700_000, 32, 100, max_time=150, settings=given)
     assert choice.model == {} and choice.train == {"val_symbols": recipe.SHORT_VAL_SYMBOLS}
     assert recipe.choose(4_700_000, 32, 100, max_time=150, fixed_model=True).model == {}
-    everything = {"num_layers", "hidden_size", "dropout", "lr", "eval_every", "eval_interval", "val_symbols"}
-    assert recipe.choose(4_700_000, 32, 100, max_time=150, given=everything).line() == ""
+    everything = {"num_layers": 2, "hidden_size": 64, "dropout": 0.1, "lr": 1e-3, "eval_every": 100,
+                  "eval_interval": 5.0, "val_symbols": 1000}
+    assert recipe.choose(4_700_000, 32, 100, max_time=150, settings=everything).line() == ""
+
+
+def test_settle_fills_every_setting_left_none_in_one_place():
+    from charlstm.training.config import TrainConfig
+    open_config = TrainConfig(max_time=150, lr=None, eval_every=None, eval_interval=None, val_symbols=None)
+    config, model, line = recipe.settle(open_config, {"hidden_size": None, "dropout": 0.1}, 4_700_000)
+    assert (config.lr, config.eval_every, config.val_symbols) == (recipe.SHORT_LR, recipe.SHORT_EVAL_EVERY,
+                                                                   recipe.SHORT_VAL_SYMBOLS)
+    assert config.eval_interval == 150 / recipe.SHORT_EVALS and model == {"num_layers": 2, "hidden_size": 128,
+                                                                          "dropout": 0.1}
+    assert line.startswith("recipe: ")
+    config, model, line = recipe.settle(open_config, {"hidden_size": None, "dropout": 0.1}, 4_700_000,
+                                        use_recipe=False)
+    assert config == TrainConfig(max_time=150) and model == {"dropout": 0.1} and line == ""
 
 
 @pytest.mark.parametrize("seconds_per_step", [0.1, 0.01])

@@ -23,14 +23,17 @@ from typing import Callable
 import numpy as np
 
 from charlstm.data.blocks import Input, list_inputs, same_file
+from charlstm.data.corpora import build_stdlib_corpus
 from charlstm.data.datadir import IDS, MANIFEST, ReadOptions, corpus_difference, corpus_record, open_data_dir
 from charlstm.data.encode import ByteProgress, Counted, check_disk_space, count_corpus, encode_corpus, human_bytes
-from charlstm.data.text import decode_text, read_bytes
+from charlstm.data.text import decode_text, read_bytes, read_text
 from charlstm.data.vocab import Vocab, build_and_encode
 from charlstm.errors import CharlstmError
+from charlstm.files import write_text
 
 IN_MEMORY_MAX_BYTES = 32 << 20   # a text file up to this size is read whole (about ten times it in memory)
 RUN_DATA = "data"                # where a larger file is encoded, inside the run directory
+DEFAULT_CORPUS = "corpus.txt"    # where a run without a corpus keeps its copy of the default one
 
 
 @dataclass
@@ -90,6 +93,29 @@ class Resuming:
             return self.vocab.encode(text, unknown="unk")
         except CharlstmError as e:
             raise CharlstmError(f"{name}: {e} ({self.checkpoint})") from None
+
+
+def default_corpus(out_dir, say: Callable[[str], None] | None = None):
+    """(OUT/corpus.txt, its text, a function writing it once the run directory is locked) for a
+    run given no corpus: the Python standard library's sources. A corpus.txt already there is
+    used only if it is this Python's standard-library corpus (a run resumed); anything else there
+    is the user's, never replaced. say: told where the copy went."""
+    corpus = Path(out_dir) / DEFAULT_CORPUS
+    text, summary = build_stdlib_corpus()
+    if corpus.exists():
+        if corpus.is_file() and corpus.stat().st_size == len(text.encode("utf-8")) \
+                and read_text(corpus, max_bytes=None) == text:
+            return corpus, text, lambda run_dir: None     # there already: nothing to write
+        raise CharlstmError(f"{corpus}: exists and is not the built-in corpus; give it as CORPUS to train on it, "
+                            "or choose another --out for the built-in one")
+
+    def write_copy(run_dir: Path) -> None:
+        write_text(corpus, text, "corpus")
+        if say is not None:
+            say(f"No corpus given: training on the Python standard library ({summary['files_read']} files, "
+                f"{summary['bytes'] / 1e6:.1f} MB, written to {corpus}).")
+
+    return corpus, text, write_copy
 
 
 def load_corpus(corpus, text: str | None, options: ReadOptions, out_dir, resuming: Resuming | None = None,
@@ -157,4 +183,4 @@ def _large_file(inp: Input, inputs: list, options: ReadOptions, out_dir: Path, r
                   _counted=counted, _inputs=again)
 
 
-__all__ = ["Corpus", "Resuming", "load_corpus", "IN_MEMORY_MAX_BYTES", "RUN_DATA"]
+__all__ = ["Corpus", "Resuming", "default_corpus", "load_corpus", "IN_MEMORY_MAX_BYTES", "RUN_DATA", "DEFAULT_CORPUS"]

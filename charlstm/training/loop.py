@@ -38,7 +38,8 @@ from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
 from charlstm.training.config import DEFAULT_EPOCHS, Evaluation, TrainConfig, TrainResult
 from charlstm.training.corpus import Resuming, load_corpus
 from charlstm.training.evaluation import nats_to_bits, validation_loss
-from charlstm.training.resume import check_arrays, check_position, read_record, reading_options, resumed_config
+from charlstm.training.resume import (check_arrays, check_options, check_position, read_record, reading_options,
+                                      resumed_config)
 from charlstm.training.rundir import RunDir, check_start
 
 MAX_SKIPS_IN_A_ROW = 10   # with on_nonfinite="skip": the lr has been halved this often, give up
@@ -116,13 +117,13 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
           on_eval: Callable[[Evaluation], None] | None = None,
           encoding_errors: str | None = None, newline: str | None = None, init_from=None,
           on_locked: Callable[[Path], None] | None = None, on_bytes: ByteProgress | None = None,
-          open_fields: frozenset | None = None, on_recipe: Callable[[str], None] | None = None,
+          use_recipe: bool = False, on_recipe: Callable[[str], None] | None = None,
           start_over: bool = False, say: Callable[[str], None] | None = None) -> TrainResult:
     """Train a model on a corpus (or on `text`), writing checkpoints and metrics to out_dir.
 
     corpus: a text file of any size, or a data directory (`charlstm corpus encode`; see
-    training/corpus.py for how each is read). model_options: overrides of ModelConfig's fields
-    (cell, hidden_size, num_layers, embedding_size, dropout).
+    training/corpus.py for how each is read). config: the settings the recipe may choose may be
+    None (TrainConfig).
     resume: a checkpoint of the run to continue; its model, vocabulary, training configuration,
     reading options and bounds are used, except that bounds given in `config` (max_steps,
     max_time, epochs; any of them) replace its bounds. The corpus must be the one it was trained
@@ -132,13 +133,15 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
     progress: shown the run's progress (default: nothing is shown).
     should_stop: called between steps; when it returns True the run saves latest.npz (without an
     evaluation, so the record is the one an uninterrupted run writes) and returns interrupted.
+    model_options: ModelConfig's fields (cell, hidden_size, num_layers, embedding_size, dropout);
+    None, or a name left out, is not given.
     on_eval: called with each Evaluation. on_bytes: shown the bytes read of a large corpus file.
     encoding_errors, newline: how to read the corpus (default strict, keep; a resumed run's own).
     on_locked: called with the run directory once it is created and locked, before the first step
     (the CLI writes its copy of the default corpus there, after every check has passed).
-    open_fields: the fields of TrainConfig and ModelConfig the caller left open, which the default
-    recipe sets from the corpus and the budget (training/recipe.py; None: none, `config` and
-    `model_options` are used as they are). A resumed run keeps the settings it started with.
+    use_recipe: the settings left None in `config` and `model_options` follow the corpus and the
+    budget (training/recipe.py); False: they take the library defaults. A resumed run keeps the
+    settings it started with.
     on_recipe: told the recipe's line (what it chose and why) before the run starts.
     start_over: out_dir may hold an earlier run, whose files are moved aside into a previous-N
     folder there before the first step (without it, a new run there is refused; see
@@ -146,8 +149,8 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
     """
     # --- configuration and data -------------------------------------------------------------
     # Every problem with the inputs is found before the output directory is touched.
-    if resume is not None and init_from is not None:
-        raise CharlstmError("give --resume (continue a run) or --init-from (start one from weights), not both")
+    model_options = dict(model_options or {})
+    check_options({**model_options, "encoding_errors": encoding_errors, "newline": newline}, resume, init_from)
     out_dir = given_path(out_dir, "the output directory")       # never '' read as '.'
     check_start(out_dir, resume, start_over)          # again under the lock (RunDir), where it counts
     saved = load_checkpoint(resume) if resume is not None else None
@@ -159,17 +162,15 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
         config = resumed_config(saved_config, config)
         resuming = Resuming(str(resume), saved_corpus, saved.vocab)
     elif base is not None:
-        if model_options:
-            raise CharlstmError(f"the model's shape comes from {init_from}: --cell, --layers, --hidden, "
-                                "--embedding-size and --dropout do not apply with --init-from")
         config = replace(config, unit=base.vocab.unit)
         resuming = Resuming(str(init_from), None, base.vocab, fine_tune=True)
     reading = reading_options(encoding_errors, newline, saved_reading)
     progress = progress or Silent()
     # Sizes that cannot fit are refused before the corpus is read (the vocabulary's size is not
     # known yet: one symbol is the least it adds), and again below once it is.
-    given = {"hidden_size": 1, "num_layers": 1, "embedding_size": 0, **(model_options or {})}
-    check_training(1, given["hidden_size"], given["num_layers"], given["embedding_size"], config.batch_size,
+    least = {"hidden_size": 1, "num_layers": 1, "embedding_size": 0,
+             **{k: v for k, v in model_options.items() if v is not None}}
+    check_training(1, least["hidden_size"], least["num_layers"], least["embedding_size"], config.batch_size,
                    config.seq_length, itemsize=np.dtype(config.dtype).itemsize)
     check_held_text(config.sample_length, name="sample_length", samples_name=None,
                     what="the sample shown at each evaluation")
@@ -177,8 +178,9 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
                                                  config.min_count),
                        out_dir, resuming, progress=on_bytes, message=progress.message)
     recipe_line = ""
-    if open_fields is not None and saved is None:
-        config, model_options, recipe_line = _apply_recipe(data, config, model_options, open_fields, base is not None)
+    if saved is None:               # a resumed run's settings are in its checkpoint
+        config, model_options, recipe_line = recipe.settle(config, model_options, _train_symbols(data, config),
+                                                           fixed_model=base is not None, use_recipe=use_recipe)
     if saved is not None:
         vocab, model_config = saved.vocab, saved.config
     elif base is not None:
@@ -188,7 +190,7 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
             config = replace(config, unit=data.options.unit, min_count=data.options.min_count)
         vocab = data.vocab
         check_vocab(vocab, config.min_count, data.name)
-        model_config = ModelConfig(vocab_size=len(vocab), **(model_options or {}))
+        model_config = ModelConfig(vocab_size=len(vocab), **model_options)   # not replace(): E follows H
     if data.ids is not None:
         streams, val_ids = _split(data, config, vocab)
 
@@ -234,16 +236,10 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
             progress.close()
 
 
-def _apply_recipe(data, config: TrainConfig, model_options, open_fields, fixed_model: bool):
-    """(config, model options, the recipe's line): the default recipe's settings for the open
-    fields (training/recipe.py)."""
+def _train_symbols(data, config: TrainConfig) -> int:
+    """The symbols of the training split (a large file's are counted before it is encoded)."""
     symbols = len(data.ids) if data.ids is not None else int(data.record.get("symbols") or 0)
-    train_symbols = symbols - int(symbols * config.val_fraction)
-    given = {name for name in (*recipe.MODEL_FIELDS, *recipe.TRAIN_FIELDS) if name not in open_fields}
-    given |= set(model_options or {})
-    choice = recipe.choose(train_symbols, config.batch_size, config.seq_length, config.max_steps, config.max_time,
-                           config.epochs, given=given, fixed_model=fixed_model)
-    return replace(config, **choice.train), {**choice.model, **(model_options or {})}, choice.line()
+    return symbols - int(symbols * config.val_fraction)
 
 
 def _split(data, config: TrainConfig, vocab) -> tuple:

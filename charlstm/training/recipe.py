@@ -15,9 +15,10 @@ Evaluation is part of a time budget, so a short one evaluates less of the held-o
 often: the periodic estimate stops taking a noticeable share of the time.
 
 Every rule is a pure function of (symbols, budget, what was given), unit-tested, and `choose`
-reports in one line what it chose and why; an option the user gives is never changed, and a
-resumed run keeps the settings it started with (they are in its checkpoint, so nothing here is
-asked again).
+reports in one line what it chose and why. A setting not given is None (in TrainConfig and in the
+model's options); `settle` is the one place that gives each its value, the recipe's or the
+library default. An option the user gives is never changed, and a resumed run keeps the settings
+it started with (they are in its checkpoint, so nothing here is asked again).
 """
 
 from __future__ import annotations
@@ -92,9 +93,12 @@ def dropout_for(passes: float | None) -> float:
 
 
 def choose(train_symbols: int, batch_size: int, seq_length: int, max_steps=None, max_time=None, epochs=None,
-           given=frozenset(), fixed_model: bool = False) -> Choice:
-    """The settings for the fields not in `given` (a set of TrainConfig / ModelConfig field
-    names). fixed_model: the model's shape and dropout come from elsewhere (--init-from)."""
+           settings: dict | None = None, fixed_model: bool = False) -> Choice:
+    """Values for the settings of MODEL_FIELDS and TRAIN_FIELDS that are None in `settings` (or
+    absent from it): those are open, the others were given. fixed_model: the model's shape and
+    dropout come from elsewhere (--init-from)."""
+    settings = settings or {}
+    given = {name for name in (*MODEL_FIELDS, *TRAIN_FIELDS) if settings.get(name) is not None}
     model, train, reasons = {}, {}, []
     short = max_time is not None and max_time < SHORT_TIME_S and (max_steps is None and epochs is None)
     size = FULL
@@ -139,8 +143,22 @@ def choose(train_symbols: int, batch_size: int, seq_length: int, max_steps=None,
     return Choice(model=model, train=train, reasons=tuple(reasons))
 
 
+def settle(config, model_options: dict, train_symbols: int, fixed_model: bool = False, use_recipe: bool = True):
+    """(config, model options, the recipe's line): every setting left None in `config` (a
+    TrainConfig) and in `model_options` (ModelConfig's fields) gets its value, the recipe's when
+    use_recipe, else the library default (TrainConfig's; ModelConfig's, by leaving it out of the
+    model options returned)."""
+    given_model = {k: v for k, v in model_options.items() if v is not None}
+    if not use_recipe:
+        return config.filled(), given_model, ""
+    settings = {**model_options, **{name: getattr(config, name) for name in TRAIN_FIELDS}}
+    choice = choose(train_symbols, config.batch_size, config.seq_length, config.max_steps, config.max_time,
+                    config.epochs, settings=settings, fixed_model=fixed_model)
+    return config.filled(choice.train), {**choice.model, **given_model}, choice.line()
+
+
 def _times(passes: float) -> str:
     return f"{passes:,.0f}" if passes >= 10 else f"{passes:.2g}"
 
 
-__all__ = ["Choice", "choose", "budget_passes", "dropout_for", "FULL", "SMALL", "SPEED", "SHORT_TIME_S"]
+__all__ = ["Choice", "choose", "settle", "budget_passes", "dropout_for", "FULL", "SMALL", "SPEED", "SHORT_TIME_S"]

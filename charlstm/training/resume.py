@@ -20,12 +20,52 @@ from dataclasses import replace
 import numpy as np
 
 from charlstm.data.vocab import UNITS
-from charlstm.errors import CharlstmError
+from charlstm.errors import ArgumentError, CharlstmError
 from charlstm.training.config import TrainConfig
 from charlstm.validate import Fields
 
 BOUNDS = ("max_steps", "max_time", "epochs")
 READING_DEFAULTS = {"newline": "keep", "encoding_errors": "strict"}
+# What a run started from a checkpoint's weights takes from it, and what a data directory's
+# manifest says of how its text became symbols.
+FROM_WEIGHTS = ("cell", "num_layers", "hidden_size", "embedding_size", "dropout", "unit", "min_count")
+FROM_MANIFEST = ("unit", "min_count", "newline", "encoding_errors")
+
+
+def check_options(given: dict, resume=None, init_from=None, data_dir: bool = False) -> None:
+    """Options that would not apply are refused by name before anything is read. `given` maps
+    each option of the run (TrainConfig's fields, ModelConfig's, encoding_errors, newline) to its
+    value, None where it was not given. A resumed run keeps its own settings, so only new bounds
+    may be given; a run from a checkpoint's weights (init_from) takes its model and vocabulary
+    from them; a data directory was read into symbols once, as its manifest says."""
+    if resume is not None and init_from is not None:
+        raise CharlstmError("give --resume (continue a run) or --init-from (start a new one from its weights), "
+                            "not both")
+    named = [name for name, value in given.items() if value is not None]
+    if resume is not None:
+        refused = [name for name in named if name not in BOUNDS]
+        if refused:
+            raise ArgumentError(tuple(refused), "{name}: these come from the checkpoint when resuming (the run "
+                                "keeps its own settings); give only --max-steps, --max-time or --epochs, or start "
+                                f"a new run from the weights of {_literal(resume)} with --init-from")
+        return
+    if init_from is not None:
+        refused = [name for name in FROM_WEIGHTS if name in named]
+        if refused:
+            raise ArgumentError(tuple(refused), f"{{name}}: the model and its vocabulary come from "
+                                f"{_literal(init_from)} with --init-from")
+    if data_dir:
+        refused = [name for name in FROM_MANIFEST if name in named]
+        if refused:
+            one = len(refused) == 1
+            raise ArgumentError(tuple(refused), f"{{name}} {'comes' if one else 'come'} from the data directory's "
+                                "manifest when training on a data directory; encode the corpus again to change "
+                                f"{'it' if one else 'them'}")
+
+
+def _literal(path) -> str:
+    """A path inside a message template, its braces kept as they are."""
+    return str(path).replace("{", "{{").replace("}", "}}")
 
 
 def reading_options(encoding_errors: str | None, newline: str | None, saved: dict | None = None) -> dict:
@@ -117,4 +157,4 @@ def check_position(chunk: int, chunks_per_pass: int, name: str) -> None:
                             f"{chunks_per_pass:,} chunks; the checkpoint does not belong to this corpus")
 
 
-__all__ = ["BOUNDS", "reading_options", "read_record", "check_arrays", "resumed_config", "check_position"]
+__all__ = ["BOUNDS", "FROM_WEIGHTS", "FROM_MANIFEST", "check_options", "reading_options", "read_record", "check_arrays", "resumed_config", "check_position"]
