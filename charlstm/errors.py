@@ -1,8 +1,16 @@
 """The one exception type charlstm raises for problems a user can act on."""
 
+import contextlib
+
 
 class CharlstmError(Exception):
     """A problem with the user's input or files, with a one-line message that says what to do."""
+
+
+class CharlstmWarning(UserWarning):
+    """A result that is computed but may mislead (a figure on the model's own training text, a
+    corpus other than the model's): Python's warnings show it in a notebook, the CLI prints it as
+    one line."""
 
 
 class TextError(CharlstmError):
@@ -24,3 +32,19 @@ class ArgumentError(CharlstmError):
 
     def named(self, *names: str) -> str:
         return self.template.format(name=", ".join(names))
+
+
+def about(source, message: str) -> str:
+    """A message about a file (or an option) names it, once."""
+    return message if message.startswith(f"{source}:") else f"{source}: {message}"
+
+
+@contextlib.contextmanager
+def naming(source, checkpoint=None):
+    """Problems with the content of a text (a symbol the vocabulary lacks, too few symbols) name
+    where the text came from (a file, --prime) and the checkpoint whose vocabulary it is."""
+    try:
+        yield
+    except TextError as e:
+        suffix = f" ({checkpoint})" if checkpoint is not None and "vocabulary" in str(e) else ""
+        raise CharlstmError(about(source, str(e)) + suffix) from None

@@ -17,18 +17,8 @@ from __future__ import annotations
 
 from charlstm.api import Model
 from charlstm import validate
-from charlstm.errors import CharlstmError
+from charlstm.export.formats import torch_module
 from charlstm.files import require_regular_file
-
-
-def _impl():
-    """charlstm.export.torch_module, or one line saying how to install PyTorch."""
-    try:
-        import torch  # noqa: F401  (absolute: PyTorch itself, not this module)
-    except ImportError:
-        raise CharlstmError("PyTorch is not installed: pip install 'charlstm[torch]'") from None
-    from charlstm.export import torch_module
-    return torch_module
 
 
 def to_torch(model: Model, dtype=None):
@@ -38,7 +28,7 @@ def to_torch(model: Model, dtype=None):
     PyTorch's, (h, c) each (L, B, H) for the LSTM cells, h (L, B, H) for GRU and RNN. dtype:
     torch.float32 unless given (torch.float64 for checks).
     """
-    impl = _impl()
+    impl = torch_module()
     return impl.to_torch(model, impl.torch.float32 if dtype is None else dtype)
 
 
@@ -49,7 +39,7 @@ def from_torch(module, vocab, cell: str | None = None, dropout: float | None = N
     A bare state_dict gives its cell by its shapes except lstm/peephole (by the peephole keys);
     `cell` checks it, `dropout` sets the config's (0 unless given; a CharModel knows its own).
     """
-    params, config = _impl().read_module(module, len(vocab), cell=cell, dropout=dropout)
+    params, config = torch_module().read_module(module, len(vocab), cell=cell, dropout=dropout)
     return Model(params, config, vocab)
 
 
@@ -57,7 +47,7 @@ def save_torch(model: Model, path) -> None:
     """Write the model as a .pt file, atomically: {"format": "charlstm-torch", "version": 1,
     "config": {...}, "vocab": {...}, "state_dict": {...}} of plain values and CPU float32
     tensors, so torch.load(path, weights_only=True) reads it."""
-    _impl().write_pt(path, model.params, model.config, model.vocab)
+    torch_module().write_pt(path, model.params, model.config, model.vocab)
 
 
 def load_torch(path) -> Model:
@@ -65,7 +55,7 @@ def load_torch(path) -> Model:
     pickled Python objects is refused with one line). The file is looked at before PyTorch is
     imported: a name that does not exist is that, not a missing PyTorch."""
     require_regular_file(validate.path(path, "path"), "charlstm .pt file")
-    return Model(*_impl().read_pt(path))
+    return Model(*torch_module().read_pt(path))
 
 
 __all__ = ["to_torch", "from_torch", "save_torch", "load_torch"]

@@ -228,5 +228,17 @@ def rank_units(trace, feature, quantity: str = "all", top: int = 10,
     return ranked
 
 
+def ranking_record(feature: str, symbols: int, ranked: list[RankedUnit]) -> dict:
+    """The ranking as one JSON-ready object."""
+    return {"feature": feature, "symbols": symbols, "units": [r.to_dict() for r in ranked]}
+
+
+def ranking_lines(feature: str, symbols: int, ranked: list[RankedUnit]) -> list[str]:
+    """The ranking as a table of lines, each unit with the place where it peaks."""
+    return [f"{feature} over {symbols:,} symbols: the {len(ranked)} units that follow it best",
+            f"{'layer':>5} {'unit':>5} {'q':>2} {'r':>7}  example (the unit peaks at ⟦⟧)",
+            *(f"{r.layer:>5} {r.unit:>5} {r.quantity:>2} {r.correlation:>+7.3f}  {r.example}" for r in ranked)]
+
+
 __all__ = ["FEATURES", "feature_function", "feature_values", "RankedUnit", "correlations",
-           "example_text", "rank_units"]
+           "example_text", "rank_units", "ranking_record", "ranking_lines"]

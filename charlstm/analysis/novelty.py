@@ -34,10 +34,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from charlstm.data.datadir import is_data_dir, open_data_dir
 from charlstm.data.streams import release_pages
+from charlstm.data.text import read_text
 from charlstm.data.vocab import Vocab, split_symbols
 from charlstm.errors import CharlstmError
 from charlstm.interrupts import checkpoint
+from charlstm.validate import printable
 
 DEFAULT_NS = (10, 20, 30, 40, 50)
 BASE = 0x9E3779B97F4A7C15                  # odd, and its bits are well mixed
@@ -543,4 +546,49 @@ def _longest(index: CorpusIndex, samples, groups, first, pairs, max_pairs: int,
     return spans
 
 
-__all__ = ["DEFAULT_NS", "text_ids", "ngram_hashes", "CorpusIndex", "CopiedSpan", "Novelty", "novelty"]
+def corpus_index(path, encoding_errors: str = "strict") -> tuple[CorpusIndex, str]:
+    """(the index of a corpus to check samples against, what its n-grams count): a data directory
+    of any size, memory-mapped ("symbols"), or a text file read whole, up to 512 MiB
+    ("characters")."""
+    if is_data_dir(path):
+        return CorpusIndex.from_data_dir(open_data_dir(path)), "symbols"
+    return CorpusIndex.from_text(read_text(path, errors=encoding_errors, limit_option=None)), "characters"
+
+
+@dataclass
+class NoveltyReport:
+    """What `novelty` found for samples of a model, with how they were drawn and the corpus."""
+
+    samples: int
+    length: int
+    temperature: float
+    corpus: str
+    corpus_size: int          # its characters, or symbols for a data directory (`unit`)
+    unit: str
+    result: Novelty
+
+    def to_dict(self) -> dict:
+        return {"samples": self.samples, "length": self.length, "temperature": self.temperature,
+                "corpus_characters": self.corpus_size, "corpus_unit": self.unit, **self.result.to_dict()}
+
+    def lines(self) -> list[str]:
+        """The report as lines: the share of each n-gram length found, and the longest copy."""
+        result = self.result
+        lines = [f"{self.samples} samples of {self.length} symbols (temperature {self.temperature:g}) against "
+                 f"{self.corpus} ({self.corpus_size:,} {self.unit}):"]
+        for k, n in enumerate(result.ns):
+            share = result.share(n)
+            copied, total = int(result.copied[:, k].sum()), int(result.total[:, k].sum())
+            shown = "   –  " if share is None else f"{100 * share:5.1f} %"
+            lines.append(f"  {n:>3}-grams found in the corpus: {shown}  ({copied:,} of {total:,})")
+        span = result.longest
+        if span is None:
+            return [*lines, "  no symbol of the samples occurs in the corpus"]
+        at = f"{'character' if self.unit == 'characters' else 'symbol'} {span.corpus_offset:,}"
+        where = f"corpus {at}" if span.corpus_line is None else f"corpus line {span.corpus_line} ({at})"
+        return [*lines, f"  longest copied span: {span.length} {self.unit}, sample {span.sample + 1} at "
+                        f"{span.offset}, {where}:", f"    {printable(span.text)}"]
+
+
+__all__ = ["DEFAULT_NS", "text_ids", "ngram_hashes", "CorpusIndex", "CopiedSpan", "Novelty", "novelty",
+           "corpus_index", "NoveltyReport"]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from charlstm.analysis.pages import fill, read_page_file
 from charlstm.training.checkpoint import load_checkpoint
+from charlstm.training.heldout import warn_if_other_corpus
 from charlstm.data.text import read_text
 from charlstm.errors import CharlstmError
 from charlstm.files import read_bounded
@@ -187,10 +188,11 @@ def render_report(run_dir, corpus=None, title: str | None = None, ns=DEFAULT_NS,
                   encoding_errors: str = "strict") -> str:
     """The HTML report of a training run. corpus: the training text's path, for the novelty of
     the samples (default: RUN_DIR/corpus.txt when it exists; False: none), read with
-    `encoding_errors` (strict or replace)."""
+    `encoding_errors` (strict or replace). A corpus given that is not the one the run recorded
+    gives a CharlstmWarning: the copying figures are against it."""
     run_dir = Path(run_dir)
     records = read_metrics(run_dir)
-    corpus = run_corpus(run_dir, corpus)
+    given, corpus = corpus, run_corpus(run_dir, corpus)
     steps = [r["step"] for r in records]
     minutes = [r.get("elapsed_s", 0) / 60 for r in records]
     train_bpc = [r["train_loss"] / LN2 if r.get("train_loss") is not None else None for r in records]
@@ -247,6 +249,9 @@ def render_report(run_dir, corpus=None, title: str | None = None, ns=DEFAULT_NS,
                 f"<code>{html.escape(_one_line(span.text))}</code>")
             parts.append(f'<p class="copied">copied: {shares}<br>longest copied span: {longest}</p>')
         parts.append(f"<pre>{html.escape(samples[k]) or '(no sample)'}</pre></section>")
+    found = next((run_dir / name for name in CHECKPOINTS if (run_dir / name).is_file()), None)
+    if given and found is not None:
+        warn_if_other_corpus(found, load_checkpoint(found).train, given)
     return fill(read_page_file("report.html"), STYLE=read_page_file("report.css"), TITLE=html.escape(title),
                 BODY="\n".join(parts))
 

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from charlstm.data.datadir import head_text
 from charlstm.data.vocab import split_symbols
-from charlstm.errors import CharlstmError, TextError
+from charlstm.errors import CharlstmError, TextError, naming
 from charlstm.interrupts import checkpoint
 from charlstm.files import require_regular_file, write_atomically
 from charlstm.model import as_one_hot, forward, layer_values, zero_state
@@ -95,6 +96,12 @@ class Trace:
     def __repr__(self) -> str:
         return (f"Trace({len(self)} symbols, {self.num_layers} x {self.hidden_size} {self.cell} units, "
                 f"top {self.top_ids.shape[1]} candidates)")
+
+    def summary(self) -> str:
+        """One line: its symbols, units and the model's loss on them."""
+        mean = float(np.nanmean(self.loss)) if len(self) > 1 else float("nan")
+        return (f"{len(self):,} symbols, {self.num_layers} x {self.hidden_size} {self.cell} units, "
+                f"{mean / np.log(2):.3f} bits/char")
 
     def _repr_html_(self) -> str:
         """In a notebook, the trace shows as the page of `charlstm viz`, in a frame of its own."""
@@ -268,4 +275,14 @@ def trace(model, text: str, max_symbols: int = 20_000, chunk: int = 256, top: in
                  arrays=out, top_ids=top_ids, top_probs=top_probs, loss=loss, cell=config.cell)
 
 
-__all__ = ["Trace", "trace", "LSTM_QUANTITIES"]
+def trace_file(model, path, max_symbols: int = 20_000, chunk: int = 256, top: int = 5,
+               encoding_errors: str = "strict", checkpoint=None) -> Trace:
+    """`trace` over the start of a text file or a data directory (only its first max_symbols + 1
+    symbols are read). checkpoint: where the model came from, named in a message about a symbol
+    its vocabulary lacks."""
+    text = head_text(path, max_symbols + 1, model.vocab.unit, encoding_errors)
+    with naming(path, checkpoint):
+        return trace(model, text, max_symbols=max_symbols, chunk=chunk, top=top)
+
+
+__all__ = ["Trace", "trace", "trace_file", "LSTM_QUANTITIES"]

@@ -24,7 +24,9 @@ import json
 
 import numpy as np
 
+from charlstm import validate
 from charlstm.errors import CharlstmError
+from charlstm.analysis.features import rank_units
 from charlstm.analysis.pages import fill, read_page_file
 
 MAX_VALUES = 4_000_000
@@ -136,4 +138,18 @@ def render_frame(trace, height: int = 640, **options) -> str:
 
 
 
-__all__ = ["render_page", "render_frame", "page_data", "MAX_VALUES"]
+def feature_page(trace, feature_names=(), top: int = 10, layer: int | None = None, unit: int | None = None,
+                 quantity: str | None = None, title: str = "charlstm", max_values: int = MAX_VALUES) -> str:
+    """render_page with the units ranked by each feature offered in a list (features.rank_units),
+    starting on the best ranked unit unless a layer, unit or quantity is given (then on that
+    one: layer 0, unit 0, h where one of them is not given)."""
+    validate.whole(max_values, "--max-values", lo=1)
+    ranked = {name: rank_units(trace, name, top=top) for name in feature_names}
+    first = next((units[0] for units in ranked.values() if units), None)
+    if first is not None and layer is None and unit is None and quantity is None:
+        layer, unit, quantity = first.layer, first.unit, first.quantity
+    return render_page(trace, layer=layer or 0, unit=unit or 0, quantity=quantity or "h", ranked=ranked,
+                       title=title, max_values=max_values)
+
+
+__all__ = ["render_page", "render_frame", "feature_page", "page_data", "MAX_VALUES"]

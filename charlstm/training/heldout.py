@@ -12,13 +12,14 @@ corpus.txt or data/), checks it against the record, and cuts the held-out tail a
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from charlstm.data.datadir import ReadOptions, is_data_dir, open_data_dir
 from charlstm.data.streams import split_ids
-from charlstm.errors import CharlstmError
+from charlstm.errors import CharlstmError, CharlstmWarning
 from charlstm.files import require_regular_file
 from charlstm.training.corpus import RUN_DATA, Resuming, load_corpus
 from charlstm.training.resume import read_record
@@ -60,6 +61,23 @@ def difference(train: dict | None, path) -> str | None:
         return f"{size:,} bytes, the run's corpus {record['bytes']:,}"
     return f"the same size, other content: sha256 {str(digest).split(':')[-1][:12]}..., the run's " \
            f"{record['hash'].split(':')[-1][:12]}..."
+
+
+def warn_if_other_corpus(checkpoint, train: dict | None, corpus) -> None:
+    """Figures against a corpus (novelty, a report's copying) mean something only against the
+    one the model learnt from: a warning when the run recorded another."""
+    other = difference(train, corpus)
+    if other is not None:
+        warnings.warn(f"{corpus}: not the corpus {checkpoint} was trained on ({other}); the figures are "
+                      f"against {corpus}", CharlstmWarning, stacklevel=2)
+
+
+def warn_if_trained_on(checkpoint, train: dict | None, path) -> None:
+    """A loss measured on the run's own corpus is mostly on text it was trained on: a warning."""
+    if recorded(train) is not None and difference(train, path) is None:
+        warnings.warn(f"{path}: the corpus {checkpoint} was trained on, so most of it was seen in training and the "
+                      f"figure is lower than on new text; charlstm eval {checkpoint} --held-out measures the held-out "
+                      "part alone", CharlstmWarning, stacklevel=2)
 
 
 def run_corpus_path(checkpoint, train: dict | None) -> Path | None:
@@ -105,4 +123,4 @@ def held_out_ids(checkpoint, train: dict | None, vocab, corpus=None) -> tuple[np
     return val_ids, path
 
 
-__all__ = ["recorded", "difference", "run_corpus_path", "held_out_ids"]
+__all__ = ["recorded", "difference", "warn_if_other_corpus", "warn_if_trained_on", "run_corpus_path", "held_out_ids"]
