@@ -16,11 +16,17 @@ from pathlib import Path
 import numpy as np
 
 from charlstm import validate
+from charlstm.analysis import novelty as _novelty
+from charlstm.analysis.traces import Trace
+from charlstm.analysis.traces import trace_file as _trace_file
+from charlstm.data import corpus_files
+from charlstm.data.corpus_files import write_code_corpus, write_synth, write_tweets
 from charlstm.data.datadir import is_data_dir
 from charlstm.data.vocab import Vocab
 from charlstm.decoding.beam import BeamResult, beam_search
 from charlstm.decoding.sampling import generate, sample_texts
-from charlstm.errors import ArgumentError, CharlstmError
+from charlstm.errors import ArgumentError, CharlstmError, naming
+from charlstm.export import formats
 from charlstm.model import ModelConfig, init_params
 from charlstm.progress import ByteBar, ProgressBar, StopOnSignals
 from charlstm.training import loop as _train
@@ -30,7 +36,7 @@ from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
 from charlstm.training.config import TrainConfig
 from charlstm.training.corpus import default_corpus
 from charlstm.training.evaluation import evaluate_ids, evaluate_path, nats_to_bits
-from charlstm.training.heldout import held_out_ids
+from charlstm.training.heldout import held_out_ids, warn_if_other_corpus, warn_if_trained_on
 from charlstm.training.resume import check_options
 
 
@@ -159,14 +165,17 @@ def load(path) -> Model:
     return Model(ckpt.params, ckpt.config, ckpt.vocab)
 
 
-def evaluate(model: Model | str | Path, text: str | None = None, path=None, held_out: bool = False) -> dict:
+def evaluate(model: Model | str | Path, text: str | None = None, path=None, held_out: bool = False,
+             progress: bool = False, encoding_errors: str | None = None) -> dict:
     """Evaluate a model (or a checkpoint path) on text, or on a text file of any size or a data
-    directory (see Model.evaluate and Model.evaluate_file).
+    directory (see Model.evaluate and Model.evaluate_file; progress, encoding_errors: theirs). A
+    checkpoint evaluated on the corpus its run trained on gives a CharlstmWarning: most of that
+    text was seen in training.
 
     held_out=True: `model` is a training run's checkpoint path, evaluated on exactly the part of
     its corpus the run held out (path: the corpus, default the one the run recorded, or
-    corpus.txt or data/ beside the checkpoint; checked against the run's SHA-256 of it). The
-    result then names the corpus read ("corpus")."""
+    corpus.txt or data/ beside the checkpoint; checked against the run's SHA-256 of it), read as
+    the run read it. The result then names the corpus read ("corpus")."""
     held_out = validate.flag(held_out, "held_out")
     if held_out:
         if isinstance(model, Model) or text is not None:
@@ -174,14 +183,103 @@ def evaluate(model: Model | str | Path, text: str | None = None, path=None, held
                                 "path (a Model keeps no record of its corpus), and no text")
         checkpoint = validate.path(model, "model")
         ckpt = load_checkpoint(checkpoint)
+        if encoding_errors is not None:
+            raise ArgumentError("encoding_errors", "{name}: with --held-out the corpus is read as the run read it")
         ids, source = held_out_ids(checkpoint, ckpt.train, ckpt.vocab, validate.path(path, "path", optional=True))
         nats, n = evaluate_ids(ckpt.params, ckpt.config, ids, streams=1)
         return {"nats_per_char": nats, "bits_per_char": nats_to_bits(nats), "symbols": n, "corpus": str(source)}
+    checkpoint = None
     if not isinstance(model, Model):
-        model = load(validate.path(model, "model"))
+        checkpoint = validate.path(model, "model")
+        ckpt = load_checkpoint(checkpoint)
+        model = Model(ckpt.params, ckpt.config, ckpt.vocab)
     if (text is None) == (path is None):
         raise CharlstmError("give exactly one of text or path")
-    return model.evaluate(text) if path is None else model.evaluate_file(path)
+    if path is None:
+        return model.evaluate(text)
+    path = validate.path(path, "path")
+    if checkpoint is not None:
+        warn_if_trained_on(checkpoint, ckpt.train, path)
+    with naming(path, checkpoint):
+        return model.evaluate_file(path, progress=progress, encoding_errors=encoding_errors or "strict")
+
+
+def _model_and_record(model, name: str = "model"):
+    """(a Model, the checkpoint it came from, that checkpoint's training record) from a Model
+    (None, None: it keeps no record) or a checkpoint's path."""
+    if isinstance(model, Model):
+        return model, None, None
+    checkpoint = validate.path(model, name)
+    ckpt = load_checkpoint(checkpoint)
+    return Model(ckpt.params, ckpt.config, ckpt.vocab), checkpoint, ckpt.train
+
+
+def trace_file(model: Model | str | Path, path, max_symbols: int = 20_000, chunk: int = 256, top: int = 5,
+               encoding_errors: str = "strict") -> Trace:
+    """charlstm.trace over the start of a text file or a data directory (a model or a checkpoint's
+    path; only the first max_symbols + 1 symbols are read): every unit's quantities at every
+    symbol, and the model's next-symbol candidates."""
+    path = validate.path(path, "path")
+    model, checkpoint, _ = _model_and_record(model)
+    return _trace_file(model, path, max_symbols=max_symbols, chunk=chunk, top=top, encoding_errors=encoding_errors,
+                       checkpoint=checkpoint)
+
+
+def novelty(model: Model | str | Path, corpus, num_samples: int = 20, length: int = 500, temperature: float = 1.0,
+            seed: int = 0, encoding_errors: str = "strict") -> "_novelty.NoveltyReport":
+    """How much of what the model (or a checkpoint, by its path) writes occurs verbatim in the
+    corpus (a text file, read whole up to 512 MiB, or a data directory of any size): n-grams of
+    10 to 50 symbols, and the longest copied span. .lines() says it, .to_dict() is its record. A
+    checkpoint whose run trained on another corpus gives a CharlstmWarning."""
+    if num_samples < 1 or length < 1:
+        raise CharlstmError("--n-samples and --length must be at least 1")
+    validate.seed(seed)
+    corpus = validate.path(corpus, "corpus")
+    model, checkpoint, train = _model_and_record(model)
+    # The corpus is read (and a bad one refused) before any sampling is spent.
+    index, unit = _novelty.corpus_index(corpus, encoding_errors)
+    if checkpoint is not None:
+        warn_if_other_corpus(checkpoint, train, corpus)
+    samples = model.sample(length, temperature=temperature, num_samples=num_samples, seed=seed)
+    samples = [samples] if isinstance(samples, str) else samples
+    return _novelty.NoveltyReport(num_samples, length, temperature, str(corpus), len(index), unit,
+                                  _novelty.novelty(index, samples))
+
+
+def encode_corpus(inputs, output, ext=".txt", exclude=(), unit: str = "grapheme", newline: str = "keep",
+                  encoding_errors: str = "strict", min_count: int = 1, workers: int | None = None,
+                  force: bool = False, progress: bool = True) -> str:
+    """Encode a corpus once into a data directory (ids.npy, vocab.json, manifest.json) that train,
+    evaluate, trace and novelty read memory-mapped: inputs are text files, gzip files,
+    directories (their files ending in ext, comma-separated) or "-" for standard input. Returns
+    the line that says what it holds; progress: a bar of the bytes read."""
+    bar = ByteBar() if progress else None
+    try:
+        return corpus_files.encode_inputs(inputs, output, ext, exclude, unit=unit, newline=newline,
+                                          encoding_errors=encoding_errors, min_count=min_count, workers=workers,
+                                          force=force, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def export_model(model: Model | str | Path, path, format: str | None = None, precision: str = "float32",
+                 eval_text=None, title: str | None = None) -> list[str]:
+    """Write a model (or a checkpoint, by its path) in another form and return the lines that say
+    what was written: format "html" (one self-contained page that writes text in any browser,
+    offline), "torch" (a PyTorch .pt file) or "onnx"; default: from path's suffix (.html, .pt,
+    .onnx). precision (the page only): float32, float16 or int8 weights, whose cost in loss is
+    measured on the text of the file eval_text (default: a sample of the model's own) and given
+    as the last line; title: the page's. A checkpoint's page also shows its validation loss."""
+    path = validate.path(path, "path")
+    eval_text = validate.path(eval_text, "eval_text", optional=True)
+    # a format that cannot take the options given is refused before the checkpoint is read
+    format = formats.export_format(path, format, eval_text=eval_text, title=title)
+    bits = None
+    if not isinstance(model, Model):
+        ckpt = load_checkpoint(validate.path(model, "model"))
+        model, bits = Model(ckpt.params, ckpt.config, ckpt.vocab), formats.validation_bits(ckpt.train)
+    return formats.export(model, path, format, precision, eval_text=eval_text, title=title, bits_per_char=bits)
 
 
 # --- the door: every public function checks its arguments before any work --------------------------
@@ -323,3 +421,7 @@ def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text:
     model.out_dir = result.out_dir
     model.interrupted = result.interrupted
     return model
+
+
+__all__ = ["Model", "load", "train", "evaluate", "trace_file", "novelty", "export_model", "encode_corpus",
+           "write_code_corpus", "write_tweets", "write_synth", "CELL_NAMES"]

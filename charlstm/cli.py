@@ -1,13 +1,14 @@
-"""The `charlstm` command: click commands over the Python API.
+"""The `charlstm` command: a thin shell over the Python API.
 
-This is the only module that prints or exits. Every CharlstmError (and every OS error the library
-did not anticipate) becomes one line on stderr and exit status 1; no traceback reaches the user.
+Each command maps its options to a call a notebook can make (charlstm.api and the packages below
+it) and prints what comes back; an option not given is None, as in the API. This is the only
+module that prints or exits. Every CharlstmError (and every OS error the library did not
+anticipate) becomes one line on stderr and exit status 1, every CharlstmWarning one warning line;
+no traceback reaches the user.
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
 import errno
 import functools
 import io
@@ -19,22 +20,18 @@ import warnings
 from pathlib import Path
 
 import click
-import numpy as np
 
 from charlstm import api, validate
 from charlstm.analysis import synth_check
 from charlstm.data import corpora
-from charlstm.data.blocks import list_inputs
-from charlstm.data.datadir import ReadOptions, head_text, is_data_dir, open_data_dir
-from charlstm.data.encode import encode_corpus, human_bytes
-from charlstm.data.text import read_text
+from charlstm.data.datadir import ReadOptions
+from charlstm.data.encode import human_bytes
 from charlstm.decoding.sampling import MAX_SAMPLES, check_held_text
-from charlstm.errors import ArgumentError, CharlstmError, TextError
+from charlstm.errors import ArgumentError, CharlstmError, CharlstmWarning, naming
+from charlstm.export.formats import summary
 from charlstm.interrupts import raising_on_signals
 from charlstm.files import check_output, given_path, write_text
 from charlstm.nn.cells import CELLS
-from charlstm.progress import ByteBar
-from charlstm.training import heldout as _heldout
 from charlstm.training import recipe as _recipe
 from charlstm.training.config import DEFAULT_EPOCHS, TrainConfig
 from charlstm.training.corpus import DEFAULT_CORPUS
@@ -56,6 +53,9 @@ class _Group(click.Group):
             # numpy's numeric warnings (a mean of nothing, an overflow handled right after) are not
             # messages for the user; every real problem is a CharlstmError.
             warnings.simplefilter("ignore", RuntimeWarning)
+            # the library's warnings about a result (CharlstmWarning) are one line each, every time
+            warnings.simplefilter("always", CharlstmWarning)
+            warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
             try:
                 result = super().main(*args, **kwargs)
                 code = None
@@ -220,6 +220,13 @@ def _warn(message: str):
     click.echo(one_line(f"charlstm: warning: {message}"), err=True)
 
 
+def _show_warning(show_other, message, category, *args, **kwargs):
+    if issubclass(category, CharlstmWarning):
+        _warn(str(message))
+    else:
+        show_other(message, category, *args, **kwargs)
+
+
 def _fail(message: str):
     click.echo(one_line(f"charlstm: error: {message}"), err=True)
     sys.exit(EXIT_ERROR)
@@ -375,30 +382,13 @@ def train(corpus, out_dir, quiet, **options):
         sys.exit(EXIT_INTERRUPTED)
 
 
-def _about(path, message: str) -> str:
-    """A message about a file names the file (once)."""
-    return message if message.startswith(f"{path}:") else f"{path}: {message}"
-
-
-@contextlib.contextmanager
-def _naming(source, checkpoint=None):
-    """Problems with the content of a text (a symbol the vocabulary lacks, too few symbols) name
-    where the text came from (a file, --prime) and the checkpoint whose vocabulary it is."""
-    try:
-        yield
-    except TextError as e:
-        suffix = f" ({checkpoint})" if checkpoint is not None and "vocabulary" in str(e) else ""
-        raise CharlstmError(_about(source, str(e)) + suffix) from None
-
-
-def _encoding_errors_option(what: str):
+def _encoding_errors_option(what: str, unset: bool = False):
+    """unset: None when not given (shown as strict), for a command where giving it can be refused."""
+    help = f"replace: bytes of {what} that are not UTF-8 read as U+FFFD."
+    if unset:
+        return _unset("--encoding-errors", type=click.Choice(["strict", "replace"]), shown="strict", help=help)
     return click.option("--encoding-errors", type=click.Choice(["strict", "replace"]), default="strict",
-                        show_default=True, help=f"replace: bytes of {what} that are not UTF-8 read as U+FFFD.")
-
-
-def _read(path: Path, encoding_errors: str = "strict") -> str:
-    """A text file a command reads (not a training corpus): capped at MAX_TEXT_BYTES."""
-    return read_text(path, errors=encoding_errors, limit_option=None)
+                        show_default=True, help=help)
 
 
 # --- sample ------------------------------------------------------------------------------------
@@ -436,7 +426,7 @@ def sample(ctx, checkpoint, length, temperature, prime, seed, top_k, top_p, num_
             raise CharlstmError(f"--beam searches the model's own probabilities: {', '.join(given)} "
                                 f"{'does' if len(given) == 1 else 'do'} not apply")
         model = api.load(checkpoint)
-        with _naming("--prime", checkpoint):
+        with naming("--prime", checkpoint):
             results = model.beam_search(beam, length=length, prime=prime, stop=stop, num_results=num_samples,
                                         length_penalty=length_penalty)
         for text in results:
@@ -447,7 +437,7 @@ def sample(ctx, checkpoint, length, temperature, prime, seed, top_k, top_p, num_
     model = api.load(checkpoint)
     stream = model.generate(length=length, temperature=temperature, prime=prime, top_k=top_k, top_p=top_p,
                             num_samples=num_samples, stop=stop, seed=seed)
-    with _naming("--prime", checkpoint):
+    with naming("--prime", checkpoint):
         stream = _first_item_read(stream)      # the prime is encoded and read before the first item
     out = sys.stdout
     if num_samples == 1:
@@ -502,30 +492,21 @@ def _unescape(option: str, value: str | None) -> str | None:
                    "or corpus.txt or data/ beside CHECKPOINT] must be that corpus (checked by its SHA-256).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bar (one is shown for a long FILE).")
-@_encoding_errors_option("FILE")
-@click.pass_context
-def eval_command(ctx, checkpoint, file, held_out, as_json, quiet, encoding_errors):
+@_encoding_errors_option("FILE", unset=True)
+def eval_command(checkpoint, file, held_out, as_json, quiet, encoding_errors):
     """Mean cross-entropy of FILE under the model: each symbol predicted from all before it.
 
     FILE is a text file of any size or a data directory (`charlstm corpus encode`), read block by
     block; the figure is exact either way. FILE that is the model's own training corpus is
     measured with a warning (most of it was trained on); --held-out measures the part that was not."""
-    ckpt = _load_checkpoint(checkpoint)
-    model = api.Model(ckpt.params, ckpt.config, ckpt.vocab)
     if held_out:
-        if ctx.get_parameter_source("encoding_errors") == click.core.ParameterSource.COMMANDLINE:
-            raise CharlstmError("--encoding-errors: with --held-out the corpus is read as the run read it")
-        result = api.evaluate(checkpoint, path=file, held_out=True)
+        result = api.evaluate(checkpoint, path=file, held_out=True, encoding_errors=encoding_errors)
         click.echo(f"{result.pop('corpus')}: the held-out {result['symbols'] + 1:,} symbols", err=True)
     else:
         if file is None:
             raise CharlstmError("give a FILE to evaluate, or --held-out for the run's held-out split")
-        if _heldout.recorded(ckpt.train) is not None and _heldout.difference(ckpt.train, file) is None:
-            _warn(f"{file}: the corpus {checkpoint} was trained on, so most of it was seen in training and the "
-                  f"figure is lower than on new text; charlstm eval {checkpoint} --held-out measures the held-out "
-                  "part alone")
-        with _naming(file, checkpoint):
-            result = model.evaluate_file(file, progress=not quiet and _is_long(file), encoding_errors=encoding_errors)
+        result = api.evaluate(checkpoint, path=file, progress=not quiet and _is_long(file),
+                              encoding_errors=encoding_errors)
     if as_json:
         click.echo(json.dumps(result))
     else:
@@ -561,19 +542,8 @@ def corpus():
 @_writes("output", ("directory",), "corpus")
 def code(directory, python_stdlib, ext, max_bytes, max_file_bytes, exclude, no_headers, output):
     """Concatenate a source tree into one corpus file."""
-    if python_stdlib == (directory is not None):
-        raise CharlstmError("give a DIRECTORY or --python-stdlib (one of them)")
-    if python_stdlib:
-        text, summary = corpora.build_stdlib_corpus(max_bytes=max_bytes)
-    else:
-        exts = tuple(e.strip() for e in ext.split(",") if e.strip())
-        text, summary = corpora.build_code_corpus(directory, exts=exts, max_bytes=max_bytes,
-                                                  max_file_bytes=max_file_bytes, exclude=exclude,
-                                                  headers=not no_headers)
-    write_text(output, text)
-    skipped = ", ".join(f"{k} {v}" for k, v in summary.items() if k not in ("files_read", "bytes") and v)
-    click.echo(f"{output}: {summary['files_read']} files, {summary['bytes']:,} bytes"
-               + (f"; skipped: {skipped}" if skipped else ""), err=True)
+    click.echo(api.write_code_corpus(output, directory, python_stdlib, ext=ext, max_bytes=max_bytes,
+                                     max_file_bytes=max_file_bytes, exclude=exclude, headers=not no_headers), err=True)
 
 
 @corpus.command()
@@ -601,27 +571,9 @@ def encode(inputs, output, ext, exclude, unit, newline, encoding_errors, min_cou
     - for standard input. train, eval, trace, neurons, viz and novelty read the directory
     memory-mapped, in memory that does not grow with the corpus.
     """
-    exts = tuple(e.strip() for e in ext.split(",") if e.strip())
-    found = list_inputs(inputs, exts or (".txt",), exclude)
-    options = ReadOptions(unit=unit, newline=newline, encoding_errors=encoding_errors, min_count=min_count)
-    bar = None if quiet else ByteBar()
-    try:
-        counted = encode_corpus(found, output, options, progress=bar, workers=workers, force=force)
-    finally:
-        if bar is not None:
-            bar.close()
-    click.echo(f"{output}: {counted.symbols:,} symbols ({np.dtype(counted.vocab.dtype).name}, "
-               f"{len(counted.vocab)} distinct) from {len(found)} input{'s' if len(found) > 1 else ''} of "
-               f"{human_bytes(counted.size)}; {counted.hash[:19]}...", err=True)
-
-
-def _date(value):
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise CharlstmError(f"not a date (use YYYY-MM-DD): {value}") from None
+    click.echo(api.encode_corpus(inputs, output, ext, exclude, unit=unit, newline=newline,
+                                 encoding_errors=encoding_errors, min_count=min_count, workers=workers, force=force,
+                                 progress=not quiet), err=True)
 
 
 @corpus.command()
@@ -635,12 +587,8 @@ def _date(value):
 @_writes("output", ("files",), "corpus")
 def tweets(files, output, text_field, keep_retweets, urls, since, until):
     """Turn tweet archives (tweets.js, JSON, JSON Lines, CSV; gzip too) into one tweet per line."""
-    lines, summary = corpora.read_tweets(list(files), text_field=text_field, keep_retweets=keep_retweets,
-                                         urls=urls, since=_date(since), until=_date(until))
-    write_text(output, "".join(line + "\n" for line in lines))
-    dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items() if v) or "none"
-    click.echo(f"{output}: read {summary['read']} tweets, kept {summary['kept']}; dropped: {dropped}; "
-               f"{summary['distinct_symbols']} distinct symbols", err=True)
+    click.echo(api.write_tweets(files, output, text_field=text_field, keep_retweets=keep_retweets, urls=urls,
+                                since=since, until=until), err=True)
 
 
 @corpus.command()
@@ -652,9 +600,7 @@ def tweets(files, output, text_field, keep_retweets, urls, since, until):
 @_writes("output", (), "corpus")
 def synth(task, output, n_lines, max_n, seed):
     """A synthetic language, one example a line: counting, selective, remember, copy."""
-    lines = corpora.synth_lines(task, n_lines, max_n=max_n, rng=validate.seed(seed))
-    write_text(output, "".join(line + "\n" for line in lines))
-    click.echo(f"{output}: {len(lines)} lines of {task}", err=True)
+    click.echo(api.write_synth(task, output, n_lines, max_n=max_n, seed=seed), err=True)
 
 
 # --- check -------------------------------------------------------------------------------------
@@ -684,7 +630,6 @@ def check(task, checkpoint, n_lines, temperature, max_n, context, max_length, se
 
 from charlstm.analysis import features as _features  # noqa: E402
 from charlstm.analysis import traces as _traces  # noqa: E402
-from charlstm.analysis import novelty as _novelty  # noqa: E402
 from charlstm.analysis import report as _report  # noqa: E402
 from charlstm.analysis import viz as _viz  # noqa: E402
 
@@ -693,21 +638,11 @@ _QUANTITIES = tuple(dict.fromkeys(q for cell in CELLS.values() for q in cell.qua
 
 
 def _load_trace(checkpoint: Path, file: Path, max_symbols: int, encoding_errors: str) -> "_traces.Trace":
+    """FILE's trace: the one saved in it (a .npz of `charlstm trace`; CHECKPOINT is not read), or
+    CHECKPOINT's over its start."""
     if file.suffix == ".npz":
         return _traces.Trace.load(file)
-    model = api.load(checkpoint)
-    text = head_text(file, max_symbols + 1, model.vocab.unit, encoding_errors)
-    with _naming(file, checkpoint):
-        return _traces.trace(model, text, max_symbols=max_symbols)
-
-
-def _warn_other_corpus(checkpoint, train, corpus) -> None:
-    """Figures against a corpus (novelty, a report's copying) mean something only against the
-    one the model learnt from: one warning line when the run recorded another."""
-    difference = _heldout.difference(train, corpus)
-    if difference is not None:
-        _warn(f"{corpus}: not the corpus {checkpoint} was trained on ({difference}); the figures are "
-              f"against {corpus}")
+    return api.trace_file(checkpoint, file, max_symbols=max_symbols, encoding_errors=encoding_errors)
 
 
 def _write_page(path: Path, page: str) -> None:
@@ -727,14 +662,10 @@ def _write_page(path: Path, page: str) -> None:
 def trace_command(checkpoint, file, output, max_symbols, chunk, top, encoding_errors):
     """Record every unit's quantities (h, c and the gates) at every symbol of FILE (a text file or
     a data directory; only its start is read)."""
-    model = api.load(checkpoint)
-    text = head_text(file, max_symbols + 1, model.vocab.unit, encoding_errors)
-    with _naming(file, checkpoint):
-        t = _traces.trace(model, text, max_symbols=max_symbols, chunk=chunk, top=top)
+    t = api.trace_file(checkpoint, file, max_symbols=max_symbols, chunk=chunk, top=top,
+                       encoding_errors=encoding_errors)
     t.save(output)
-    mean = float(np.nanmean(t.loss)) if len(t) > 1 else float("nan")
-    click.echo(f"{output}: {len(t):,} symbols, {t.num_layers} x {t.hidden_size} {t.cell} units, "
-               f"{mean / np.log(2):.3f} bits/char", err=True)
+    click.echo(f"{output}: {t.summary()}", err=True)
 
 
 @main.command()
@@ -758,13 +689,10 @@ def neurons(checkpoint, file, feature, top, quantity, layer, max_symbols, as_jso
     t = _load_trace(checkpoint, file, max_symbols, encoding_errors)
     ranked = _features.rank_units(t, feature, quantity=quantity, top=top, layer=layer)
     if as_json:
-        click.echo(json.dumps({"feature": feature, "symbols": len(t),
-                               "units": [r.to_dict() for r in ranked]}, ensure_ascii=False))
+        click.echo(json.dumps(_features.ranking_record(feature, len(t), ranked), ensure_ascii=False))
         return
-    click.echo(f"{feature} over {len(t):,} symbols: the {len(ranked)} units that follow it best")
-    click.echo(f"{'layer':>5} {'unit':>5} {'q':>2} {'r':>7}  example (the unit peaks at ⟦⟧)")
-    for r in ranked:
-        click.echo(f"{r.layer:>5} {r.unit:>5} {r.quantity:>2} {r.correlation:>+7.3f}  {r.example}")
+    for line in _features.ranking_lines(feature, len(t), ranked):
+        click.echo(line)
 
 
 @main.command()
@@ -793,12 +721,8 @@ def viz(checkpoint, file, output, layer, unit, quantity, feature_names, top, max
     """
     validate.whole(max_values, "--max-values", lo=1)
     t = _load_trace(checkpoint, file, max_symbols, encoding_errors)
-    ranked = {name: _features.rank_units(t, name, top=top) for name in feature_names}
-    first = next((units[0] for units in ranked.values() if units), None)
-    if first is not None and layer is None and unit is None and quantity is None:
-        layer, unit, quantity = first.layer, first.unit, first.quantity
-    page = _viz.render_page(t, layer=layer or 0, unit=unit or 0, quantity=quantity or "h", ranked=ranked,
-                            title=title or f"charlstm · {file.name}", max_values=max_values)
+    page = _viz.feature_page(t, feature_names, top=top, layer=layer, unit=unit, quantity=quantity,
+                             title=title or f"charlstm · {file.name}", max_values=max_values)
     _write_page(output, page)
 
 
@@ -812,12 +736,7 @@ def viz(checkpoint, file, output, layer, unit, quantity, feature_names, top, max
 @_writes("output", lambda p: _report.run_inputs(p["run_dir"], p["corpus"]), "page")
 def report(run_dir, output, corpus, title, encoding_errors):
     """Write a training run's curves, learning rate and samples as one HTML page."""
-    page = _report.render_report(run_dir, corpus=corpus, title=title, encoding_errors=encoding_errors)
-    if corpus is not None:
-        found = next((run_dir / name for name in _report.CHECKPOINTS if (run_dir / name).is_file()), None)
-        if found is not None:
-            _warn_other_corpus(found, _load_checkpoint(found).train, corpus)
-    _write_page(output, page)
+    _write_page(output, _report.render_report(run_dir, corpus=corpus, title=title, encoding_errors=encoding_errors))
 
 
 @main.command()
@@ -834,133 +753,17 @@ def novelty(checkpoint, corpus, num_samples, length, temperature, seed, as_json,
 
     CORPUS is a text file (read whole, up to 512 MiB) or a data directory of any size (read
     memory-mapped; n-grams then count its symbols)."""
-    if num_samples < 1 or length < 1:
-        raise CharlstmError("--n-samples and --length must be at least 1")
-    validate.seed(seed)
-    ckpt = _load_checkpoint(checkpoint)
-    model = api.Model(ckpt.params, ckpt.config, ckpt.vocab)
-    # The corpus is read (and a bad one refused) before any sampling is spent.
-    if is_data_dir(corpus):         # memory-mapped, whatever its size; n-grams of its symbols
-        index, unit = _novelty.CorpusIndex.from_data_dir(open_data_dir(corpus)), "symbols"
-    else:
-        index, unit = _novelty.CorpusIndex.from_text(_read(corpus, encoding_errors)), "characters"
-    _warn_other_corpus(checkpoint, ckpt.train, corpus)
-    samples = model.sample(length, temperature=temperature, num_samples=num_samples, seed=seed)
-    samples = [samples] if isinstance(samples, str) else samples
-    result = _novelty.novelty(index, samples)
+    found = api.novelty(checkpoint, corpus, num_samples=num_samples, length=length, temperature=temperature,
+                        seed=seed, encoding_errors=encoding_errors)
     if as_json:
-        click.echo(json.dumps({"samples": num_samples, "length": length, "temperature": temperature,
-                               "corpus_characters": len(index), "corpus_unit": unit, **result.to_dict()},
-                              ensure_ascii=False))
+        click.echo(json.dumps(found.to_dict(), ensure_ascii=False))
         return
-    click.echo(f"{num_samples} samples of {length} symbols (temperature {temperature:g}) against {corpus} "
-               f"({len(index):,} {unit}):")
-    for n in result.ns:
-        share = result.share(n)
-        copied, total = int(result.copied[:, result.ns.index(n)].sum()), int(result.total[:, result.ns.index(n)].sum())
-        shown = "   –  " if share is None else f"{100 * share:5.1f} %"
-        click.echo(f"  {n:>3}-grams found in the corpus: {shown}  ({copied:,} of {total:,})")
-    span = result.longest
-    if span is None:
-        click.echo("  no symbol of the samples occurs in the corpus")
-    else:
-        shown = validate.printable(span.text)
-        at = f"{'character' if unit == 'characters' else 'symbol'} {span.corpus_offset:,}"
-        where = f"corpus {at}" if span.corpus_line is None else f"corpus line {span.corpus_line} ({at})"
-        click.echo(f"  longest copied span: {span.length} {unit}, sample {span.sample + 1} at {span.offset}, "
-                   f"{where}:")
-        click.echo(f"    {shown}")
+    for line in found.lines():
+        click.echo(line)
 
 
 # --- export and import ------------------------------------------------------------------------
-# A trained model in another form. Each format is one writer in EXPORTERS,
-#     writer(checkpoint, output, precision, **options) -> lines for stderr
-# (checkpoint: a loaded training.checkpoint.Checkpoint), so another format is one function and one
-# entry; EXPORT_OPTIONS names the options (eval_text, title) it reads, and one it does not read is
-# refused rather than dropped. Precisions are checked by the writer: formats support different ones.
-# Every writer reads and checks all its inputs before it writes, atomically: on any error nothing
-# is written. `import` reads a charlstm .pt file (written by
-# `export --format torch` or charlstm.torch.save_torch) back into a checkpoint.
-
-from charlstm.export import page as _page  # noqa: E402
-from charlstm.export import quantize as _quantize  # noqa: E402
-from charlstm.training.checkpoint import load_checkpoint as _load_checkpoint  # noqa: E402
-from charlstm.training.evaluation import nats_to_bits as _nats_to_bits  # noqa: E402
-
-EVAL_SYMBOLS = 20_000    # at most this many symbols of --eval-text measure a precision's loss
-SELF_SAMPLE = 2_000      # without --eval-text: this long a sample of the model itself (seed 0)
-
-
-def _validation_bits(ckpt) -> float | None:
-    """The training record's best validation loss, in bits per symbol, if it has one."""
-    best = ((ckpt.train or {}).get("progress") or {}).get("best_val")
-    if isinstance(best, (int, float)) and not isinstance(best, bool) and np.isfinite(best):
-        return _nats_to_bits(float(best))
-    return None
-
-
-def _precision_effect(model, precision: str, eval_text: Path | None) -> str:
-    """One line: the loss of a held-in text with float32 weights and with `precision`'s."""
-    if eval_text is not None:
-        with _naming(eval_text):
-            ids = model.vocab.encode(read_text(eval_text), unknown="unk")[:EVAL_SYMBOLS]
-        source = f"{eval_text}"
-    else:
-        # text the model holds by construction: the increase is then close to how far the
-        # quantized model's predictions drift from the float32 ones
-        ids = model.vocab.encode(model.sample(SELF_SAMPLE, temperature=1.0, seed=0), unknown="unk")
-        source = "a sample of the model itself (seed 0; --eval-text FILE to choose)"
-    effect = _quantize.loss_effect(model.params, model.config, ids, precision)
-    return (f"{precision} weights: {effect['float32']:.4f} -> {effect[precision]:.4f} bits/char "
-            f"({effect['increase']:+.5f}) on {effect['symbols']:,} symbols of {source}")
-
-
-def _export_html(ckpt, output: Path, precision: str, eval_text: Path | None = None,
-                 title: str | None = None) -> list[str]:
-    _quantize.check_precision(precision)
-    if eval_text is not None and precision == "float32":
-        raise CharlstmError("--eval-text measures what --precision float16 or int8 costs; float32 weights are "
-                            "the model's own, so there is nothing to measure: leave it out or give a --precision")
-    model = api.Model(ckpt.params, ckpt.config, ckpt.vocab)
-    bits = _validation_bits(ckpt)
-    # --eval-text is read (and a bad one refused) before the page is written
-    effect = [_precision_effect(model, precision, eval_text)] if precision != "float32" else []
-    size = _page.export_page(model, output, precision, bits_per_char=bits, title=title or f"charlstm · {output.stem}")
-    return [f"{output}: {human_bytes(size)}, {_page.describe(model, precision, bits)}; open it in a browser", *effect]
-
-
-def _only_float32(fmt: str, precision: str) -> None:
-    if precision != "float32":
-        raise CharlstmError(f"--precision {precision} is for --format html; {fmt} keeps the weights in float32")
-
-
-def _export_torch(ckpt, output: Path, precision: str) -> list[str]:
-    _only_float32("torch", precision)
-    from charlstm.torch import save_torch
-    model = api.Model(ckpt.params, ckpt.config, ckpt.vocab)
-    save_torch(model, output)
-    return [f"{output}: {_describe(model)}; PyTorch file: load it with charlstm.torch.load_torch or "
-            "torch.load(path, weights_only=True)"]
-
-
-def _export_onnx(ckpt, output: Path, precision: str) -> list[str]:
-    _only_float32("onnx", precision)
-    from charlstm.onnx import save_onnx
-    model = api.Model(ckpt.params, ckpt.config, ckpt.vocab)
-    save_onnx(model, output)
-    return [f"{output}: {_describe(model)}; ONNX model (opset 17): inputs ids [T, B], h0 [, c0]; "
-            "outputs logits [T, B, V], hT [, cT]"]
-
-
-def _describe(model) -> str:
-    c = model.config
-    return f"{c.num_layers} x {c.hidden_size} {c.cell}, {c.vocab_size} symbols"
-
-
-EXPORTERS: dict = {"html": _export_html, "torch": _export_torch, "onnx": _export_onnx}
-EXPORT_OPTIONS = {"html": ("eval_text", "title"), "torch": (), "onnx": ()}
-EXPORT_SUFFIXES = {".html": "html", ".htm": "html", ".pt": "torch", ".pth": "torch", ".onnx": "onnx"}
-
+# A trained model in another form (charlstm/export/formats.py holds the formats), and back.
 
 @main.command(name="export")
 @click.argument("checkpoint", type=PATH)
@@ -977,21 +780,8 @@ EXPORT_SUFFIXES = {".html": "html", ".htm": "html", ".pt": "torch", ".pth": "tor
 @_writes("output", ("checkpoint", "eval_text"))
 def export_command(checkpoint, output, fmt, precision, eval_text, title):
     """Write CHECKPOINT in another form: a page that writes text in the browser, PyTorch or ONNX."""
-    if fmt is None:
-        fmt = EXPORT_SUFFIXES.get(output.suffix.lower())
-        if fmt is None:
-            raise CharlstmError(f"{output}: cannot tell the format from the suffix; give --format "
-                                f"({', '.join(EXPORTERS)})")
-    writer = EXPORTERS.get(fmt)
-    if writer is None:
-        raise CharlstmError(f"unknown format {fmt!r}: use one of {', '.join(EXPORTERS)}")
-    given = {name: value for name, value in {"eval_text": eval_text, "title": title}.items() if value is not None}
-    unused = [f"--{name.replace('_', '-')}" for name in given if name not in EXPORT_OPTIONS[fmt]]
-    if unused:
-        raise CharlstmError(f"{', '.join(unused)}: not used by --format {fmt} (only by html); leave "
-                            f"{'it' if len(unused) == 1 else 'them'} out")
-    ckpt = _load_checkpoint(checkpoint)
-    for line in writer(ckpt, output, precision, **given):
+    for line in api.export_model(checkpoint, output, format=fmt, precision=precision, eval_text=eval_text,
+                                 title=title):
         click.echo(line, err=True)
 
 
@@ -1004,5 +794,4 @@ def import_command(model_file, output):
     from charlstm.torch import load_torch
     model = load_torch(model_file)
     model.save(output)
-    c = model.config
-    click.echo(f"{output}: {c.num_layers} x {c.hidden_size} {c.cell}, {c.vocab_size} symbols", err=True)
+    click.echo(f"{output}: {summary(model.config)}", err=True)
