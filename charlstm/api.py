@@ -394,24 +394,23 @@ def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text:
     reading = {k: loop_options.get(k) for k in ("encoding_errors", "newline")}
     check_options({**model_options, **train_options, **reading}, resume, loop_options.get("init_from"),
                   data_dir=corpus is not None and resume is None and Path(corpus).is_dir())
-    if corpus is None and text is None:
-        corpus, text, loop_options["on_locked"] = default_corpus(out_dir, say=_say)
     given = {k: v for k, v in train_options.items() if v is not None}
     use_recipe = recipe and config is None
     if config is None:      # the recipe's settings not given stay None until the loop settles them
         config = TrainConfig(**{**dict.fromkeys(_recipe.TRAIN_FIELDS), **given})
     elif given:
         config = replace(config, **given)
+    if corpus is None and text is None:
+        corpus, text, loop_options["on_locked"] = default_corpus(out_dir, say=_say)
     with (StopOnSignals() if stop_on_interrupt else contextlib.nullcontext(None)) as stop:
         should_stop = loop_options.pop("should_stop", None) or stop
         bytes_bar = ByteBar() if progress else None
+        show = progress if show_recipe is None else show_recipe
         try:
-            result = _train.train(corpus, out_dir, config,
-                                  model_options=model_options,
-                                  text=text, resume=resume, progress=ProgressBar() if progress else None,
-                                  should_stop=should_stop, on_eval=on_eval, on_bytes=bytes_bar,
-                                  use_recipe=use_recipe, on_recipe=_say if (progress if show_recipe is None else show_recipe) else None,
-                                  say=_say, **loop_options)
+            result = _train.train(corpus, out_dir, config, model_options=model_options, text=text, resume=resume,
+                                  progress=ProgressBar() if progress else None, should_stop=should_stop,
+                                  on_eval=on_eval, on_bytes=bytes_bar, use_recipe=use_recipe,
+                                  on_recipe=_say if show else None, say=_say, **loop_options)
         finally:
             if bytes_bar is not None:
                 bytes_bar.close()

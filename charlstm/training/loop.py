@@ -150,7 +150,9 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
     # --- configuration and data -------------------------------------------------------------
     # Every problem with the inputs is found before the output directory is touched.
     model_options = dict(model_options or {})
-    check_options({**model_options, "encoding_errors": encoding_errors, "newline": newline}, resume, init_from)
+    # (reading options given to a resumed run are refused by the corpus check below, which says
+    # how the run read its corpus)
+    check_options(model_options, resume, init_from)
     out_dir = given_path(out_dir, "the output directory")       # never '' read as '.'
     check_start(out_dir, resume, start_over)          # again under the lock (RunDir), where it counts
     saved = load_checkpoint(resume) if resume is not None else None
