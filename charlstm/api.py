@@ -1,7 +1,9 @@
-"""The notebook-facing API: a Model that samples, evaluates and saves itself, and load/train.
+"""The notebook-facing API: a Model that samples, evaluates and saves itself; load, train and
+evaluate; and one call for each of the other things the command line does (trace_file, novelty,
+export_model, encode_corpus, write_code_corpus, write_tweets, write_synth).
 
-Everything here is a thin layer over the packages below it (model, decoding, training); the CLI
-is a thin layer over this.
+Everything here is a thin layer over the packages below it (model, decoding, training, analysis,
+export, data); the CLI is a thin layer over this.
 """
 
 from __future__ import annotations

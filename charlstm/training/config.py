@@ -37,7 +37,7 @@ class TrainConfig:
     max_steps: int | None = None       # total optimiser steps of the run, resumed ones included
     max_time: float | None = None      # seconds of training of the run, resumed ones included
     epochs: float | None = None        # passes over the training split
-    eval_every: int | None = 200              # steps between evaluations and checkpoints
+    eval_every: int | None = 200       # steps between evaluations and checkpoints
     # seconds between them as well, whichever comes first (None: steps only): a time budget's
     # curve then has as many points on a slow machine as on a fast one
     eval_interval: float | None = None
@@ -76,7 +76,8 @@ class TrainConfig:
             (self.eval_interval is None or (self.eval_interval > 0 and math.isfinite(self.eval_interval)),
              "--eval-interval must be a positive number of seconds"),
             (0.0 <= self.val_fraction < 1.0, "--val-fraction must be in [0, 1)"),
-            (self.val_symbols is None or self.val_symbols == 0 or self.val_symbols >= 2, "--val-symbols must be 0 (all) or at least 2"),
+            (self.val_symbols is None or self.val_symbols == 0 or self.val_symbols >= 2,
+             "--val-symbols must be 0 (all) or at least 2"),
             (self.min_count >= 1, "--min-count must be at least 1"),
             (0 <= self.seed < 2 ** 63, "--seed must be a whole number >= 0"),
             (self.sample_length >= 0, "sample_length must be >= 0 (0: no sample at evaluations)"),
