@@ -246,6 +246,21 @@ def test_export_command_writes_the_page_and_reports_the_loss_effect(checkpoint, 
     assert r.exit_code == 0 and "a sample of the model itself" in r.stderr
 
 
+def test_the_export_is_one_call_a_notebook_can_make(checkpoint, models, tmp_path):
+    """charlstm.export_model returns what `charlstm export` prints, from a checkpoint (whose page
+    shows its validation loss) or from a Model."""
+    import charlstm
+    r = CliRunner().invoke(main, ["export", str(checkpoint), "-o", str(tmp_path / "cli.html"), "--precision", "int8",
+                                  "--title", "t"])
+    lines = charlstm.export_model(checkpoint, tmp_path / "api.html", precision="int8", title="t")
+    assert [line.replace("api.html", "cli.html") for line in lines] == r.stderr.splitlines()
+    assert (tmp_path / "api.html").read_bytes() == (tmp_path / "cli.html").read_bytes()
+    lines = charlstm.export_model(charlstm.load(checkpoint), tmp_path / "model.page", format="html")
+    assert len(lines) == 1 and "validation" not in lines[0]
+    with pytest.raises(charlstm.CharlstmError, match="--title: not used by --format onnx"):
+        charlstm.export_model(checkpoint, tmp_path / "m.onnx", title="t")
+
+
 @pytest.mark.parametrize("args, message", [
     (["--precision", "int4"], "unknown precision 'int4'"),
     (["--format", "tflite"], "unknown format 'tflite': use one of html"),

@@ -114,6 +114,18 @@ def test_bounds_given_on_resume_replace_the_runs(tmp_path):
     assert load_checkpoint(out / "latest.npz").train["config"]["max_steps"] == 6
 
 
+def test_the_api_refuses_what_a_resumed_run_would_ignore_by_its_arguments_names(tmp_path):
+    out = tmp_path / "run"
+    charlstm.train(text=LINES, out_dir=out, hidden_size=8, num_layers=1, batch_size=2, seq_length=8, max_steps=2,
+                   sample_length=0, progress=False)
+    with pytest.raises(charlstm.CharlstmError, match=r"^hidden_size, lr: these come from the checkpoint"):
+        charlstm.train(text=LINES, out_dir=out, resume=out / "latest.npz", lr=0.1, hidden_size=8, progress=False)
+    with pytest.raises(charlstm.CharlstmError, match=r"^num_layers: the model and its vocabulary come from"):
+        charlstm.train(text=LINES, out_dir=tmp_path / "new", init_from=out / "latest.npz", num_layers=2,
+                       progress=False)
+    assert load_checkpoint(out / "latest.npz").train["progress"]["step"] == 2
+
+
 def test_the_reading_options_belong_to_the_run(tmp_path):
     (tmp_path / "crlf.txt").write_text(LINES.replace("\n", "\r\n"))
     base = ["train", "crlf.txt", *SMALL, "--max-steps", "3", "--eval-every", "3", "--out", "run"]
