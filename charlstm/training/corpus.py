@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from charlstm.data.blocks import Input, list_inputs, same_file
-from charlstm.data.corpora import build_stdlib_corpus
+from charlstm.data import corpora
 from charlstm.data.datadir import IDS, MANIFEST, ReadOptions, corpus_difference, corpus_record, open_data_dir
 from charlstm.data.encode import ByteProgress, Counted, check_disk_space, count_corpus, encode_corpus, human_bytes
 from charlstm.data.text import decode_text, read_bytes, read_text
@@ -101,7 +101,7 @@ def default_corpus(out_dir, say: Callable[[str], None] | None = None):
     used only if it is this Python's standard-library corpus (a run resumed); anything else there
     is the user's, never replaced. say: told where the copy went."""
     corpus = Path(out_dir) / DEFAULT_CORPUS
-    text, summary = build_stdlib_corpus()
+    text, summary = corpora.build_stdlib_corpus()
     if corpus.exists():
         if corpus.is_file() and corpus.stat().st_size == len(text.encode("utf-8")) \
                 and read_text(corpus, max_bytes=None) == text:
