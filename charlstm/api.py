@@ -343,11 +343,13 @@ def _train_arguments(corpus, out_dir, config, text, resume, progress, on_eval, s
                                 "hidden_size, num_layers, ... ; see help(charlstm.train))")
         if value is None:       # not given
             continue
-        optional = "None" in kind
-        if kind.startswith("int"):
-            validate.size(value, name, lo=0, optional=optional)
-        elif kind.startswith("float"):
-            validate.real(value, name, optional=optional)
+        # Only the type is checked here (TrainConfig could not compare a str); the range is
+        # TrainConfig's rule, said there once in the words of the option.
+        if kind.startswith("int") and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+            validate.size(value, name)
+        elif kind.startswith("float") and (isinstance(value, bool) or
+                                           not isinstance(value, (int, float, np.integer, np.floating))):
+            validate.real(value, name)
         elif kind.startswith("str"):
             validate.text(value, name)
 
