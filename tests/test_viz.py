@@ -268,3 +268,23 @@ def test_report_in_chromium(run_dir, tmp_path):
     shot = tmp_path / "report.png"
     chromium(url, f"--screenshot={shot}", "--window-size=1300,900")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5_000
+
+
+def test_the_page_opens_on_a_unit_whose_colours_can_be_read():
+    """A cell state stuck near its largest value (a counter grown to 547) ranks first but would be
+    one colour from end to end: the page opens on the next ranked unit that spans its scale."""
+    from types import SimpleNamespace
+    from charlstm.analysis.viz import colour_spread, start_unit
+    N = 400
+    rng = np.random.default_rng(0)
+    slab = 540 + rng.random(N) * 7                     # c of unit 0: 540 .. 547 all along
+    wave = np.sin(np.arange(N) / 10)                   # h of unit 1: the whole [-1, 1]
+    values = {"c": np.zeros((1, N, 2)), "h": np.zeros((1, N, 2))}
+    values["c"][0, :, 0] = slab
+    values["h"][0, :, 1] = wave
+    trace = SimpleNamespace(values=lambda q: values[q])
+    ranked = [SimpleNamespace(layer=0, unit=0, quantity="c"), SimpleNamespace(layer=0, unit=1, quantity="h")]
+    assert colour_spread(trace, 0, 0, "c") < 0.02 and colour_spread(trace, 0, 1, "h") > 1.5
+    assert start_unit(trace, ranked) is ranked[1]
+    assert start_unit(trace, ranked[:1]) is ranked[0]            # nothing readable: the best ranked
+    assert start_unit(trace, []) is None

@@ -124,7 +124,7 @@ def render_page(trace, layer: int = 0, unit: int = 0, quantity: str = "h", ranke
     subtitle = (f"{len(trace):,} symbols · {trace.num_layers} layer{'s' * (trace.num_layers > 1)} "
                 f"× {trace.hidden_size} units · {len(trace.vocab)} symbols in the vocabulary · "
                 f"{len(data['series']):,} of {len(trace.quantities) * trace.num_layers * trace.hidden_size:,} "
-                "unit series stored")
+                "unit series stored · a cell state coloured on its own largest magnitude")
     return fill(read_page_file("viz.html"), STYLE=read_page_file("viz.css"), SCRIPT=read_page_file("viz.js"),
                 TITLE=html.escape(title), SUBTITLE=html.escape(subtitle), SPANS=_spans(trace.symbols), DATA=blob)
 
@@ -138,6 +138,29 @@ def render_frame(trace, height: int = 640, **options) -> str:
 
 
 
+READABLE_SPREAD = 0.2   # of its colour scale, the middle 90 % of a unit's values must cover
+
+
+def colour_spread(trace, layer: int, unit: int, quantity: str) -> float:
+    """How much of its colour scale a unit's values cover: the spread of their middle 90 % over
+    the scale the page colours them on (1 for h and the gates, the largest |c| for a cell state)."""
+    v = trace.values(quantity)[layer, :, unit].astype(np.float64)
+    scale = max(1.0, float(np.abs(v).max())) if quantity in UNBOUNDED else 1.0
+    low, high = np.percentile(v, [5, 95])
+    return float(high - low) / scale
+
+
+def start_unit(trace, candidates):
+    """The unit a page opens on: the best ranked whose colours a person can read. A cell state
+    that sits near its largest value all along (a counter grown to 500) is one colour from end
+    to end on its own scale, however well it correlates; the first candidate covering
+    READABLE_SPREAD of its scale is chosen, else the first candidate (None when there is none)."""
+    for r in candidates:
+        if colour_spread(trace, r.layer, r.unit, r.quantity) >= READABLE_SPREAD:
+            return r
+    return candidates[0] if candidates else None
+
+
 def feature_page(trace, feature_names=(), top: int = 10, layer: int | None = None, unit: int | None = None,
                  quantity: str | None = None, title: str = "charlstm", max_values: int = MAX_VALUES) -> str:
     """render_page with the units ranked by each feature offered in a list (features.rank_units),
@@ -145,11 +168,11 @@ def feature_page(trace, feature_names=(), top: int = 10, layer: int | None = Non
     one: layer 0, unit 0, h where one of them is not given)."""
     validate.whole(max_values, "--max-values", lo=1)
     ranked = {name: rank_units(trace, name, top=top) for name in feature_names}
-    first = next((units[0] for units in ranked.values() if units), None)
+    first = start_unit(trace, [r for units in ranked.values() for r in units])
     if first is not None and layer is None and unit is None and quantity is None:
         layer, unit, quantity = first.layer, first.unit, first.quantity
     return render_page(trace, layer=layer or 0, unit=unit or 0, quantity=quantity or "h", ranked=ranked,
                        title=title, max_values=max_values)
 
 
-__all__ = ["render_page", "render_frame", "feature_page", "page_data", "MAX_VALUES"]
+__all__ = ["render_page", "render_frame", "feature_page", "start_unit", "colour_spread", "page_data", "MAX_VALUES"]
