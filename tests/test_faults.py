@@ -239,14 +239,14 @@ def test_resume_is_exact(tmp_path, monkeypatch, dropout):
     assert [r["step"] for r in metrics] == [10, 20, 30, 40, 50, 60]
     assert metrics == comparable(tmp_path / "b" / "metrics.jsonl")
     if dropout:   # dropout draws from the saved generator: a resume that forgot it would differ
-        real_restore = train_module._restore
+        real_restore = train_module.restore_training_state
 
         def forgetful_restore(saved, params, rng, *args):
             restored = real_restore(saved, params, rng, *args)
             rng.bit_generator.state = np.random.default_rng(config.seed).bit_generator.state
             return restored
 
-        monkeypatch.setattr(train_module, "_restore", forgetful_restore)
+        monkeypatch.setattr(train_module, "restore_training_state", forgetful_restore)
         forgetful = run_training(text=SMALL, out_dir=tmp_path / "c", config=config, resume=tmp_path / "half.npz",
                                  progress=False)
         assert forgetful.step == 2 * N

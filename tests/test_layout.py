@@ -191,9 +191,9 @@ def private_reaches(path: Path) -> list[str]:
     return found
 
 
-# Known, and left to the package that owns the name (strict: this fails once it is fixed, so the
-# entry goes then).
-KNOWN = {ROOT / "tests" / "test_faults.py": "patches training/loop.py's _restore, which training/ should make public"}
+# Known, and left to the package that owns the name (strict: an entry fails once it is fixed, so it
+# goes then). None is left.
+KNOWN: dict = {}
 
 
 @pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.xfail(reason=KNOWN[p], strict=True))

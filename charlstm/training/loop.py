@@ -204,7 +204,7 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
     rng = np.random.default_rng(config.seed)
     if saved is not None:
         params = {k: v.astype(dtype) for k, v in saved.params.items()}
-        adam, state, prog = _restore(saved, params, rng, model_config, config, dtype)
+        adam, state, prog = restore_training_state(saved, params, rng, model_config, config, dtype)
         if data.ids is not None:
             check_position(prog.chunk, streams.chunks_per_pass, str(resume))
     else:
@@ -441,7 +441,7 @@ def _save(path, run: _Run) -> None:
     save_checkpoint(path, run.params, run.model_config, run.vocab, train=train, extra=extra)
 
 
-def _restore(saved, params, rng, model_config, config, dtype):
+def restore_training_state(saved, params, rng, model_config, config, dtype):
     """Optimiser moments, carried state, progress and random state from a training checkpoint."""
     name = "the checkpoint"
     try:
