@@ -26,7 +26,7 @@ from charlstm.data.corpus_files import write_code_corpus, write_synth, write_twe
 from charlstm.data.datadir import is_data_dir
 from charlstm.data.vocab import Vocab
 from charlstm.decoding.beam import BeamResult, beam_search
-from charlstm.decoding.sampling import generate, sample_texts
+from charlstm.decoding.sampling import SAMPLE_TEMPERATURE, generate, sample_texts
 from charlstm.errors import ArgumentError, CharlstmError, naming
 from charlstm.export import formats
 from charlstm.model import ModelConfig, init_params
@@ -86,32 +86,46 @@ class Model:
         return (f"Model({c.num_layers} x {c.hidden_size} {CELL_NAMES.get(c.cell, c.cell)}{embedding}, {c.vocab_size} "
                 f"symbols ({self.vocab.unit}), {n:,} parameters)")
 
-    def generate(self, length: int = 500, temperature: float = 1.0, prime: str = "", top_k: int | None = None,
-                 top_p: float | None = None, num_samples: int = 1, stop: str | None = None,
-                 seed: int | None = None) -> Iterator[tuple[list[str], np.ndarray]]:
-        """Stream generated text: yields (new text of each sample, which samples are finished)."""
+    def generate(self, length: int = 500, temperature: float | None = None, prime: str = "",
+                 top_k: int | None = None, top_p: float | None = None, num_samples: int = 1,
+                 stop: str | None = None, seed: int | None = None) -> Iterator[tuple[list[str], np.ndarray]]:
+        """Stream generated text: yields (new text of each sample, which samples are finished).
+        temperature None is SAMPLE_TEMPERATURE (0.8), as for sample."""
+        temperature = SAMPLE_TEMPERATURE if temperature is None else temperature
         _decoding(length, temperature, prime, top_k, top_p, num_samples, stop)
         return generate(self.params, self.config, self.vocab, validate.seed(seed), length=length,
                         temperature=temperature, prime=prime, top_k=top_k, top_p=top_p,
                         num_samples=num_samples, stop=stop)
 
-    def sample(self, length: int = 500, temperature: float = 1.0, prime: str = "", top_k: int | None = None,
-               top_p: float | None = None, num_samples: int = 1, stop: str | None = None,
-               seed: int | None = None, beam: int | None = None, length_penalty: float = 1.0):
+    def sample(self, length: int = 500, temperature: float | None = None, prime: str = "",
+               top_k: int | None = None, top_p: float | None = None, num_samples: int = 1,
+               stop: str | None = None, seed: int | None = None, beam: int | None = None,
+               length_penalty: float | None = None):
         """Generate text. Returns a string, or a list of num_samples strings when num_samples > 1.
 
-        temperature 0 always takes the most likely symbol; top_k / top_p restrict the choice to the
+        temperature (default 0.8, SAMPLE_TEMPERATURE) divides the scores: 0 always takes the most
+        likely symbol, 1 draws from the model as it is; top_k / top_p restrict the choice to the
         k most likely symbols / the smallest set holding probability top_p; stop ends a sample at
         that text (not included); the prime is read first and starts the returned text.
         beam=K searches instead of sampling: the num_samples most likely texts of a beam of K (see
-        charlstm.decoding.beam; temperature, top_k, top_p and seed do not apply to it).
+        charlstm.decoding.beam), ranked by log-probability / symbols ** length_penalty (default 1).
+        An argument that would have no effect is refused rather than ignored: temperature, top_k,
+        top_p or seed with beam, length_penalty without it.
         """
+        if beam is None and length_penalty is not None:
+            raise ArgumentError("length_penalty", "{name} ranks the texts of a beam search; without one it has no effect")
         if beam is not None:
-            length_penalty = validate.real(length_penalty, "length_penalty", lo=0)
+            given = [name for name, value in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p),
+                                              ("seed", seed)) if value is not None]
+            if given:
+                raise ArgumentError(tuple(given), "{name}: does not apply to a beam search, which ranks the model's "
+                                    "own probabilities")
+            length_penalty = 1.0 if length_penalty is None else length_penalty
             results = self.beam_search(beam, length=length, prime=prime, stop=stop, num_results=num_samples,
                                        length_penalty=length_penalty)
             texts = [r.text for r in results]
             return texts[0] if num_samples == 1 else texts
+        temperature = SAMPLE_TEMPERATURE if temperature is None else temperature
         _decoding(length, temperature, prime, top_k, top_p, num_samples, stop)
         texts = sample_texts(self.params, self.config, self.vocab, validate.seed(seed),
                              length=length, temperature=temperature, prime=prime, top_k=top_k,

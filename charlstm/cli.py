@@ -26,7 +26,7 @@ from charlstm.analysis import synth_check
 from charlstm.data import corpora
 from charlstm.data.datadir import ReadOptions
 from charlstm.data.encode import human_bytes
-from charlstm.decoding.sampling import MAX_SAMPLES, check_held_text
+from charlstm.decoding.sampling import MAX_SAMPLES, SAMPLE_TEMPERATURE, check_held_text
 from charlstm.errors import ArgumentError, CharlstmError, CharlstmWarning, naming
 from charlstm.export.formats import summary
 from charlstm.interrupts import raising_on_signals
@@ -396,7 +396,7 @@ def _encoding_errors_option(what: str, unset: bool = False):
 @main.command()
 @click.argument("checkpoint", type=PATH)
 @click.option("--length", type=int, default=500, show_default=True, help="Symbols to generate per sample.")
-@click.option("--temperature", type=float, default=0.8, show_default=True, help="0 means always the most likely.")
+@_unset("--temperature", type=float, shown=SAMPLE_TEMPERATURE, help="0 means always the most likely.")
 @click.option("--prime", default="", help="Text the model reads first (printed too).")
 @click.option("--seed", type=int, default=None, help="Makes the sample reproducible.")
 @click.option("--top-k", type=int, default=None, help="Draw only among the k most likely symbols.")
@@ -406,31 +406,24 @@ def _encoding_errors_option(what: str, unset: bool = False):
 @click.option("--beam", type=int, default=None,
               help="Beam search of this width instead of sampling: the most likely texts "
                    "(--num-samples of them); --temperature, --top-k, --top-p and --seed do not apply.")
-@click.option("--length-penalty", type=float, default=1.0, show_default=True,
-              help="With --beam and --stop: texts of different lengths are ranked by log-probability / "
-                   "symbols ** this (0: the plain sum, 1: the mean per symbol).")
-@click.pass_context
-def sample(ctx, checkpoint, length, temperature, prime, seed, top_k, top_p, num_samples, stop, beam, length_penalty):
+@_unset("--length-penalty", type=float, shown=1.0,
+        help="With --beam and --stop: texts of different lengths are ranked by log-probability / "
+             "symbols ** this (0: the plain sum, 1: the mean per symbol).")
+def sample(checkpoint, length, temperature, prime, seed, top_k, top_p, num_samples, stop, beam, length_penalty):
     """Generate text from a checkpoint, streamed to stdout.
 
     In --prime and --stop, backslash escapes read as in Python ("\\n" a line break, "\\t" a tab,
     "\\\\" a backslash).
     """
     prime, stop = _unescape("--prime", prime), _unescape("--stop", stop)
-    if beam is None and ctx.get_parameter_source("length_penalty") == click.core.ParameterSource.COMMANDLINE:
-        raise CharlstmError("--length-penalty ranks the texts of a --beam search; without --beam it has no effect")
-    if beam is not None:
-        given = [f"--{name.replace('_', '-')}" for name in ("temperature", "top_k", "top_p", "seed")
-                 if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
-        if given:
-            raise CharlstmError(f"--beam searches the model's own probabilities: {', '.join(given)} "
-                                f"{'does' if len(given) == 1 else 'do'} not apply")
+    if beam is not None or length_penalty is not None:     # the API refuses what a beam search would ignore
         model = api.load(checkpoint)
         with naming("--prime", checkpoint):
-            results = model.beam_search(beam, length=length, prime=prime, stop=stop, num_results=num_samples,
-                                        length_penalty=length_penalty)
-        for text in results:
-            sys.stdout.write(text.text + "\n")
+            texts = model.sample(length=length, temperature=temperature, prime=prime, top_k=top_k, top_p=top_p,
+                                 num_samples=num_samples, stop=stop, seed=seed, beam=beam,
+                                 length_penalty=length_penalty)
+        for text in [texts] if isinstance(texts, str) else texts:
+            sys.stdout.write(text + "\n")
         return
     if length >= 1 and 1 < num_samples <= MAX_SAMPLES:        # several samples are printed in order, so each is held until those before it end
         check_held_text(length, num_samples)

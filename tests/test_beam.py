@@ -8,7 +8,7 @@ from click.testing import CliRunner
 import charlstm
 from charlstm import cli
 from charlstm.data.vocab import build_vocab
-from charlstm.errors import CharlstmError
+from charlstm.errors import ArgumentError, CharlstmError
 from charlstm.nn.cells import CELLS
 
 
@@ -82,3 +82,24 @@ def test_the_command_line_beam(known_model, tmp_path):
     assert out.stdout.splitlines()[0] == "bf"
     bad = runner.invoke(cli.main, ["sample", str(ckpt), "--beam", "4", "--temperature", "0.5"])
     assert bad.exit_code == 1 and "does not apply" in bad.stderr and len(bad.stderr.splitlines()) == 1
+
+
+def test_the_api_refuses_what_a_beam_search_would_ignore(known_model):
+    """Model.sample refuses, as the command does, an argument that would have no effect."""
+    for extra in ({"temperature": 0.5}, {"top_k": 2}, {"top_p": 0.5}, {"seed": 1}):
+        with pytest.raises(ArgumentError, match=f"{next(iter(extra))}: does not apply to a beam search"):
+            known_model.sample(6, beam=4, **extra)
+    with pytest.raises(ArgumentError, match="length_penalty ranks the texts of a beam search"):
+        known_model.sample(6, length_penalty=0.5)
+    assert known_model.sample(6, beam=4, length_penalty=0.0) == known_model.beam_search(4, length=6)[0].text
+
+
+def test_sample_and_generate_share_one_default_temperature(known_model):
+    """The API's sample, its stream and the command all draw at SAMPLE_TEMPERATURE unless told."""
+    from charlstm.decoding.sampling import SAMPLE_TEMPERATURE
+    assert SAMPLE_TEMPERATURE == 0.8
+    by_default = known_model.sample(40, seed=5)
+    assert by_default == known_model.sample(40, seed=5, temperature=SAMPLE_TEMPERATURE)
+    assert by_default != known_model.sample(40, seed=5, temperature=1.0)
+    streamed = "".join(p[0] for p, _ in known_model.generate(40, seed=5))
+    assert streamed == by_default

@@ -25,6 +25,9 @@ from charlstm.model.step import Stepper
 from charlstm.data.vocab import Vocab
 
 
+SAMPLE_TEMPERATURE = 0.8   # the sample's default: a little surer than the model, fewer stray symbols
+
+
 def check_decoding(temperature: float, top_k: int | None, top_p: float | None, vocab_size: int) -> None:
     """Reject decoding settings that make no sense, with a message a user can act on."""
     if temperature is None or not math.isfinite(temperature) or temperature < 0:
