@@ -38,6 +38,7 @@ from charlstm.training.rundir import RunDir
 from charlstm.training.loop import TrainConfig
 
 train_module = sys.modules["charlstm.training.loop"]
+step_module = sys.modules["charlstm.training.engine"]       # the NumPy engine's step
 run_training = train_module.train
 
 
@@ -295,7 +296,7 @@ def test_an_interrupted_cosine_run_resumes_exactly(tmp_path, N):
 def poison(monkeypatch, at_calls, where: str = "loss") -> list[int]:
     """Make loss_and_grads return a NaN loss (or an inf gradient) on the given calls (1-based),
     and check that Adam is only ever handed finite gradients. Returns the call counter."""
-    real = train_module.loss_and_grads
+    real = step_module.loss_and_grads
     calls = [0]
 
     def patched(*args, **kwargs):
@@ -308,14 +309,14 @@ def poison(monkeypatch, at_calls, where: str = "loss") -> list[int]:
                 grads["lstm.0.Wh"][1, 2] = np.inf
         return loss, grads, state, dstate
 
-    real_update = train_module.adam_update
+    real_update = step_module.adam_update
 
     def checked_update(params, grads, state, lr):
         assert all(np.isfinite(g).all() for g in grads.values()), "a non-finite gradient reached Adam"
         return real_update(params, grads, state, lr)
 
-    monkeypatch.setattr(train_module, "loss_and_grads", patched)
-    monkeypatch.setattr(train_module, "adam_update", checked_update)
+    monkeypatch.setattr(step_module, "loss_and_grads", patched)
+    monkeypatch.setattr(step_module, "adam_update", checked_update)
     return calls
 
 

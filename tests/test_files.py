@@ -247,14 +247,14 @@ def test_the_default_corpus_is_written_once_checked_and_resumes(tmp_path, small_
 
 def test_a_start_refused_after_the_lock_leaves_nothing(tmp_path, monkeypatch):
     """A first step that diverges: the directory it created is gone; one that was there is as it was."""
-    from charlstm.training import loop
-    real = loop.loss_and_grads
+    from charlstm.training import engine
+    real = engine.loss_and_grads
 
     def nan_loss(*args, **kwargs):
         loss, grads, state, dstate = real(*args, **kwargs)
         return float("nan"), grads, state, dstate
 
-    monkeypatch.setattr(loop, "loss_and_grads", nan_loss)
+    monkeypatch.setattr(engine, "loss_and_grads", nan_loss)
     (tmp_path / "c.txt").write_text(TEXT)
     (tmp_path / "empty").mkdir()
     for out in ("new", "empty"):

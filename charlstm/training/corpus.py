@@ -59,6 +59,13 @@ class Corpus:
         self.ids = open_data_dir(target, check_ids=False).ids
         self.ids_name = str(target / IDS)
 
+    def open_encoded(self, run_dir: Path) -> None:
+        """Map the ids another process encoded into run_dir/data (encode_into, on a distributed
+        run's first process)."""
+        target = Path(run_dir) / RUN_DATA
+        self.ids = open_data_dir(target, check_ids=False).ids
+        self.ids_name = str(target / IDS)
+
 
 @dataclass(frozen=True)
 class Resuming:

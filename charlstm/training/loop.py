@@ -29,9 +29,8 @@ from charlstm.decoding.sampling import check_held_text, sample_texts
 from charlstm.interrupts import Interrupted
 from charlstm.errors import CharlstmError
 from charlstm.files import given_path
-from charlstm.model import ModelConfig, State, dropout_masks, init_params, loss_and_grads, zero_state
-from charlstm.nn.optim import AdamState, adam_init, adam_update, clip_by_global_norm, learning_rate
-from charlstm.nn.workspace import Workspace
+from charlstm.model import ModelConfig, State, init_params, zero_state
+from charlstm.nn.optim import AdamState, adam_init, learning_rate
 from charlstm.training import recipe
 from charlstm.training.budget import check_training
 from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
@@ -40,7 +39,8 @@ from charlstm.training.corpus import Resuming, load_corpus
 from charlstm.training.evaluation import nats_to_bits, validation_loss
 from charlstm.training.resume import (check_arrays, check_options, check_position, read_record, reading_options,
                                       resumed_config)
-from charlstm.training.rundir import RunDir, check_start
+from charlstm.training.engine import Engine, NumpyEngine
+from charlstm.training.rundir import FollowerDir, RunDir, check_start
 
 MAX_SKIPS_IN_A_ROW = 10   # with on_nonfinite="skip": the lr has been halved this often, give up
 
@@ -118,7 +118,8 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
           encoding_errors: str | None = None, newline: str | None = None, init_from=None,
           on_locked: Callable[[Path], None] | None = None, on_bytes: ByteProgress | None = None,
           use_recipe: bool = False, on_recipe: Callable[[str], None] | None = None,
-          start_over: bool = False, say: Callable[[str], None] | None = None) -> TrainResult:
+          start_over: bool = False, say: Callable[[str], None] | None = None,
+          engine: Engine | None = None) -> TrainResult:
     """Train a model on a corpus (or on `text`), writing checkpoints and metrics to out_dir.
 
     corpus: a text file of any size, or a data directory (`charlstm corpus encode`; see
@@ -146,7 +147,13 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
     start_over: out_dir may hold an earlier run, whose files are moved aside into a previous-N
     folder there before the first step (without it, a new run there is refused; see
     training/rundir.py); say: told the line that says where they went.
+    engine: what computes each step (training/engine.py; default charlstm's NumPy engine). An
+    engine shared by several processes (a distributed PyTorch run) has one of them, rank 0,
+    check, lock and write the run directory; the others read the corpus and take their part of
+    every batch.
     """
+    engine = engine or NumpyEngine()
+    writer = engine.rank == 0
     # --- configuration and data -------------------------------------------------------------
     # Every problem with the inputs is found before the output directory is touched.
     model_options = dict(model_options or {})
@@ -154,7 +161,8 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
     # how the run read its corpus)
     check_options(model_options, resume, init_from)
     out_dir = given_path(out_dir, "the output directory")       # never '' read as '.'
-    check_start(out_dir, resume, start_over)          # again under the lock (RunDir), where it counts
+    if writer:
+        check_start(out_dir, resume, start_over)      # again under the lock (RunDir), where it counts
     saved = load_checkpoint(resume) if resume is not None else None
     base = load_checkpoint(init_from) if init_from is not None else None
     resuming = saved_reading = None
@@ -167,7 +175,7 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
         config = replace(config, unit=base.vocab.unit)
         resuming = Resuming(str(init_from), None, base.vocab, fine_tune=True)
     reading = reading_options(encoding_errors, newline, saved_reading)
-    progress = progress or Silent()
+    progress = (progress or Silent()) if writer else Silent()
     # Sizes that cannot fit are refused before the corpus is read (the vocabulary's size is not
     # known yet: one symbol is the least it adds), and again below once it is.
     least = {"hidden_size": 1, "num_layers": 1, "embedding_size": 0,
@@ -178,7 +186,7 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
                     what="the sample shown at each evaluation")
     data = load_corpus(corpus, text, ReadOptions(config.unit, reading["newline"], reading["encoding_errors"],
                                                  config.min_count),
-                       out_dir, resuming, progress=on_bytes, message=progress.message)
+                       out_dir, resuming, progress=on_bytes if writer else None, message=progress.message)
     recipe_line = ""
     if saved is None:               # a resumed run's settings are in its checkpoint
         config, model_options, recipe_line = recipe.settle(config, model_options, _train_symbols(data, config),
@@ -213,19 +221,25 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
         adam = adam_init(params)
         state = zero_state(model_config, config.batch_size, dtype)
         prog = _Progress()
-    about = {"corpus": data.record, **({"init_from": str(init_from)} if base is not None else {})}
+    about = {"corpus": data.record, **({"init_from": str(init_from)} if base is not None else {}),
+             "engine": engine.name, "world_size": engine.world_size}
     if text is None and corpus is not None:    # where it was, so `charlstm eval CKPT --held-out` finds it again
         about["corpus_path"] = str(Path(corpus).resolve())
     run = _Run(params, model_config, vocab, config, adam, state, prog, rng, about)
 
     # --- the run directory: created, checked writable and locked before the first step ----------
-    with RunDir(out_dir, resume, start_over, reads=[corpus], say=say) as run_dir:
-        if on_recipe is not None and recipe_line:       # every check has passed: the run starts
+    held = RunDir(out_dir, resume, start_over, reads=[corpus], say=say) if writer else FollowerDir(out_dir)
+    with held as run_dir:
+        if writer and on_recipe is not None and recipe_line:       # every check has passed: the run starts
             on_recipe(recipe_line)
-        if on_locked is not None:
+        if writer and on_locked is not None:
             on_locked(run_dir.path)
         if data.ids is None:            # a large file: encoded into the run directory, once
-            data.encode_into(run_dir.path, on_bytes)
+            if writer:
+                data.encode_into(run_dir.path, on_bytes)
+            engine.barrier()            # the other processes read what the first one encoded
+            if not writer:
+                data.open_encoded(run_dir.path)
             streams, val_ids = _split(data, config, vocab)
             if saved is not None:
                 check_position(prog.chunk, streams.chunks_per_pass, str(resume))
@@ -233,9 +247,11 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
         if resumed_here and prog.best_step == prog.step:
             run_dir.promote_best()   # a kill between writing latest.npz and copying it to best.npz
         try:
-            return _loop(run_dir, run, streams, val_ids, progress, should_stop or (lambda: False), on_eval)
+            engine.start(run)
+            return _loop(run_dir, run, engine, streams, val_ids, progress, should_stop or (lambda: False), on_eval)
         finally:
             progress.close()
+            engine.close()
 
 
 def _train_symbols(data, config: TrainConfig) -> int:
@@ -250,9 +266,13 @@ def _split(data, config: TrainConfig, vocab) -> tuple:
     return make_streams(train_ids, config.batch_size, config.seq_length, len(vocab), data.ids_name or data.name), val_ids
 
 
-def _loop(run_dir: RunDir, run: _Run, streams, val_ids, progress: Progress, should_stop, on_eval) -> TrainResult:
+def _loop(run_dir: RunDir, run: _Run, engine: Engine, streams, val_ids, progress: Progress, should_stop,
+          on_eval) -> TrainResult:
     """Steps until a bound is reached or the caller asks to stop; evaluates and saves every
-    `eval_every` steps or `eval_interval` seconds, whichever comes first, and at the end."""
+    `eval_every` steps or `eval_interval` seconds, whichever comes first, and at the end.
+
+    Processes that share a run (engine.world_size > 1) take every decision together: what a
+    clock or a signal decides goes through engine.agree, and only rank 0 evaluates and writes."""
     config, prog = run.config, run.prog
     total_steps = _total_steps(config, streams.chunks_per_pass)
     started = time.perf_counter()
@@ -263,7 +283,8 @@ def _loop(run_dir: RunDir, run: _Run, streams, val_ids, progress: Progress, shou
     last_eval_step = prog.step
     last_eval_time = time.perf_counter()
     skipped_in_a_row = 0
-    workspace = Workspace()      # the step's activations and gradients, reused every step
+    stop_asked = False          # a stop asked for during an evaluation, taken at the next decision
+    writer = engine.rank == 0
 
     def elapsed() -> float:
         """The run's time so far: --max-time bounds it across invocations, as --max-steps does
@@ -280,6 +301,10 @@ def _loop(run_dir: RunDir, run: _Run, streams, val_ids, progress: Progress, shou
 
     def evaluate_and_save() -> None:
         prog.elapsed_s = elapsed_before + time.perf_counter() - started
+        engine.sync(run)
+        if not writer:
+            prog.window_loss, prog.window_steps = 0.0, 0
+            return
         ev = _evaluate(run, val_ids, streams.chunks_per_pass, window, _lr(config, prog, fraction_done()))
         prog.window_loss, prog.window_steps = 0.0, 0      # before the save: a resumed run starts anew
         _record(run_dir, run, ev)
@@ -291,22 +316,25 @@ def _loop(run_dir: RunDir, run: _Run, streams, val_ids, progress: Progress, shou
     def interrupted() -> TrainResult:
         # Saved for --resume, but not evaluated: the record stays that of an uninterrupted run.
         prog.elapsed_s = elapsed_before + time.perf_counter() - started
-        _save(run_dir.latest, run)
+        engine.sync(run)
+        if writer:
+            _save(run_dir.latest, run)
         return _result(run, evaluations, run_dir, interrupted=True)
 
     while True:
-        if total_steps is not None and prog.step >= total_steps:
-            break
-        if config.max_time is not None and elapsed() >= config.max_time:
-            break
-        if should_stop():
+        bound = total_steps is not None and prog.step >= total_steps
+        time_up = not bound and config.max_time is not None and elapsed() >= config.max_time
+        stop, time_up, _ = engine.agree(stop_asked or (not (bound or time_up) and should_stop()), time_up, False)
+        if stop:
             return interrupted()
+        if bound or time_up:
+            break
         if prog.chunk >= streams.chunks_per_pass:       # a new pass starts from a fresh state
             prog.chunk = 0
             prog.epoch += 1
-            run.state = zero_state(run.model_config, config.batch_size, run.state.h.dtype.type)
+            engine.reset_state(run)
         inputs, targets, weights = streams.chunk(prog.chunk)
-        loss, norm, applied = _step(run, inputs, targets, weights, workspace, _lr(config, prog, fraction_done()))
+        loss, norm, applied = engine.step(run, inputs, targets, weights, _lr(config, prog, fraction_done()))
         prog.chunk += 1
         if not applied:
             skipped_in_a_row += 1
@@ -321,20 +349,24 @@ def _loop(run_dir: RunDir, run: _Run, streams, val_ids, progress: Progress, shou
         if config.eval_interval is None:        # on whole multiples, so a resumed run evaluates where it would have
             due = prog.step % config.eval_every == 0
         else:                                   # since the last evaluation, by steps or on the clock
-            due = prog.step - last_eval_step >= config.eval_every or \
-                time.perf_counter() - last_eval_time >= config.eval_interval
+            _, _, due = engine.agree(False, False, prog.step - last_eval_step >= config.eval_every or
+                                     time.perf_counter() - last_eval_time >= config.eval_interval)
         try:
             if due:
                 evaluate_and_save()
                 window, last_eval_step, last_eval_time = _Window(), prog.step, time.perf_counter()
         except Interrupted:
             # A stop asked for during the evaluation (a long validation or sample checks for it):
-            # the last step is whole, so the run is saved as at any other stop.
-            return interrupted()
+            # the last step is whole, so the run is saved at the next decision, as at any other stop.
+            stop_asked = True
+    _, _, due = engine.agree(False, False, prog.step > last_eval_step or not run_dir.latest.exists())
     try:
-        if prog.step > last_eval_step or not run_dir.latest.exists():
+        if due:
             evaluate_and_save()
     except Interrupted:
+        stop_asked = True
+    stop, _, _ = engine.agree(stop_asked, False, False)
+    if stop:
         return interrupted()
     return _result(run, evaluations, run_dir, interrupted=False)
 
@@ -349,27 +381,6 @@ def _total_steps(config: TrainConfig, steps_per_epoch: int) -> int | None:
         by_epochs = int(math.ceil(epochs * steps_per_epoch))
         total = by_epochs if total is None else min(total, by_epochs)
     return total
-
-
-def _step(run: _Run, inputs, targets, weights, workspace: Workspace, lr: float) -> tuple[float, float, bool]:
-    """One truncated-BPTT step: loss, gradients, clipping, the update. Returns (loss, gradient
-    norm, applied): a batch whose loss or gradient is not finite is not applied, so a NaN or inf
-    never reaches the weights or Adam's moments."""
-    masks = dropout_masks(run.model_config, inputs.shape[0], inputs.shape[1], run.rng, run.state.h.dtype, workspace)
-    loss, grads, new_state, _ = loss_and_grads(run.params, run.model_config, inputs.astype(np.intp),
-                                               targets.astype(np.intp), run.state, masks, weights, workspace)
-    norm = clip_by_global_norm(grads, run.config.grad_clip)
-    if not (math.isfinite(loss) and math.isfinite(norm)):
-        return loss, norm, False
-    adam_update(run.params, grads, run.adam, lr)
-    # A finite gradient can still give non-finite weights (a learning rate of 1e300): such weights
-    # must never reach a checkpoint. One pass over the weights, well under 1 % of a step.
-    if not all(np.isfinite(p).all() for p in run.params.values()):
-        kept = "no checkpoint had been written yet" if run.prog.step == 0 else "checkpoints written before it are kept"
-        raise CharlstmError(f"training diverged at step {run.prog.step + 1}: the update made the weights "
-                            f"non-finite (learning rate {lr:g}); {kept}; restart with a lower --lr")
-    run.state = new_state
-    return loss, norm, True
 
 
 def _skip_or_stop(run_dir: RunDir, run: _Run, loss: float, norm: float, skipped_in_a_row: int,

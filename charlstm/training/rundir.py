@@ -275,3 +275,26 @@ def _unlock(f) -> None:
             msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
     except (OSError, ImportError):
         pass
+
+
+class FollowerDir:
+    """The run directory as a process that shares a run but does not write it sees it (a
+    distributed run's ranks above 0): its paths, and nothing written or locked."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.latest = self.path / "latest.npz"
+        self.best = self.path / "best.npz"
+        self.metrics = self.path / "metrics.jsonl"
+
+    def __enter__(self) -> "FollowerDir":
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def promote_best(self) -> None:
+        pass
+
+    def append_metrics(self, record: dict) -> None:
+        pass
