@@ -37,6 +37,7 @@ from charlstm.training.budget import check_model
 from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
 from charlstm.training.config import TrainConfig
 from charlstm.training.corpus import default_corpus
+from charlstm.training.engine import NumpyEngine
 from charlstm.training.evaluation import evaluate_ids, evaluate_path, nats_to_bits
 from charlstm.training.heldout import held_out_ids, warn_if_other_corpus, warn_if_trained_on
 from charlstm.training.resume import check_options
@@ -59,6 +60,7 @@ class Model:
         self.history: list = []       # evaluations of the training run that produced it, if any
         self.out_dir: Path | None = None
         self.interrupted = False
+        self.rank = 0                 # this process's place in a run shared by several (torchrun)
         self.step: int | None = None  # optimiser steps of that run, when it is known
 
     @classmethod
@@ -377,7 +379,7 @@ def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text:
           resume=None, progress: bool = True, on_eval=None, hidden_size: int | None = None,
           num_layers: int | None = None, dropout: float | None = None, cell: str | None = None,
           embedding_size: int | None = None, show_recipe: bool | None = None, stop_on_interrupt: bool = True,
-          recipe: bool = True, **train_options) -> Model:
+          recipe: bool = True, engine: str = "numpy", device: str | None = None, **train_options) -> Model:
     """Train on a corpus file of any size, a data directory (or text=...) and return the trained Model.
     Given neither, the run trains on the Python standard library's sources, copied to
     out_dir/corpus.txt (and said so on standard error).
@@ -401,11 +403,15 @@ def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text:
     says, and the choice is printed in one line; recipe=False gives them TrainConfig's and
     ModelConfig's defaults, and so does config= (a configuration is taken as it is; keywords
     beside it replace its fields). A resumed run keeps its own settings: only its bounds
-    (max_steps, max_time, epochs) may be given.
+    (max_steps, max_time, epochs) may be given, and the engine.
+    engine="torch" computes each step with PyTorch (needs torch) on device= ("cpu", "cuda",
+    "cuda:N"; default cpu), and with several processes when started by torchrun: the same run,
+    recipe and checkpoints (charlstm/engines/pytorch.py). A run resumes on either engine.
     """
     _train_arguments(corpus, out_dir, config, text, resume, progress, on_eval, stop_on_interrupt, recipe,
                      train_options)
     _model_sizes(hidden_size, num_layers, embedding_size, dropout, cell)
+    engine = _engine(engine, device)
     loop_options = {k: train_options.pop(k) for k in _LOOP_OPTIONS if k in train_options}
     model_options = {"cell": cell, "num_layers": num_layers, "hidden_size": hidden_size,
                      "embedding_size": embedding_size, "dropout": dropout}
@@ -418,17 +424,19 @@ def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text:
         config = TrainConfig(**{**dict.fromkeys(_recipe.TRAIN_FIELDS), **given})
     elif given:
         config = replace(config, **given)
+    say = _say if engine.rank == 0 else (lambda line: None)    # one process of a shared run speaks
     if corpus is None and text is None:
-        corpus, text, loop_options["on_locked"] = default_corpus(out_dir, say=_say)
+        corpus, text, loop_options["on_locked"] = default_corpus(out_dir, say=say)
     with (StopOnSignals() if stop_on_interrupt else contextlib.nullcontext(None)) as stop:
         should_stop = loop_options.pop("should_stop", None) or stop
+        progress = progress and engine.rank == 0
         bytes_bar = ByteBar() if progress else None
         show = progress if show_recipe is None else show_recipe
         try:
             result = _train.train(corpus, out_dir, config, model_options=model_options, text=text, resume=resume,
                                   progress=ProgressBar() if progress else None, should_stop=should_stop,
                                   on_eval=on_eval, on_bytes=bytes_bar, use_recipe=use_recipe,
-                                  on_recipe=_say if show else None, say=_say, **loop_options)
+                                  on_recipe=say if show else None, say=say, engine=engine, **loop_options)
         finally:
             if bytes_bar is not None:
                 bytes_bar.close()
@@ -437,7 +445,22 @@ def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text:
     model.history = result.evaluations
     model.out_dir = result.out_dir
     model.interrupted = result.interrupted
+    model.rank = engine.rank
     return model
+
+
+def _engine(engine: str, device: str | None):
+    """The engine that computes the steps: charlstm's NumPy engine, or PyTorch's on a device."""
+    validate.choice(engine, "engine", ("numpy", "torch"))
+    validate.text(device, "device", optional=True)
+    if engine == "numpy":
+        if device is not None:
+            raise ArgumentError("device", "{name} places the torch engine's work; the NumPy engine runs on the CPU "
+                                "(give engine torch, or leave it out)")
+        return NumpyEngine()
+    formats.torch_module()          # PyTorch installed, or one line saying how to install it
+    from charlstm.engines.pytorch import TorchEngine
+    return TorchEngine(device)
 
 
 __all__ = ["Model", "load", "train", "evaluate", "trace_file", "novelty", "export_model", "encode_corpus",

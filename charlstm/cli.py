@@ -357,6 +357,11 @@ def _unset(*decls, shown=None, **attrs):
 @click.option("--start-over", is_flag=True,
               help="OUT holds an earlier run: move its files (checkpoints, metrics.jsonl, corpus.txt) into "
                    "OUT/previous-N first, and say so. Without it (or --resume) such an OUT is refused.")
+@click.option("--engine", type=click.Choice(["numpy", "torch"]), default="numpy", show_default=True,
+              help="What computes each step: charlstm's own NumPy code, or PyTorch (installed apart) on "
+                   "--device; under torchrun, several processes share each batch. A resumed run may change it.")
+@click.option("--device", default=None,
+              help="With --engine torch: cpu, cuda or cuda:N [cpu; under torchrun with cuda, one GPU per process].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(corpus, out_dir, quiet, **options):
     """Train a model on CORPUS (default: the Python standard library's own sources, copied to
@@ -370,6 +375,10 @@ def train(corpus, out_dir, quiet, **options):
     given is never changed.
     """
     model = api.train(corpus, out_dir, progress=not quiet, show_recipe=True, **options)
+    if model.rank != 0:          # a process of a shared run: rank 0 says what happened
+        if model.interrupted:
+            sys.exit(EXIT_INTERRUPTED)
+        return
     last = model.history[-1] if model.history else None
     if last is not None and last.val_nats is not None:
         click.echo(f"step {last.step}: validation {last.val_nats:.4f} nats/char ({last.val_bpc:.3f} bits/char); "

@@ -19,7 +19,7 @@ LAYERS = [
     {"data"},
     {"decoding"},
     {"training"},
-    {"analysis", "export"},
+    {"analysis", "export", "engines"},
     {"progress"},
     {"api", "torch", "onnx"},
     {"cli", "__main__", "__init__"},

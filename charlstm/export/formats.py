@@ -67,7 +67,8 @@ def torch_module():
     try:
         import torch  # noqa: F401  (PyTorch itself: is it installed?)
     except ImportError:
-        raise CharlstmError("PyTorch is not installed: pip install 'charlstm[torch]'") from None
+        raise CharlstmError("PyTorch is not installed: python3 -m pip install '.[torch]' from the charlstm "
+                            "checkout (or pip install torch)") from None
     from charlstm.export import torch_module as module
     return module
 

@@ -20,6 +20,7 @@ from charlstm.errors import CharlstmError
 from charlstm.model import dropout_masks, loss_and_grads, zero_state
 from charlstm.nn.optim import adam_update, clip_by_global_norm
 from charlstm.nn.workspace import Workspace
+from charlstm.training.evaluation import evaluate_streams
 
 
 class Engine(Protocol):
@@ -35,6 +36,10 @@ class Engine(Protocol):
     def step(self, run, inputs, targets, weights, lr: float) -> tuple[float, float, bool]:
         """One truncated-BPTT step on the whole batch (inputs, targets (T, B); weights (T, B) or
         None). Returns (mean loss over the batch, gradient norm before clipping, applied)."""
+
+    def evaluate(self, run, streams) -> tuple[float, int]:
+        """(mean nats, predictions) of the run's model over one pass of streams, each from a zero
+        state, without dropout (training/evaluation.py's evaluate_streams; rank 0 alone calls it)."""
 
     def reset_state(self, run) -> None:
         """A new pass over the corpus starts from a zero state."""
@@ -83,6 +88,9 @@ class NumpyEngine:
             raise diverged(run.prog.step, lr)
         run.state = new_state
         return loss, norm, True
+
+    def evaluate(self, run, streams) -> tuple[float, int]:
+        return evaluate_streams(run.params, run.model_config, streams)
 
     def reset_state(self, run) -> None:
         run.state = zero_state(run.model_config, run.config.batch_size, run.state.h.dtype.type)

@@ -60,14 +60,20 @@ def evaluate_streams(params, config: ModelConfig, streams: Streams) -> tuple[flo
     return total / count, int(count)
 
 
+def validation_streams(ids, batch_size: int, seq_length: int, val_symbols: int = 0) -> Streams:
+    """The streams of training's periodic estimate over the held-out ids: batch_size contiguous
+    streams over all of them, or, when they hold more than val_symbols predictions (0: no bound),
+    batch_size streams spread over the whole split that make about val_symbols predictions together."""
+    if val_symbols and len(ids) - 1 > val_symbols:
+        return spread_streams(ids, batch_size, seq_length, val_symbols)
+    streams = max(1, min(batch_size, len(ids) - 1))
+    return make_streams(ids, streams, max(1, min(seq_length, (len(ids) - 1) // streams)))
+
+
 def validation_loss(params, config: ModelConfig, ids, batch_size: int, seq_length: int,
                     val_symbols: int = 0) -> tuple[float, int]:
-    """Training's periodic estimate over the held-out ids: batch_size contiguous streams over all
-    of them, or, when they hold more than val_symbols predictions (0: no bound), batch_size
-    streams spread over the whole split that make about val_symbols predictions together."""
-    if val_symbols and len(ids) - 1 > val_symbols:
-        return evaluate_streams(params, config, spread_streams(ids, batch_size, seq_length, val_symbols))
-    return evaluate_ids(params, config, ids, streams=batch_size, seq_length=seq_length)
+    """(mean nats, predictions) of training's periodic estimate (see validation_streams)."""
+    return evaluate_streams(params, config, validation_streams(ids, batch_size, seq_length, val_symbols))
 
 
 def evaluate_blocks(params, config: ModelConfig, blocks, seq_length: int = 256,

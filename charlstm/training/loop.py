@@ -36,7 +36,7 @@ from charlstm.training.budget import check_training
 from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
 from charlstm.training.config import DEFAULT_EPOCHS, Evaluation, TrainConfig, TrainResult
 from charlstm.training.corpus import Resuming, load_corpus
-from charlstm.training.evaluation import nats_to_bits, validation_loss
+from charlstm.training.evaluation import nats_to_bits, validation_streams
 from charlstm.training.resume import (check_arrays, check_options, check_position, read_record, reading_options,
                                       resumed_config)
 from charlstm.training.engine import Engine, NumpyEngine
@@ -305,7 +305,7 @@ def _loop(run_dir: RunDir, run: _Run, engine: Engine, streams, val_ids, progress
         if not writer:
             prog.window_loss, prog.window_steps = 0.0, 0
             return
-        ev = _evaluate(run, val_ids, streams.chunks_per_pass, window, _lr(config, prog, fraction_done()))
+        ev = _evaluate(run, engine, val_ids, streams.chunks_per_pass, window, _lr(config, prog, fraction_done()))
         prog.window_loss, prog.window_steps = 0.0, 0      # before the save: a resumed run starts anew
         _record(run_dir, run, ev)
         evaluations.append(ev)
@@ -410,12 +410,12 @@ def _lr(config: TrainConfig, prog: _Progress, fraction: float) -> float:
         decay_rate=config.lr_decay, decay_every=config.lr_decay_every, min_lr_fraction=config.lr_floor)
 
 
-def _evaluate(run: _Run, val_ids, steps_per_epoch: int, window: _Window, lr: float) -> Evaluation:
+def _evaluate(run: _Run, engine: Engine, val_ids, steps_per_epoch: int, window: _Window, lr: float) -> Evaluation:
     config, prog = run.config, run.prog
     val_nats = None
     if len(val_ids) >= 2:
-        val_nats, _ = validation_loss(run.params, run.model_config, val_ids, config.batch_size, config.seq_length,
-                                      config.val_symbols)
+        val_nats, _ = engine.evaluate(run, validation_streams(val_ids, config.batch_size, config.seq_length,
+                                                              config.val_symbols))
     # The sample has its own generator, derived from the seed and step, so showing it never
     # changes the training run's random numbers.
     sample_rng = np.random.default_rng([config.seed, prog.step])
