@@ -115,7 +115,8 @@ class Model:
         top_p or seed with beam, length_penalty without it.
         """
         if beam is None and length_penalty is not None:
-            raise ArgumentError("length_penalty", "{name} ranks the texts of a beam search; without one it has no effect")
+            raise ArgumentError(("length_penalty", "beam"), "{name0} ranks the texts of a {name1} search; without "
+                                "{name1} it has no effect")
         if beam is not None:
             given = [name for name, value in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p),
                                               ("seed", seed)) if value is not None]

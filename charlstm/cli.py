@@ -386,7 +386,9 @@ def train(corpus, out_dir, quiet, **options):
     if model.interrupted:
         latest = out_dir / "latest.npz"
         read = corpus if corpus is not None else out_dir / DEFAULT_CORPUS
-        cmd = shlex.join(["charlstm", "train", str(read), "--out", str(out_dir), "--resume", str(latest)])
+        engine = [] if options["engine"] == "numpy" else ["--engine", options["engine"]]
+        engine += [] if options["device"] is None else ["--device", options["device"]]
+        cmd = shlex.join(["charlstm", "train", str(read), "--out", str(out_dir), "--resume", str(latest), *engine])
         click.echo(f"Interrupted at step {model.step}; saved {latest}. Resume with: {cmd}", err=True)
         sys.exit(EXIT_INTERRUPTED)
 

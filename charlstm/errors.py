@@ -25,13 +25,14 @@ class ArgumentError(CharlstmError):
     command line, with its option's (--layers), so each reader sees the name they typed."""
 
     def __init__(self, argument: str | tuple, template: str):
-        # one argument, or several refused together (`{name}` then lists them all)
+        # one argument, or several refused together (`{name}` then lists them all, `{name0}`,
+        # `{name1}`, ... name each)
         self.arguments = (argument,) if isinstance(argument, str) else tuple(argument)
         self.argument, self.template = self.arguments[0], template
-        super().__init__(template.format(name=", ".join(self.arguments)))
+        super().__init__(self.named(*self.arguments))
 
     def named(self, *names: str) -> str:
-        return self.template.format(name=", ".join(names))
+        return self.template.format(name=", ".join(names), **{f"name{i}": n for i, n in enumerate(names)})
 
 
 def about(source, message: str) -> str:

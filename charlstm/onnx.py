@@ -1,4 +1,4 @@
-"""charlstm models as ONNX graphs (needs the onnx package: pip install 'charlstm[onnx]').
+"""charlstm models as ONNX graphs (needs onnx: python3 -m pip install '.[onnx]' from the checkout).
 
     import charlstm, charlstm.onnx
     charlstm.onnx.save_onnx(charlstm.load("run/best.npz"), "model.onnx")

@@ -1,4 +1,4 @@
-"""charlstm models in PyTorch and back (needs PyTorch: pip install 'charlstm[torch]').
+"""charlstm models in PyTorch and back (needs PyTorch: python3 -m pip install '.[torch]' from the checkout).
 
     import charlstm, charlstm.torch
     model = charlstm.load("run/best.npz")

@@ -89,7 +89,7 @@ def test_the_api_refuses_what_a_beam_search_would_ignore(known_model):
     for extra in ({"temperature": 0.5}, {"top_k": 2}, {"top_p": 0.5}, {"seed": 1}):
         with pytest.raises(ArgumentError, match=f"{next(iter(extra))}: does not apply to a beam search"):
             known_model.sample(6, beam=4, **extra)
-    with pytest.raises(ArgumentError, match="length_penalty ranks the texts of a beam search"):
+    with pytest.raises(ArgumentError, match="length_penalty ranks the texts of a beam search; without beam"):
         known_model.sample(6, length_penalty=0.5)
     assert known_model.sample(6, beam=4, length_penalty=0.0) == known_model.beam_search(4, length=6)[0].text
 

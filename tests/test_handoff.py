@@ -513,11 +513,11 @@ def test_without_torch_or_onnx_the_error_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)        # import torch now raises ImportError
     with pytest.raises(CharlstmError) as e:
         ct.to_torch(model)
-    one_line(e, "pip install 'charlstm[torch]'")
+    one_line(e, "pip install '.[torch]'")
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(CharlstmError) as e:
         charlstm.onnx.to_onnx(model)
-    one_line(e, "pip install 'charlstm[onnx]'")
+    one_line(e, "pip install '.[onnx]'")
 
 
 # --- the command line ----------------------------------------------------------------------------

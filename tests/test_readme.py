@@ -15,10 +15,10 @@ What is changed, and only that:
 
 What is skipped, and why (SKIPPED names each one):
 - the Quickstart's `python3 -m pip install '.[test]' && python3 -m pytest`: it is this suite;
-- `python3 -m pip install '.[torch,onnx]'`: installing is not this test's business; the commands
-  after it run when torch and onnx are installed (CI installs them), and are skipped otherwise,
-  each listed in the skip message.
-No command needs a GPU.
+- `python3 -m pip install '.[torch,onnx]'` and `'.[torch]'`: installing is not this test's
+  business; the commands after it run when torch and onnx are installed (CI installs them), and
+  are skipped otherwise, each listed in the skip message.
+- `--device cuda` becomes `--device cpu` on a machine without a CUDA device: no test needs a GPU.
 
 docs/handoff.md's Python blocks run as written in tests/test_handoff.py, and the README's
 notebook block in tests/test_api.py.
@@ -44,11 +44,19 @@ README = REPO / "README.md"
 SKIPPED = {
     "python3 -m pip install '.[test]' && python3 -m pytest": "the test suite itself",
     "python3 -m pip install '.[torch,onnx]'": "installs packages; the commands that need them are checked below",
+    "python3 -m pip install '.[torch]'": "installs PyTorch; the commands that need it are checked below",
 }
 INSTALL_PREFIX = re.compile(r"^python3 -m pip install \S+ && ")
 
 # Commands that need an optional package, by a word they contain.
-NEEDS = {"best.pt": ("torch",), "best.onnx": ("onnx", "onnxruntime")}
+NEEDS = {"best.pt": ("torch",), "best.onnx": ("onnx", "onnxruntime"), "--engine torch": ("torch",)}
+
+
+def cuda_available() -> bool:
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+    return torch.cuda.is_available()
 
 
 def tweets_archive() -> str:
@@ -85,6 +93,8 @@ def tiny_budget(command: str) -> str:
     (each part of a `a && b` line on its own)."""
     if " && " in command:
         return " && ".join(map(tiny_budget, command.split(" && ")))
+    if "--device cuda" in command and not cuda_available():
+        command = command.replace("--device cuda", "--device cpu")
     words = shlex.split(command, comments=True)
     if "charlstm" not in words or "train" not in words:
         return command

@@ -47,7 +47,8 @@ def _onnx():
     try:
         import onnx
     except ImportError:
-        raise CharlstmError("the onnx package is not installed: pip install 'charlstm[onnx]'") from None
+        raise CharlstmError("the onnx package is not installed: python3 -m pip install '.[onnx]' from the charlstm "
+                            "checkout (or pip install onnx onnxruntime)") from None
     return onnx
 
 

@@ -98,5 +98,5 @@ def cross_entropy_backward(cache: CrossEntropyCache) -> np.ndarray:
     if cache.weights is None:
         d /= d.dtype.type(cache.total_weight)
     else:
-        d *= (cache.weights / cache.total_weight).astype(d.dtype)[:, None]
+        d *= (cache.weights.astype(d.dtype) / cache.total_weight)[:, None]   # in the model's precision
     return d
