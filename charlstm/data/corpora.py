@@ -40,12 +40,12 @@ CODE_HEADER = "### FILE: {path}\n"
 # early on; text files in any common encoding except UTF-16/32 never contain NUL.
 _BINARY_SNIFF_BYTES = 8192
 
-# Directories of the standard library left out of the default corpus: the test suite
+#: Directories of the standard library left out of the default corpus: the test suite
 # is huge and repetitive, and the others are vendored tools or third-party code. Then two
 # tables of data that carry no "generated" line (see GENERATED_MARK): the HTML5 entity
 # names and the build's configuration dictionary.
-_STDLIB_EXCLUDE = ("site-packages", "dist-packages", "test", "tests", "idlelib", "lib2to3",
-                   "html/entities.py", "_sysconfigdata*")
+STDLIB_EXCLUDE = ("site-packages", "dist-packages", "test", "tests", "idlelib", "lib2to3",
+                  "html/entities.py", "_sysconfigdata*")
 
 #: A file whose first lines say it was generated is a table of data, not code a person wrote
 #: (the standard library's 60-odd codec tables "generated from 'MAPPINGS/...' with gencodec.py",
@@ -134,8 +134,9 @@ def list_files(root, exts: Iterable[str] | str, exclude: Sequence[str] = ()) -> 
     return _walk_candidates(pathlib.Path(root), _normalise_exts(exts), tuple(exclude), summary)
 
 
-def _read_code_file(path: pathlib.Path, max_file_bytes: int, summary: dict) -> str | None:
-    """The file's text with LF line ends, or None after counting why it was skipped."""
+def read_code_file(path: pathlib.Path, max_file_bytes: int, summary: dict) -> str | None:
+    """The file's text with LF line ends, or None after counting why it was skipped in `summary`
+    (a dict with the keys unreadable, too_large, binary and undecodable)."""
     try:
         info = path.stat()
     except OSError:  # PermissionError included
@@ -212,7 +213,7 @@ def build_code_corpus(
 
     chunks: list[str] = []
     for index, (rel, path) in enumerate(candidates):
-        text = _read_code_file(path, max_file_bytes, summary)
+        text = read_code_file(path, max_file_bytes, summary)
         if text is None:
             continue
         body = text.rstrip("\n")
@@ -248,11 +249,11 @@ def build_stdlib_corpus(max_bytes: int | None = 5_000_000) -> tuple[str, dict]:
     """The default code corpus: the Python standard library's ``.py`` files, capped.
 
     Test suites, idlelib, lib2to3, installed third-party packages and generated tables of
-    data (codec tables, pydoc's topics, the HTML entities: see _STDLIB_EXCLUDE and
+    data (codec tables, pydoc's topics, the HTML entities: see STDLIB_EXCLUDE and
     GENERATED_MARK) are left out, so the corpus is code that reads as Python.
     """
     return build_code_corpus(
-        python_stdlib_dir(), exts=(".py",), max_bytes=max_bytes, exclude=_STDLIB_EXCLUDE
+        python_stdlib_dir(), exts=(".py",), max_bytes=max_bytes, exclude=STDLIB_EXCLUDE
     )
 
 
@@ -396,8 +397,9 @@ def _csv_records(path: pathlib.Path, text: str) -> list[dict]:
         raise CharlstmError(f"{path}, line {line}: malformed CSV ({err})") from None
 
 
-def _read_records(path: pathlib.Path) -> list[dict]:
-    """Parse one tweet file, choosing the format from its first characters."""
+def read_tweet_records(path: pathlib.Path) -> list[dict]:
+    """The tweet objects of one archive file (tweets.js, a JSON array, JSON Lines or CSV, any of
+    them gzipped), the format chosen from its first characters."""
     text = _load_text(path)
     head = text.lstrip()
     if head.startswith("window."):
@@ -427,7 +429,9 @@ def _is_true(value: object) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "1"))
 
 
-def _clean_text(raw: str, urls: str) -> str:
+def clean_tweet_text(raw: str, urls: str = "keep") -> str:
+    """A tweet's text as one line: HTML entities unescaped once, whitespace runs with a line break
+    made one space, ends stripped; urls: keep, drop or placeholder (see read_tweets)."""
     text = html.unescape(raw)  # once only: "&amp;amp;" is meant to read "&amp;"
     text = _BREAK_RUN.sub(" ", text).strip()
     if urls == "drop":
@@ -484,7 +488,7 @@ def read_tweets(
     kept: list[tuple[str, dt.datetime | None]] = []
     seen: set[str] = set()
     for path in paths:
-        records = _read_records(path)
+        records = read_tweet_records(path)
         read += len(records)
         _check_has_text(path, records, text_field)
         for record in records:
@@ -493,16 +497,11 @@ def read_tweets(
             if not isinstance(raw, str):
                 dropped["no_text"] += 1
                 continue
-            text = _clean_text(raw, urls)
+            text = clean_tweet_text(raw, urls)
             if not text:
                 dropped["empty"] += 1
                 continue
-            is_retweet = (
-                text.startswith("RT @")
-                or _is_true(record.get("is_retweet"))
-                or "retweeted_status" in record
-            )
-            if is_retweet and not keep_retweets:
+            if is_retweet(record, text) and not keep_retweets:
                 dropped["retweet"] += 1
                 continue
             date_field = _pick_field(record, None, _DATE_FIELDS)
@@ -541,6 +540,12 @@ def read_tweets(
         "distinct_symbols": len(symbols),
     }
     return lines, summary
+
+
+def is_retweet(record: dict, text: str) -> bool:
+    """Whether a tweet object is a retweet: its cleaned text starts with "RT @", or the archive
+    says so (an is_retweet flag, or the retweeted tweet attached)."""
+    return text.startswith("RT @") or _is_true(record.get("is_retweet")) or "retweeted_status" in record
 
 
 def _check_has_text(path: pathlib.Path, records: list[dict], text_field: str | None) -> None:
