@@ -36,6 +36,10 @@ figure the machine's load does not move):
   torch-onehot  a probe, run only when --only names it: torch-recipe with charlstm's one-hot
                 input instead of nn.Embedding (is the embedding why torch-recipe learns more per
                 step?).
+  torch-transformer  run only when --only names it: a small character transformer at nanoGPT's
+                published CPU settings for shakespeare_char (scripts/char_transformer.py: 4 layers,
+                4 heads, width 128, context 64, batch 12, lr 1e-3, no dropout); its held-out figure
+                predicts each symbol from 32 to 64 symbols before it.
 
 Shared by all three: the same ids (charlstm's own reading of the file, Vocab and split: the
 held-out part is exactly the last --val-fraction of the symbol ids, as `charlstm train
@@ -129,9 +133,10 @@ from charlstm.training.evaluation import nats_to_bits  # noqa: E402
 from charlstm.training.recipe import choose  # noqa: E402
 
 SIDES = ("charlstm", "torch-recipe", "torch-plain")
-PROBES = ("torch-onehot",)    # run only when --only names them: not part of the study's figure
+PROBES = ("torch-onehot", "torch-transformer")   # run only when --only names them
 LABELS = {"charlstm": "charlstm", "torch-recipe": "torch at charlstm's recipe", "torch-plain": "plain torch",
-          "torch-onehot": "torch at charlstm's recipe, one-hot input"}
+          "torch-onehot": "torch at charlstm's recipe, one-hot input",
+          "torch-transformer": "a small character transformer (nanoGPT's CPU settings)"}
 COLOURS = {"charlstm": "#d62728", "torch-recipe": "#1f77b4", "torch-plain": "#7f7f7f"}
 EXACT_CHUNK = 256          # charlstm eval's chunk (the state is carried, so it does not change the figure)
 SETTLE_S = 1.0             # between runs: lets the last run's BLAS / OpenMP worker threads go idle
@@ -707,6 +712,10 @@ def main(argv: list[str] | None = None) -> int:
                 except CharlstmError as e:
                     print(f"recipe.py: {corpus.name}: {e}", file=sys.stderr)
                     return 1
+            elif side == "torch-transformer":
+                import char_transformer
+                record = char_transformer.train(data, args.max_time, args.seed, max_steps=args.max_steps,
+                                                eval_interval=args.eval_interval)
             else:
                 interval = None if args.max_steps else (args.eval_interval or
                                                         eval_interval_from(entry["sides"].get("charlstm")))
