@@ -454,6 +454,8 @@ def _engine(engine: str, device: str | None):
     """The engine that computes the steps: charlstm's NumPy engine, or PyTorch's on a device."""
     validate.choice(engine, "engine", ("numpy", "torch"))
     validate.text(device, "device", optional=True)
+    if device is not None and not device.strip():
+        raise ArgumentError("device", "{name} is empty: give cpu, cuda or cuda:N")
     if engine == "numpy":
         if device is not None:
             raise ArgumentError("device", "{name} places the torch engine's work; the NumPy engine runs on the CPU "

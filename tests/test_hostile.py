@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import os
 import resource
@@ -465,6 +466,14 @@ CASES: dict[str, Case] = {
                              ("--warmup-steps", "-1"), ("--lr-decay-every", "0"), ("--lr", "inf"),
                              ("--grad-clip", "nan"), ("--lr-floor", "2"), ("--min-count", "1000000"),
                              ("--val-symbols", "-1"), ("--val-symbols", "1"), ("--val-fraction", "nan"))},
+    # the engine: a device for the NumPy engine, an empty or unknown one, a GPU that is not there
+    "train --device with the NumPy engine": Case([*TRAIN, "--device", "cpu"], ("--device", "NumPy engine")),
+    "train --device ''": Case([*TRAIN, "--engine", "torch", "--device", ""], ("--device", "empty")),
+    **({"train --engine torch --device tpu": Case([*TRAIN, "--engine", "torch", "--device", "tpu"],
+                                                  ("--device", "not a device")),
+        "train --engine torch --device cuda:99": Case([*TRAIN, "--engine", "torch", "--device", "cuda:99"],
+                                                      ("--device cuda:99",))}
+       if importlib.util.find_spec("torch") is not None else {}),
     "train --lr 1e300": Case(["train", "c.txt", "--out", "o", *SMALL, "--max-steps", "5", "--eval-every", "1",
                               "--lr", "1e300"], ("diverged at step 1", "non-finite", "no checkpoint had been written")),
     "train a batch bigger than the corpus": Case([*TRAIN, "--batch-size", "1000"], ("fewer than one batch",)),
