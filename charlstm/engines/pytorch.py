@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -126,14 +127,14 @@ class TorchEngine:
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = 0
         self.device = choose_device(device)
+        if self.world_size > 1 and self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))     # one GPU per process
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)          # before NCCL starts: its communicator binds to it
         if self.world_size > 1:
-            if self.device.type == "cuda" and self.device.index is None:     # one GPU per process
-                self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             if not dist.is_initialized():
                 dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
             self.rank = dist.get_rank()
-        if self.device.type == "cuda":
-            torch.cuda.set_device(self.device)
         self.module = self.model = None
         self.state: tuple = ()
 
@@ -147,6 +148,10 @@ class TorchEngine:
         share = B // self.world_size
         self.columns = slice(self.rank * share, (self.rank + 1) * share)
         self.dtype = torch.float64 if run.params["head.W"].dtype == np.float64 else torch.float32
+        # cuDNN would rather hold a recurrent layer's weights in one block; these are made afresh from
+        # charlstm's arrays at every step (a copy of the parameters' size, nothing next to the step's
+        # work), which it says once in a warning that is not the user's business
+        warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
         self.module = CharlstmParameters(run.model_config, run.params, self.device, self.dtype)
         self.model = self.module
         if self.world_size > 1:
