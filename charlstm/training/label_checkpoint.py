@@ -1,0 +1,176 @@
+"""The checkpoint of a classifier or a tagger: one .npz file, written atomically, loaded without
+unpickling anything (docs/labels.md describes it for other programs).
+
+Keys (all plain numeric arrays except `meta`):
+    meta        0-d unicode array holding JSON:
+                {"format": "charlstm-labels", "version": 1, "kind": "classifier" | "tagger",
+                 "config": SequenceConfig.to_dict(), "vocab": Vocab.to_dict(),
+                 "labels": [label names, in the order of the head's outputs],
+                 "max_length": symbols read of an example (a tagger: of a stretch),
+                 "train": the training record, or null}
+    [embedding,] {cell}.{l}[.reverse].{key}, head.W, head.b   the parameters (model/sequence.py)
+
+It is not the character model's format ("charlstm", training/checkpoint.py): each loader names
+the other's files for what they are. There is no optimiser state: a run is not resumed.
+
+Loading reads only the members the format names, checks each one's declared size against what
+the config implies before it is decompressed, and checks the whole file (format, version, kind,
+config, vocabulary, labels, shapes, finite weights), every problem one CharlstmError line.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from charlstm.data.labelled import check_label
+from charlstm.data.vocab import Vocab
+from charlstm.errors import CharlstmError
+from charlstm.files import write_atomically
+from charlstm.model import SequenceConfig, sequence_param_shapes
+from charlstm.validate import Fields, load_json
+
+FORMAT = "charlstm-labels"
+VERSION = 1
+KINDS = {"classify": "classifier", "tag": "tagger"}       # the model's task -> the checkpoint's kind
+MAX_META_BYTES = 64 << 20
+CHARACTER_FORMAT = "charlstm"       # training/checkpoint.py's, named when such a file is given here
+
+
+@dataclass
+class LabelsCheckpoint:
+    kind: str                       # "classifier" or "tagger"
+    params: dict[str, np.ndarray]
+    config: SequenceConfig
+    vocab: Vocab
+    labels: tuple[str, ...]
+    max_length: int
+    train: dict | None = None
+
+
+def save_labels_checkpoint(path, ckpt: LabelsCheckpoint) -> None:
+    """Write a checkpoint atomically: a crash leaves the old file or the new one, never half of one."""
+    meta = {"format": FORMAT, "version": VERSION, "kind": ckpt.kind, "config": ckpt.config.to_dict(),
+            "vocab": ckpt.vocab.to_dict(), "labels": list(ckpt.labels), "max_length": ckpt.max_length,
+            "train": ckpt.train}
+    arrays = {"meta": np.array(json.dumps(meta, ensure_ascii=False)), **ckpt.params}
+    write_atomically(Path(path), lambda f: np.savez(f, **arrays), "checkpoint")
+
+
+def load_labels_checkpoint(path) -> LabelsCheckpoint:
+    """Read and check a classifier's or a tagger's checkpoint; every problem is one line."""
+    path = Path(path)
+    name = str(path)
+    if not path.exists():
+        raise CharlstmError(f"{name}: no such checkpoint")
+    if path.is_dir():
+        raise CharlstmError(f"{name}: is a directory, not a checkpoint (did you mean {name}/best.npz?)")
+    if not path.is_file():
+        raise CharlstmError(f"{name}: not a regular file, so not a checkpoint")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            sizes = {info.filename[:-4]: info.file_size for info in archive.infolist()
+                     if info.filename.endswith(".npy")}
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        raise CharlstmError(f"{name}: not a charlstm checkpoint (not an .npz archive, or truncated)") from None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = read_meta(member(data, sizes, "meta", MAX_META_BYTES, name), name)
+            ckpt = checked_record(meta, name)
+            if ckpt.config.num_layers * len(ckpt.config.directions) > len(sizes):
+                # each layer and direction has arrays of its own: a config naming more is not this file's
+                raise CharlstmError(f"{name}: its config names {ckpt.config.num_layers} layers, but the file holds "
+                                    f"{len(sizes)} arrays in all")
+            ckpt.params = {key: parameter(member(data, sizes, key, 8 * int(np.prod(shape)) + 4096, name), key,
+                                          shape, name)
+                           for key, shape in sequence_param_shapes(ckpt.config).items()}
+    except CharlstmError:
+        raise
+    except ValueError as e:
+        if "allow_pickle" in str(e) or "object" in str(e).lower():
+            raise CharlstmError(f"{name}: holds Python objects; refusing to load it "
+                                "(loading a checkpoint never unpickles)") from None
+        raise CharlstmError(f"{name}: damaged checkpoint ({e})") from None
+    except Exception as e:       # zlib.error, a truncated member, and the other failures of a corrupt file
+        raise CharlstmError(f"{name}: damaged or truncated checkpoint ({type(e).__name__})") from None
+    return ckpt
+
+
+def read_meta(raw, name: str) -> dict:
+    """The meta record, if it is this format's (the character model's is named as such)."""
+    if raw.shape != () or raw.dtype.kind != "U":
+        raise CharlstmError(f"{name}: not a charlstm checkpoint (meta is not a text record)")
+    meta = load_json(str(raw), f"{name}: the meta record")
+    found = meta.get("format") if isinstance(meta, dict) else None
+    if found == CHARACTER_FORMAT:
+        raise CharlstmError(f"{name}: a character model's checkpoint (charlstm train), not a classifier's or a "
+                            "tagger's; give one written by charlstm classify train or charlstm tag train")
+    if found != FORMAT:
+        raise CharlstmError(f"{name}: not a charlstm classifier or tagger checkpoint")
+    version = meta.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CharlstmError(f"{name}: the meta record has no format version")
+    if version > VERSION:
+        raise CharlstmError(f"{name}: written in {FORMAT} format {version}, newer than this charlstm reads "
+                            f"({VERSION}); upgrade charlstm")
+    return meta
+
+
+def checked_record(meta: dict, name: str) -> LabelsCheckpoint:
+    """The checkpoint's record from its meta (parameters still empty), every field checked."""
+    record = Fields(meta, f"{name}: the meta record")
+    kind = record.text("kind", choices=tuple(KINDS.values()))
+    try:
+        config = SequenceConfig.from_dict(record.object("config").record, f"{name}: the model config")
+        vocab = Vocab.from_dict(record.object("vocab").record)
+    except CharlstmError as e:
+        message = str(e)
+        raise CharlstmError(message if message.startswith(name) else f"{name}: {message}") from None
+    if KINDS[config.task] != kind:
+        raise CharlstmError(f"{name}: the meta record says {kind} but its config's task is {config.task}")
+    if len(vocab) != config.vocab_size:
+        raise CharlstmError(f"{name}: the vocabulary holds {len(vocab)} symbols but the model expects "
+                            f"{config.vocab_size}")
+    if kind == "tagger" and vocab.unit != "codepoint":
+        raise CharlstmError(f"{name}: a tagger labels each code point, but its vocabulary's unit is {vocab.unit}")
+    labels = record.strings("labels", nonempty=True)
+    for label in labels:
+        check_label(label, f"{name}: the meta record's labels")
+    if len(labels) != config.num_labels or len(set(labels)) != len(labels):
+        raise CharlstmError(f"{name}: the meta record names {len(labels)} labels ({len(set(labels))} distinct) "
+                            f"for a model of {config.num_labels}")
+    max_length = record.integer("max_length", lo=1)
+    train = meta.get("train")
+    if train is not None and not isinstance(train, dict):
+        raise CharlstmError(f"{name}: the training record in meta is not an object")
+    return LabelsCheckpoint(kind, {}, config, vocab, tuple(labels), max_length, train)
+
+
+def member(data, sizes: dict, key: str, limit: int, name: str):
+    """One array of the file, refused before it is decompressed if it declares more bytes than
+    its shape allows (a small file cannot unpack into gigabytes)."""
+    if key not in sizes:
+        if key == "meta":
+            raise CharlstmError(f"{name}: not a charlstm checkpoint (no meta record)")
+        raise CharlstmError(f"{name}: missing parameter {key}")
+    if sizes[key] > limit:
+        raise CharlstmError(f"{name}: member {key} declares {sizes[key]:,} bytes, more than its shape allows "
+                            f"({limit:,}); refusing to unpack it")
+    return data[key]
+
+
+def parameter(p: np.ndarray, key: str, shape: tuple, name: str) -> np.ndarray:
+    if p.shape != shape:
+        raise CharlstmError(f"{name}: parameter {key} has shape {p.shape}, the config says {shape}")
+    if not np.issubdtype(p.dtype, np.floating):
+        raise CharlstmError(f"{name}: parameter {key} is not floating point ({p.dtype})")
+    if not np.isfinite(p).all():
+        raise CharlstmError(f"{name}: parameter {key} holds NaN or infinite values")
+    return p
+
+
+__all__ = ["FORMAT", "VERSION", "KINDS", "LabelsCheckpoint", "save_labels_checkpoint", "load_labels_checkpoint"]
