@@ -76,6 +76,16 @@ class ProgressBar:
             self._bar = None
 
 
+class LabelsBar(ProgressBar):
+    """The bar of a classifier's or a tagger's training run: the loss in nats and the symbols read
+    per second (bits per character, a character model's figure, would mean nothing here)."""
+
+    def step(self, step, loss, symbols_per_s):
+        self._bar.update(1)
+        if step % 10 == 0 or step == 1:
+            self._bar.set_postfix(loss=f"{loss:.3f}", symbols_per_s=f"{symbols_per_s:,.0f}", refresh=False)
+
+
 class ByteBar:
     """A tqdm bar for reading a large corpus (or evaluating a long text): one bar per stage
     ("counting", "encoding", ...), in bytes unless told another unit, closed when its stage
@@ -104,4 +114,4 @@ class ByteBar:
             self._bar = None
 
 
-__all__ = ["ProgressBar", "ByteBar", "StopOnSignals"]
+__all__ = ["ProgressBar", "LabelsBar", "ByteBar", "StopOnSignals"]
