@@ -468,3 +468,386 @@ def _engine(engine: str, device: str | None):
 
 __all__ = ["Model", "load", "train", "evaluate", "trace_file", "novelty", "export_model", "encode_corpus",
            "write_code_corpus", "write_tweets", "write_synth", "CELL_NAMES"]
+
+
+# ====================================================================================================
+# Labels: classify and tag
+# ====================================================================================================
+# A classifier (one label per text) and a tagger (one class per character of Python), over the
+# sequence models of model/sequence.py and model/labels.py; trained by training/labelled.py into a
+# checkpoint of their own format (training/label_checkpoint.py; docs/labels.md).
+
+from typing import NamedTuple  # noqa: E402
+
+from charlstm.analysis.tag_page import spans_of  # noqa: E402
+from charlstm.data.label_files import (DEFAULT_MAX_BYTES, files_line, tagged_files,  # noqa: E402
+                                       texts_to_classify, write_code_languages, write_tweet_sources)
+from charlstm.data.label_tasks import TAG_NAMES  # noqa: E402
+from charlstm.data.labelled import Labelled, from_names, read_labelled, require_labels, split_labelled  # noqa: E402
+from charlstm.progress import LabelsBar  # noqa: E402
+from charlstm.training.label_batches import cut_spans, encode_texts  # noqa: E402
+from charlstm.training.label_checkpoint import (KINDS, LabelsCheckpoint, load_labels_checkpoint,  # noqa: E402
+                                                save_labels_checkpoint)
+from charlstm.training.label_eval import confusion, figures, predict_probs, truth_and_guess  # noqa: E402
+from charlstm.training.labelled import LabelData, LabelTrainConfig, train_labels  # noqa: E402
+
+PREDICT_BATCH = 64      # examples read at once when predicting (memory: T x 64 positions per layer)
+
+
+class Prediction(NamedTuple):
+    """A classifier's answer for one text: the likeliest label and every label's probability."""
+    source: str
+    label: str
+    probs: dict
+
+
+class LabelsModel:
+    """What a classifier and a tagger share: the weights, the model's shape (a SequenceConfig),
+    the vocabulary, the label names, and the longest example read (max_length symbols)."""
+
+    kind = ""
+
+    def __init__(self, params: dict, config, vocab: Vocab, labels, max_length: int, train: dict | None = None):
+        self.params = params
+        self.config = config
+        self.vocab = vocab
+        self.labels = tuple(labels)
+        self.max_length = max_length
+        self.train_record = train     # the checkpoint's training record, if it came from one
+        self.history: list = []       # the evaluations of the run that trained it, if any
+        self.out_dir: Path | None = None
+        self.interrupted = False
+        self.step: int | None = None
+        self.best_step: int | None = None
+
+    def __repr__(self) -> str:
+        c = self.config
+        n = sum(p.size for p in self.params.values())
+        both = "bidirectional " if c.bidirectional else ""
+        pooling = f", {c.pooling} pooling" if c.pooling else ""
+        return (f"{type(self).__name__}({c.num_layers} x {c.hidden_size} {both}{CELL_NAMES.get(c.cell, c.cell)}"
+                f"{pooling}, labels {', '.join(self.labels)}; {c.vocab_size} symbols, {n:,} parameters)")
+
+    def save(self, path) -> None:
+        """Write the model as a charlstm-labels .npz checkpoint (docs/labels.md)."""
+        path = validate.path(path, "path")
+        save_labels_checkpoint(path, LabelsCheckpoint(KINDS[self.config.task], self.params, self.config, self.vocab,
+                                                      self.labels, self.max_length, self.train_record))
+
+    def probs_of(self, texts) -> list:
+        """Each text's label probabilities (see predict_probs), its first max_length symbols read."""
+        ids, _ = encode_texts(self.vocab, texts, self.max_length)
+        return predict_probs(self.params, self.config, ids, PREDICT_BATCH)
+
+
+class Classifier(LabelsModel):
+    """A model that gives a text one label.
+
+    >>> model = charlstm.load_labels_model("classify-run/best.npz")
+    >>> model.predict(["def f(x):", "sub f { my $x = shift; }"])
+    [('python', {'c': 0.01, ...}), ('perl', {...})]
+    """
+
+    kind = "classifier"
+
+    def predict(self, texts) -> list[tuple[str, dict]]:
+        """(label, {label: probability}) for each text (a str alone is one text). A text is read
+        up to the model's max_length symbols, as it trained; symbols it never saw read as unknown."""
+        texts = _texts(texts)
+        probs = self.probs_of(texts) if texts else np.zeros((0, len(self.labels)))
+        return [(self.labels[int(p.argmax())], {name: float(x) for name, x in zip(self.labels, p)}) for p in probs]
+
+    def predict_files(self, paths, whole_file: bool = False) -> list[Prediction]:
+        """Predictions for each non-blank line of each UTF-8 file (source "FILE:LINE"), or with
+        whole_file for each file as one text (source "FILE")."""
+        paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+        whole_file = validate.flag(whole_file, "whole_file")
+        found = [item for path in paths for item in texts_to_classify(validate.path(path, "paths"), whole_file)]
+        predicted = self.predict([text for _, text in found])
+        return [Prediction(source, label, probs) for (source, _), (label, probs) in zip(found, predicted)]
+
+    def evaluate(self, labelled) -> dict:
+        """How well the model labels a labelled corpus (a Labelled, or the path of a labelled file or
+        folder): {"accuracy", "loss" (mean cross-entropy, nats), "examples", "labels": {label:
+        {"precision", "recall", "support"}}, "confusion" (rows: the true label), "label_names"}.
+        A label the model does not know is an error."""
+        data = _relabel(_labelled(labelled, "labelled"), self.labels, "the evaluated examples")
+        truth, guess, loss = truth_and_guess(data.targets, self.probs_of(data.texts))
+        return {**figures(confusion(truth, guess, len(self.labels)), self.labels), "loss": loss}
+
+
+class Tagger(LabelsModel):
+    """A model that gives each character of a text a class (the Python tagger: TAG_NAMES).
+
+    >>> tagger = charlstm.load_labels_model("tag-run/best.npz")
+    >>> tagger.tag("x = 1")
+    ['name', 'other', 'operator', 'other', 'number']
+    """
+
+    kind = "tagger"
+
+    def tag(self, text: str) -> list[str]:
+        """The class of each character (code point) of text. A text longer than max_length is read
+        in stretches of at most max_length characters ending at line ends, as the tagger trained."""
+        text = validate.text(text, "text")
+        pieces = [text[a:b] for a, b in cut_spans(text, self.max_length)]
+        probs = self.probs_of(pieces) if pieces else []
+        return [self.labels[k] for p in probs for k in p.argmax(axis=1).tolist()]
+
+    def tag_spans(self, text: str) -> list[tuple[str, str]]:
+        """(class, text) of each run of characters with one class, in order."""
+        return spans_of(text, self.tag(text))
+
+    def tag_file(self, path) -> list[tuple[str, str]]:
+        """tag_spans of a UTF-8 file's text (CRLF read as LF)."""
+        (_, text), = texts_to_classify(validate.path(path, "path"), whole_file=True)
+        return self.tag_spans(text)
+
+    def evaluate(self, paths, max_bytes: int | None = DEFAULT_MAX_BYTES) -> dict:
+        """How well the tagger labels Python files (files or folders, read as train_tagger reads
+        them, up to max_bytes): {"accuracy", "loss", "characters", "labels": {class: {"precision",
+        "recall", "support"}}, "confusion", "label_names", "files", "skipped" (files left out)}."""
+        found = tagged_files(_paths(paths), max_bytes)
+        if not found.texts:
+            raise CharlstmError(_no_python(found))
+        place = {name: k for k, name in enumerate(self.labels)}
+        if set(TAG_NAMES) - set(place):
+            raise CharlstmError(f"this tagger's classes ({', '.join(self.labels)}) are not Python's token classes "
+                                f"({', '.join(TAG_NAMES)}), so Python files cannot score it")
+        to_model = np.array([place[name] for name in TAG_NAMES], dtype=np.int64)
+        # read in the stretches tag() reads, so that the figures are those of what tag() answers
+        pieces = [(text[a:b], to_model[tags[a:b]]) for text, tags in zip(found.texts, found.tags)
+                  for a, b in cut_spans(text, self.max_length)]
+        truth, guess, loss = truth_and_guess([t for _, t in pieces], self.probs_of([p for p, _ in pieces]))
+        record = figures(confusion(truth, guess, len(self.labels)), self.labels, items="characters")
+        return {**record, "loss": loss, "files": len(found.texts), "skipped": list(found.skipped)}
+
+
+def load_labels_model(path) -> "Classifier | Tagger":
+    """Load a checkpoint written by train_classifier, train_tagger (or `charlstm classify train`,
+    `charlstm tag train`) or by .save: a Classifier or a Tagger, as the file says."""
+    ckpt = load_labels_checkpoint(validate.path(path, "path"))
+    cls = Tagger if ckpt.kind == "tagger" else Classifier
+    model = cls(ckpt.params, ckpt.config, ckpt.vocab, ckpt.labels, ckpt.max_length, ckpt.train)
+    model.step = (ckpt.train or {}).get("step")
+    return model
+
+
+def train_classifier(labelled, out_dir, *, held_out=None, cell: str | None = None, hidden_size: int | None = None,
+                     num_layers: int | None = None, embedding_size: int | None = None, dropout: float | None = None,
+                     bidirectional: bool | None = None, pooling: str | None = None, batch_size: int | None = None,
+                     lr: float | None = None, lr_schedule: str | None = None, grad_clip: float | None = None,
+                     max_steps: int | None = None, max_time: float | None = None, epochs: float | None = None,
+                     eval_every: int | None = None, val_fraction: float | None = None, max_length: int | None = None,
+                     min_count: int | None = None, seed: int | None = None, progress: bool = True,
+                     show_data: bool | None = None, stop_on_interrupt: bool = True, should_stop=None, on_eval=None,
+                     start_over: bool = False) -> Classifier:
+    """Train a classifier on labelled examples and return it (its .history: the evaluations).
+
+    labelled: a Labelled, or the path of a labelled file (label<TAB>text lines) or folder (a
+    sub-folder per label): data/labelled.py. held_out: the examples to evaluate on, the same way;
+    without it val_fraction (default 0.1) of each label's examples are held out, chosen with seed
+    (a text and its duplicates stay on one side). The model: SequenceConfig's fields (cell,
+    hidden_size, num_layers, embedding_size, dropout, bidirectional, pooling "last" or "mean").
+    Training: LabelTrainConfig's fields (batch_size, lr, lr_schedule, grad_clip, the bounds
+    max_steps, max_time and epochs (none given: 10 passes), eval_every, max_length: an example
+    longer than it is cut to its first max_length symbols, min_count, seed). None: the default.
+    out_dir receives latest.npz, best.npz (the best held-out accuracy, ties by loss) and
+    metrics.jsonl; a directory holding another run is refused unless start_over=True, which
+    moves its files into previous-N there. progress: a bar; show_data: the lines about the data
+    on standard error (default: with progress). stop_on_interrupt: Ctrl-C (SIGTERM too) ends the
+    run between two steps, saving latest.npz, and the model returned has .interrupted set;
+    should_stop: a function asked between steps, the same way.
+    """
+    held_given = held_out is not None
+    options = _label_arguments(out_dir, progress, show_data, stop_on_interrupt, should_stop, on_eval, start_over,
+                               cell=cell, hidden_size=hidden_size, num_layers=num_layers,
+                               embedding_size=embedding_size, dropout=dropout, bidirectional=bidirectional,
+                               pooling=pooling)
+    config = _label_config(held_given, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, grad_clip=grad_clip,
+                           max_steps=max_steps, max_time=max_time, epochs=epochs, eval_every=eval_every,
+                           val_fraction=val_fraction, max_length=max_length, min_count=min_count, seed=seed)
+    if pooling is not None:
+        validate.choice(pooling, "pooling", ("last", "mean"))
+    say = _say if (progress if show_data is None else show_data) else (lambda line: None)
+    data = require_labels(_labelled(labelled, "labelled"))
+    if held_given:
+        train_part, held = data, _relabel(_labelled(held_out, "held_out"), data.labels, "the held-out examples")
+    else:
+        train_part, held = split_labelled(data, config.val_fraction, config.seed)
+        if not len(held):
+            raise CharlstmError("no example can be held out: each label has one distinct text; give more examples, "
+                                "or a held-out set")
+    require_labels(train_part)
+    say(f"{len(train_part):,} training examples, {len(held):,} held out; labels "
+        + ", ".join(f"{name} {n:,}" for name, n in train_part.counts().items()))
+    about = {"labelled": _source(labelled), "held_out": _source(held_out) if held_given else "split"}
+    return _train_labels(Classifier, LabelData(train_part.labels, train_part.texts, train_part.targets,
+                                               train_part.sources),
+                         LabelData(held.labels, held.texts, held.targets, held.sources), out_dir, options, config,
+                         progress, stop_on_interrupt, should_stop, on_eval, say, start_over,
+                         [p for p in (labelled, held_out) if isinstance(p, (str, Path))], about)
+
+
+def train_tagger(paths, out_dir, *, held_out=None, max_bytes: int | None = DEFAULT_MAX_BYTES, cell: str | None = None,
+                 hidden_size: int | None = None, num_layers: int | None = None, embedding_size: int | None = None,
+                 dropout: float | None = None, bidirectional: bool | None = None, batch_size: int | None = None,
+                 lr: float | None = None, lr_schedule: str | None = None, grad_clip: float | None = None,
+                 max_steps: int | None = None, max_time: float | None = None, epochs: float | None = None,
+                 eval_every: int | None = None, val_fraction: float | None = None, max_length: int | None = None,
+                 min_count: int | None = None, seed: int | None = None, progress: bool = True,
+                 show_data: bool | None = None, stop_on_interrupt: bool = True, should_stop=None, on_eval=None,
+                 start_over: bool = False) -> Tagger:
+    """Train a tagger that gives each character of Python code its token class (TAG_NAMES: other,
+    indent, name, keyword, number, string, comment, operator, from the standard tokenize module)
+    and return it.
+
+    paths: .py files or folders of them, read in order until max_bytes bytes of code (None: all);
+    files that cannot be read or do not tokenize are left out, and counted. Each file is cut into
+    stretches of at most max_length characters (default 1,000) ending at line ends, each read
+    from a zero state. held_out: files to evaluate on; without it val_fraction (0.1) of the files
+    are held out (at least one), chosen with seed. Every other argument is train_classifier's.
+    """
+    held_given = held_out is not None
+    options = _label_arguments(out_dir, progress, show_data, stop_on_interrupt, should_stop, on_eval, start_over,
+                               cell=cell, hidden_size=hidden_size, num_layers=num_layers,
+                               embedding_size=embedding_size, dropout=dropout, bidirectional=bidirectional)
+    config = _label_config(held_given, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, grad_clip=grad_clip,
+                           max_steps=max_steps, max_time=max_time, epochs=epochs, eval_every=eval_every,
+                           val_fraction=val_fraction, max_length=max_length, min_count=min_count, seed=seed)
+    validate.size(max_bytes, "max_bytes", optional=True)
+    say = _say if (progress if show_data is None else show_data) else (lambda line: None)
+    paths = _paths(paths)
+    found = tagged_files(paths, max_bytes)
+    if not found.texts:
+        raise CharlstmError(_no_python(found))
+    say(files_line(found, max_bytes))
+    if held_given:
+        held_found = tagged_files(_paths(held_out, "held_out"), max_bytes)
+        if not held_found.texts:
+            raise CharlstmError("held_out: " + _no_python(held_found))
+        say("held out: " + files_line(held_found, max_bytes))
+        train_files = list(zip(found.texts, found.tags, found.sources))
+        held_files = list(zip(held_found.texts, held_found.tags, held_found.sources))
+    else:
+        if len(found.texts) < 2:
+            raise CharlstmError(f"one Python file ({found.sources[0]}) cannot be split into training and held-out "
+                                "files; give more files, or held-out files")
+        order = np.random.default_rng(config.seed).permutation(len(found.texts))
+        held_count = min(len(found.texts) - 1, max(1, round(config.val_fraction * len(found.texts))))
+        held_index = set(order[:held_count].tolist())
+        files = list(zip(found.texts, found.tags, found.sources))
+        train_files = [f for k, f in enumerate(files) if k not in held_index]
+        held_files = [f for k, f in enumerate(files) if k in held_index]
+        say(f"held out {len(held_files):,} of the {len(files):,} files")
+    about = {"paths": [str(p) for p in paths], "held_out": [str(p) for p in _paths(held_out, "held_out")]
+             if held_given else "split", "max_bytes": max_bytes}
+    reads = [*paths, *(_paths(held_out, "held_out") if held_given else [])]
+    return _train_labels(Tagger, _stretches(train_files, config.max_length), _stretches(held_files, config.max_length),
+                         out_dir, options, config, progress, stop_on_interrupt, should_stop, on_eval, say, start_over,
+                         reads, about)
+
+
+def _train_labels(cls, train_data: LabelData, held: LabelData, out_dir, options: dict, config: LabelTrainConfig,
+                  progress: bool, stop_on_interrupt: bool, should_stop, on_eval, say, start_over: bool, reads,
+                  about: dict):
+    """The run of train_classifier and train_tagger, Ctrl-C and the bar set up around it."""
+    with (StopOnSignals() if stop_on_interrupt else contextlib.nullcontext(None)) as stop:
+        result = train_labels(train_data, held, out_dir, options, config, progress=LabelsBar() if progress else None,
+                              should_stop=should_stop or stop, on_eval=on_eval, say=say, start_over=start_over,
+                              reads=reads, about=about)
+    model = cls(result.params, result.config, result.vocab, result.labels, result.max_length)
+    model.history, model.out_dir, model.interrupted = result.evaluations, result.out_dir, result.interrupted
+    model.step, model.best_step = result.step, result.best_step
+    return model
+
+
+def _label_arguments(out_dir, progress, show_data, stop_on_interrupt, should_stop, on_eval, start_over,
+                     **model_options) -> dict:
+    """The arguments of train_classifier and train_tagger that are not training settings, checked
+    at the door; returns the model options given."""
+    validate.path(out_dir, "out_dir")
+    for name, value in (("progress", progress), ("stop_on_interrupt", stop_on_interrupt), ("start_over", start_over)):
+        validate.flag(value, name)
+    if show_data is not None:
+        validate.flag(show_data, "show_data")
+    for name, value in (("should_stop", should_stop), ("on_eval", on_eval)):
+        if value is not None and not callable(value):
+            raise ArgumentError(name, f"{{name}} must be a function or None, got {type(value).__name__}")
+    _model_sizes(model_options["hidden_size"], model_options["num_layers"], model_options["embedding_size"],
+                 model_options["dropout"], model_options["cell"])
+    if model_options["bidirectional"] is not None:
+        validate.flag(model_options["bidirectional"], "bidirectional")
+    return model_options
+
+
+def _label_config(held_given: bool, **given) -> LabelTrainConfig:
+    """LabelTrainConfig from the settings given (None: not given); val_fraction with a held-out
+    set would mean nothing, so it is refused."""
+    if held_given and given["val_fraction"] is not None:
+        raise ArgumentError(("val_fraction", "held_out"), "{name0} holds out part of the training examples; with "
+                            "{name1} nothing is held out of them: give one of the two")
+    config = LabelTrainConfig(**{k: v for k, v in given.items() if v is not None})
+    return config if held_given else config.filled()
+
+
+def _labelled(value, name: str) -> Labelled:
+    """A Labelled as given, or read from a labelled file or folder."""
+    if isinstance(value, Labelled):
+        return value
+    return read_labelled(validate.path(value, name))
+
+
+def _relabel(data: Labelled, labels: tuple, what: str) -> Labelled:
+    """The examples with their targets indexing `labels` (the model's), a label outside them an error."""
+    names = [data.labels[t] for t in data.targets.tolist()]
+    unknown = sorted(set(names) - set(labels))
+    if unknown:
+        where = data.sources[names.index(unknown[0])]
+        raise CharlstmError(f"{where}: label {validate.shown(unknown[0])} of {what} is not one the model knows "
+                            f"({', '.join(labels)})")
+    return from_names(names, data.texts, data.sources, labels=labels)
+
+
+def _source(value) -> str | None:
+    return str(value) if isinstance(value, (str, Path)) else None
+
+
+def _texts(texts) -> list[str]:
+    """A list of texts to label (a str alone is one), each a non-empty str."""
+    texts = [texts] if isinstance(texts, str) else texts
+    if not isinstance(texts, (list, tuple)):
+        raise ArgumentError("texts", f"{{name}} must be a str or a list of them, got {type(texts).__name__}")
+    for k, text in enumerate(texts):
+        validate.text(text, "texts")
+        if not text:
+            raise ArgumentError("texts", f"{{name}}: text {k + 1} is empty; there is nothing to label")
+    return list(texts)
+
+
+def _paths(paths, name: str = "paths") -> list[Path]:
+    """Paths of Python files or folders: one, or a list of them, never empty."""
+    paths = [paths] if isinstance(paths, (str, Path)) else paths
+    if not isinstance(paths, (list, tuple)) or not paths:
+        raise ArgumentError(name, "{name} must be a path or a list of paths of Python files or folders")
+    return [validate.path(p, name) for p in paths]
+
+
+def _no_python(found) -> str:
+    why = f" (first left out: {found.skipped[0]})" if found.skipped else ""
+    return f"no Python file that can be read and tokenizes was found{why}"
+
+
+def _stretches(files, max_length: int) -> LabelData:
+    """The files' texts cut into stretches of at most max_length characters (cut_spans), with their tags."""
+    texts, tags, sources = [], [], []
+    for text, file_tags, source in files:
+        for a, b in cut_spans(text, max_length):
+            texts.append(text[a:b])
+            tags.append(file_tags[a:b])
+            sources.append(f"{source}@{a}")
+    return LabelData(TAG_NAMES, tuple(texts), tuple(tags), tuple(sources))
+
+
+__all__ += ["Classifier", "Tagger", "Prediction", "LabelsModel", "load_labels_model", "train_classifier",
+            "train_tagger", "write_tweet_sources", "write_code_languages"]
