@@ -623,10 +623,16 @@ class Tagger(LabelsModel):
         return {**record, "loss": loss, "files": len(found.texts), "skipped": list(found.skipped)}
 
 
-def load_labels_model(path) -> "Classifier | Tagger":
+def load_labels_model(path, kind: str | None = None) -> "Classifier | Tagger":
     """Load a checkpoint written by train_classifier, train_tagger (or `charlstm classify train`,
-    `charlstm tag train`) or by .save: a Classifier or a Tagger, as the file says."""
-    ckpt = load_labels_checkpoint(validate.path(path, "path"))
+    `charlstm tag train`) or by .save: a Classifier or a Tagger, as the file says. kind
+    ("classifier" or "tagger"): refuse the other kind."""
+    path = validate.path(path, "path")
+    if kind is not None:
+        validate.choice(kind, "kind", ("classifier", "tagger"))
+    ckpt = load_labels_checkpoint(path)
+    if kind is not None and ckpt.kind != kind:
+        raise CharlstmError(f"{path}: a {ckpt.kind}'s checkpoint, not a {kind}'s")
     cls = Tagger if ckpt.kind == "tagger" else Classifier
     model = cls(ckpt.params, ckpt.config, ckpt.vocab, ckpt.labels, ckpt.max_length, ckpt.train)
     model.step = (ckpt.train or {}).get("step")

@@ -799,3 +799,209 @@ def import_command(model_file, output):
     model = load_torch(model_file)
     model.save(output)
     click.echo(f"{output}: {summary(model.config)}", err=True)
+
+
+# --- labels: classify and tag --------------------------------------------------------------------
+# A classifier (one label per text) and a tagger (the token class of each character of Python).
+# Each command is one call of the API's labels section (train_classifier, train_tagger,
+# load_labels_model, write_tweet_sources, write_code_languages); docs/labels.md holds the formats.
+
+from dataclasses import fields as _dataclass_fields  # noqa: E402
+
+from charlstm.analysis import tag_page as _tag_page  # noqa: E402
+from charlstm.data.label_files import DEFAULT_MAX_BYTES as _LABEL_MAX_BYTES  # noqa: E402
+from charlstm.model import SequenceConfig  # noqa: E402
+from charlstm.training.label_eval import figure_lines  # noqa: E402
+from charlstm.training.labelled import DEFAULT_VAL_FRACTION, LabelTrainConfig  # noqa: E402
+
+_LABEL_DEFAULTS = LabelTrainConfig()
+_MODEL_DEFAULTS = {f.name: f.default for f in _dataclass_fields(SequenceConfig)}
+
+
+def _options(*decorators):
+    """Several click options as one decorator, in the order written."""
+    def decorate(f):
+        for option in reversed(decorators):
+            f = option(f)
+        return f
+    return decorate
+
+
+def _label_training_options(what: str):
+    """The options classify train and tag train share: the model's shape and how to train it;
+    each is None (the library's default, shown in brackets) unless given."""
+    return _options(
+        click.option("--out", "out_dir", required=True, type=PATH,
+                     help="Run directory: latest.npz, best.npz (best held-out accuracy), metrics.jsonl."),
+        _unset("--cell", type=click.Choice(list(CELLS)), shown=_MODEL_DEFAULTS["cell"]),
+        _unset("--layers", "num_layers", type=int, shown=_MODEL_DEFAULTS["num_layers"], help="Recurrent layers."),
+        _unset("--hidden", "hidden_size", type=int, shown=_MODEL_DEFAULTS["hidden_size"], help="Units per layer."),
+        _unset("--embedding-size", type=int,
+               help="Size of each symbol's learnt input vector (0: one-hot input) [the hidden size]."),
+        _unset("--dropout", type=float, shown=_MODEL_DEFAULTS["dropout"], help="Dropout on every layer's output."),
+        click.option("--bidirectional", is_flag=True, help="Read each example both ways (two stacks, one per direction)."),
+        _unset("--batch-size", type=int, shown=_LABEL_DEFAULTS.batch_size, help=f"{what} per step."),
+        _unset("--lr", type=float, shown=_LABEL_DEFAULTS.lr, help="Adam learning rate."),
+        _unset("--lr-schedule", type=click.Choice(["constant", "cosine"]), shown=_LABEL_DEFAULTS.lr_schedule),
+        _unset("--grad-clip", type=float, shown=_LABEL_DEFAULTS.grad_clip,
+               help="Clip gradients to this global norm (0: off)."),
+        _unset("--max-steps", type=int, help="Stop after this many steps."),
+        _unset("--max-time", type=float, help="Stop after this many seconds."),
+        _unset("--epochs", type=float, help=f"Stop after this many passes [{DEFAULT_EPOCHS} if no bound is given]."),
+        _unset("--eval-every", type=int, shown=_LABEL_DEFAULTS.eval_every,
+               help="Steps between held-out evaluations and checkpoints."),
+        _unset("--val-fraction", type=float, shown=DEFAULT_VAL_FRACTION,
+               help=f"Share of the {what.lower()} held out when --held-out is not given."),
+        _unset("--max-length", type=int, shown=_LABEL_DEFAULTS.max_length, help=f"Symbols read of each of the "
+               f"{what.lower()}."),
+        _unset("--min-count", type=int, shown=_LABEL_DEFAULTS.min_count, help="Rarer symbols read as unknown."),
+        _unset("--seed", type=int, shown=_LABEL_DEFAULTS.seed),
+        click.option("--start-over", is_flag=True,
+                     help="OUT holds an earlier run: move its files into OUT/previous-N first."),
+        click.option("--quiet", is_flag=True, help="No progress bar."),
+    )
+
+
+def _say_run(model) -> None:
+    """The last evaluation, where the checkpoints are, and an interrupted run's exit."""
+    last = model.history[-1] if model.history else None
+    if last is not None:
+        click.echo(f"step {last.step}: held-out accuracy {last.val_accuracy:.3f}, loss {last.val_loss:.4f} nats; "
+                   f"best.npz is step {model.best_step}; checkpoints in {model.out_dir}", err=True)
+    if model.interrupted:
+        click.echo(f"Interrupted at step {model.step}; saved {model.out_dir / 'latest.npz'}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _say_figures(result: dict, items: str, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False))
+        return
+    for line in figure_lines(result, items):
+        click.echo(line)
+    click.echo(f"loss {result['loss']:.4f} nats per {items[:-1]}")
+
+
+@main.group(cls=_Group)
+def classify():
+    """A classifier: one label per text (a tweet's client, a stretch of code's language, ...)."""
+
+
+@classify.command(name="train")
+@click.argument("labelled", type=PATH)
+@click.option("--held-out", type=PATH, default=None,
+              help="A labelled file or folder to evaluate on [--val-fraction of LABELLED's examples].")
+@_unset("--pooling", type=click.Choice(["last", "mean"]), shown="last",
+        help="Read the output after the whole text (each direction's last step), or the mean over its positions.")
+@_label_training_options("Examples")
+def classify_train(labelled, quiet, **options):
+    """Train a classifier on LABELLED: a file of label<TAB>text lines (\\t \\n \\r \\\\ escapes) or a
+    folder with a sub-folder per label and a text file per example.
+
+    A text longer than --max-length symbols is cut to its first --max-length."""
+    _say_run(api.train_classifier(labelled, progress=not quiet, show_data=True, **options))
+
+
+@classify.command(name="eval")
+@click.argument("checkpoint", type=PATH)
+@click.argument("labelled", type=PATH)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def classify_eval(checkpoint, labelled, as_json):
+    """Accuracy, each label's precision and recall, and the confusion table on LABELLED."""
+    _say_figures(api.load_labels_model(checkpoint, kind="classifier").evaluate(labelled), "examples", as_json)
+
+
+@classify.command(name="predict")
+@click.argument("checkpoint", type=PATH)
+@click.argument("files", nargs=-1, required=True, metavar="FILE...", type=PATH)
+@click.option("--whole-file", is_flag=True, help="Classify each FILE as one text, not each of its lines.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per text.")
+def classify_predict(checkpoint, files, whole_file, as_json):
+    """The label of each non-blank line of each FILE (taken as it is, no escapes), or of each FILE
+    with --whole-file: SOURCE<TAB>LABEL<TAB>label=probability ..."""
+    model = api.load_labels_model(checkpoint, kind="classifier")
+    for p in model.predict_files(files, whole_file=whole_file):
+        if as_json:
+            click.echo(json.dumps({"source": p.source, "label": p.label, "probs": p.probs}, ensure_ascii=False))
+        else:
+            click.echo(f"{p.source}\t{p.label}\t" + " ".join(f"{name}={x:.3f}" for name, x in p.probs.items()))
+
+
+@main.group(cls=_Group)
+def tag():
+    """A tagger: the token class of each character of Python (name, keyword, string, comment, ...)."""
+
+
+@tag.command(name="train")
+@click.argument("code", nargs=-1, required=True, metavar="CODE...", type=PATH)
+@click.option("--held-out", multiple=True, type=PATH,
+              help="Python files or folders to evaluate on (repeatable) [--val-fraction of the files].")
+@click.option("--max-bytes", type=int, default=_LABEL_MAX_BYTES, show_default=True,
+              help="Read files in order until this much code.")
+@_label_training_options("Stretches")
+def tag_train(code, held_out, max_bytes, quiet, **options):
+    """Train a tagger on CODE: .py files or folders of them. Files that do not tokenize are left
+    out and counted; each file is cut into stretches of at most --max-length characters ending at
+    line ends."""
+    _say_run(api.train_tagger(list(code), held_out=list(held_out) or None, max_bytes=max_bytes, progress=not quiet,
+                              show_data=True, **options))
+
+
+@tag.command(name="eval")
+@click.argument("checkpoint", type=PATH)
+@click.argument("code", nargs=-1, required=True, metavar="CODE...", type=PATH)
+@click.option("--max-bytes", type=int, default=_LABEL_MAX_BYTES, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def tag_eval(checkpoint, code, max_bytes, as_json):
+    """Accuracy over every character of CODE (.py files or folders), and each class's precision and recall."""
+    result = api.load_labels_model(checkpoint, kind="tagger").evaluate(list(code), max_bytes=max_bytes)
+    if result["skipped"]:
+        click.echo(f"left out {len(result['skipped'])} files that cannot be read or do not tokenize "
+                   f"(first: {result['skipped'][0]})", err=True)
+    _say_figures(result, "characters", as_json)
+
+
+@tag.command(name="predict")
+@click.argument("checkpoint", type=PATH)
+@click.argument("file", type=PATH)
+@click.option("--html", type=PATH, default=None, help="Write a self-contained HTML page of the coloured text.")
+def tag_predict(checkpoint, file, html):
+    """Tag FILE: in colours on a terminal, else one CLASS<TAB>TEXT line per run of one class (TEXT
+    with \\t \\n \\r \\\\ escapes); --html writes a page instead."""
+    if html is not None:
+        check_output(html, [checkpoint, file], "page")
+    model = api.load_labels_model(checkpoint, kind="tagger")
+    spans = model.tag_file(file)
+    if html is not None:
+        _write_page(html, _tag_page.tag_page(spans, model.labels, f"charlstm tag · {file.name}"))
+    elif sys.stdout.isatty():
+        sys.stdout.write(_tag_page.ansi_text(spans, model.labels) + "\n")
+    else:
+        for line in _tag_page.span_lines(spans):
+            click.echo(line)
+
+
+@corpus.command(name="tweet-sources")
+@click.argument("archive", type=PATH)
+@click.option("-o", "--output", required=True, type=PATH, help="The labelled file (label<TAB>text) to write.")
+@click.option("--keep-other", is_flag=True, help="Label tweets of other clients 'other' instead of leaving them out.")
+@_writes("output", ("archive",), "labelled corpus")
+def tweet_sources(archive, output, keep_other):
+    """Tweets labelled by the phone or web client that sent them (android, iphone, web), from a Trump
+    Twitter Archive folder of condensed_YYYY.json files (or one such file)."""
+    click.echo(api.write_tweet_sources(archive, output, keep_other=keep_other), err=True)
+
+
+@corpus.command()
+@click.option("-o", "--output", required=True, type=PATH, help="The labelled file (label<TAB>text) to write.")
+@click.option("--root", "roots", multiple=True, type=PATH,
+              help="A folder of source files to read (repeatable) [the standard library, /usr/include, /usr/share, "
+                   "node modules].")
+@click.option("--per-label", type=int, default=2000, show_default=True, help="Stretches per language at most.")
+@click.option("--stretch", type=int, default=600, show_default=True, help="Characters per stretch, about.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_writes("output", ("roots",), "labelled corpus")
+def languages(output, roots, per_label, stretch, seed):
+    """Stretches of source code labelled by language: c, javascript, perl, python, rst."""
+    click.echo(api.write_code_languages(output, list(roots) or None, per_label=per_label, stretch=stretch,
+                                        seed=seed), err=True)
