@@ -481,7 +481,8 @@ from typing import NamedTuple  # noqa: E402
 
 from charlstm.analysis.tag_page import spans_of  # noqa: E402
 from charlstm.data.label_files import (DEFAULT_MAX_BYTES, files_line, tagged_files,  # noqa: E402
-                                       texts_to_classify, write_code_languages, write_tweet_sources)
+                                       text_of_file, texts_to_classify, write_code_languages,
+                                       write_tweet_sources)
 from charlstm.data.label_tasks import TAG_NAMES  # noqa: E402
 from charlstm.data.labelled import Labelled, from_names, read_labelled, require_labels, split_labelled  # noqa: E402
 from charlstm.progress import LabelsBar  # noqa: E402
@@ -489,7 +490,7 @@ from charlstm.training.label_batches import cut_spans, encode_texts  # noqa: E40
 from charlstm.training.label_checkpoint import (KINDS, LabelsCheckpoint, load_labels_checkpoint,  # noqa: E402
                                                 save_labels_checkpoint)
 from charlstm.training.label_eval import confusion, figures, predict_probs, truth_and_guess  # noqa: E402
-from charlstm.training.labelled import LabelData, LabelTrainConfig, train_labels  # noqa: E402
+from charlstm.training.labelled import LabelData, LabelTrainConfig, check_new_run, train_labels  # noqa: E402
 
 PREDICT_BATCH = 64      # examples read at once when predicting (memory: T x 64 positions per layer)
 
@@ -599,9 +600,8 @@ class Tagger(LabelsModel):
         return spans_of(text, self.tag(text))
 
     def tag_file(self, path) -> list[tuple[str, str]]:
-        """tag_spans of a UTF-8 file's text (CRLF read as LF)."""
-        (_, text), = texts_to_classify(validate.path(path, "path"), whole_file=True)
-        return self.tag_spans(text)
+        """tag_spans of a UTF-8 file's whole text (CRLF read as LF)."""
+        return self.tag_spans(text_of_file(validate.path(path, "path")))
 
     def evaluate(self, paths, max_bytes: int | None = DEFAULT_MAX_BYTES) -> dict:
         """How well the tagger labels Python files (files or folders, read as train_tagger reads
@@ -771,8 +771,8 @@ def _train_labels(cls, train_data: LabelData, held: LabelData, out_dir, options:
 def _label_arguments(out_dir, progress, show_data, stop_on_interrupt, should_stop, on_eval, start_over,
                      **model_options) -> dict:
     """The arguments of train_classifier and train_tagger that are not training settings, checked
-    at the door; returns the model options given."""
-    validate.path(out_dir, "out_dir")
+    at the door (a used out_dir too, before the data is read); returns the model options given."""
+    check_new_run(validate.path(out_dir, "out_dir"), validate.flag(start_over, "start_over"))
     for name, value in (("progress", progress), ("stop_on_interrupt", stop_on_interrupt), ("start_over", start_over)):
         validate.flag(value, name)
     if show_data is not None:

@@ -46,17 +46,22 @@ def write_code_languages(output, roots=None, per_label: int = 2000, stretch: int
 
 # --- texts to classify -------------------------------------------------------------------------------
 
+def text_of_file(path) -> str:
+    """A UTF-8 text file's whole text, CRLF read as LF (a byte-order mark dropped)."""
+    path = validate.path(path, "path")
+    if path.is_dir():
+        raise CharlstmError(f"{path}: is a folder; give a text file")
+    if not path.exists():
+        raise CharlstmError(f"{path}: no such file")
+    return decode_text(read_bytes(path), str(path)).replace("\r\n", "\n")
+
+
 def texts_to_classify(path, whole_file: bool = False) -> list[tuple[str, str]]:
     """(source, text) of each text in a UTF-8 file: each non-blank line ("FILE:LINE"), taken as it
     is (no escapes: the file is plain text, not a labelled file), or with whole_file the file as
     one text ("FILE", its final line end dropped, as a labelled folder's file reads). CRLF reads
     as LF either way."""
-    path = validate.path(path, "path")
-    if path.is_dir():
-        raise CharlstmError(f"{path}: is a folder; give text files")
-    if not path.exists():
-        raise CharlstmError(f"{path}: no such file")
-    text = decode_text(read_bytes(path), str(path)).replace("\r\n", "\n")
+    text = text_of_file(path)
     if whole_file:
         text = text.removesuffix("\n")
         if not text.strip():
@@ -71,6 +76,7 @@ def texts_to_classify(path, whole_file: bool = False) -> list[tuple[str, str]]:
 # --- Python files for a tagger ------------------------------------------------------------------------
 
 DEFAULT_MAX_BYTES = 5_000_000     # of Python read to train or score a tagger, as `corpus code` caps a corpus
+
 
 class TaggedFiles(NamedTuple):
     """Python files with the class of each character (label_tasks.python_tags)."""
@@ -121,5 +127,5 @@ def files_line(found: TaggedFiles, max_bytes: int | None = None) -> str:
     return line
 
 
-__all__ = ["DEFAULT_MAX_BYTES", "summary", "write_examples", "write_tweet_sources", "write_code_languages", "texts_to_classify",
+__all__ = ["DEFAULT_MAX_BYTES", "summary", "write_examples", "write_tweet_sources", "write_code_languages", "text_of_file", "texts_to_classify",
            "TaggedFiles", "tagged_files", "files_line"]
