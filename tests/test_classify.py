@@ -5,7 +5,13 @@ commands. Every input is made here, in tmp_path; each run is a tiny model of a f
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -323,6 +329,28 @@ def test_bad_inputs_of_the_classify_commands_are_one_line(cli_run, tmp_path):
     (tmp_path / "blank.txt").write_text("\n  \n", encoding="utf-8")
     fails("every line is blank", "classify", "predict", ckpt, tmp_path / "blank.txt")
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_saves_latest_and_exits_130_with_a_line(tmp_path, sig):
+    names, texts = letters()
+    write_labelled(tmp_path / "toy.tsv", names, texts)
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.Popen([sys.executable, "-m", "charlstm", "classify", "train", str(tmp_path / "toy.tsv"), "--out",
+                             str(out), *CLI_TINY[:-1], "--max-steps", "1000000", "--eval-every", "20"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while not (out / "metrics.jsonl").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("Interrupted at step ") and last.endswith(f"; saved {out / 'latest.npz'}"), last
+    step = int(last.split("Interrupted at step ")[1].split(";")[0])
+    assert step >= 20 and api.load_labels_model(out / "latest.npz").step == step
 
 
 # --- the corpora -----------------------------------------------------------------------------------
