@@ -16,6 +16,9 @@ encode_corpus, write_code_corpus, write_tweets, write_synth, TrainConfig, ModelC
 build_vocab, CharlstmError, CharlstmWarning. The math lives in charlstm.nn (the cells, their textbook twins in
 charlstm.nn.cells.reference, the head, Adam) and charlstm.model (the stack over any cell) as pure
 functions; charlstm.torch and charlstm.onnx hand a model to PyTorch and ONNX.
+
+Labels (docs/labels.md): train_classifier(labelled, out_dir, ...) -> Classifier (.predict,
+.evaluate), train_tagger(paths, out_dir, ...) -> Tagger (.tag, .evaluate), load_labels_model.
 """
 
 from charlstm.analysis.traces import Trace, trace
@@ -25,9 +28,12 @@ from charlstm.data.vocab import Vocab, build_vocab
 from charlstm.errors import CharlstmError, CharlstmWarning
 from charlstm.model import ModelConfig
 from charlstm.training.config import TrainConfig
+# labels: a classifier (one label per text) and a tagger (a class per character); docs/labels.md
+from charlstm.api import Classifier, Tagger, load_labels_model, train_classifier, train_tagger
 
 __version__ = "0.1.0"
 
 __all__ = ["Model", "load", "train", "evaluate", "trace", "trace_file", "Trace", "novelty", "export_model",
            "encode_corpus", "write_code_corpus", "write_tweets", "write_synth", "TrainConfig", "ModelConfig", "Vocab",
            "build_vocab", "CharlstmError", "CharlstmWarning", "__version__"]
+__all__ += ["Classifier", "Tagger", "load_labels_model", "train_classifier", "train_tagger"]

@@ -9,7 +9,8 @@ by an earlier one (or be one of FIXTURES, the files the README tells the reader 
 What is changed, and only that:
 - a command that trains (`charlstm ... train`) gets a tiny budget: `--max-time N` becomes
   `--max-time N/300` (600 s: 2 s), `--max-steps N` at most 5 steps, a run with no bound
-  `--max-steps 5`; and a new run (not `--resume`, which takes no such option) reads at most
+  `--max-steps 5`; and a new run of the character model (not `--resume`, which takes no such
+  option, nor `classify train` or `tag train`, whose held-out sets are small) reads at most
   2,000 held-out symbols per evaluation (`--val-symbols 2000`), so an evaluation is tiny too;
 - `python3 -m pip install ... &&` in front of a command is dropped: charlstm is already importable.
 
@@ -107,7 +108,8 @@ def tiny_budget(command: str) -> str:
     extra = []
     if not any(bound in words for bound in ("--max-time", "--max-steps", "--epochs")):
         extra.append("--max-steps 5")
-    if "--resume" not in words and "--val-symbols" not in words:
+    character_model = not any(group in words for group in ("classify", "tag"))
+    if character_model and "--resume" not in words and "--val-symbols" not in words:
         extra.append("--val-symbols 2000")
     if extra:
         body, hash_, comment = command.partition("  #")
@@ -136,6 +138,8 @@ def test_the_readme_sh_blocks_have_the_commands_this_test_expects():
         "charlstm train code.txt --out r --max-time 2 --val-symbols 2000"
     assert tiny_budget("charlstm train c --out r --resume r/latest.npz --max-time 1200   # ten more") == \
         "charlstm train c --out r --resume r/latest.npz --max-time 4   # ten more"
+    assert tiny_budget("charlstm classify train l.tsv --out r --max-time 300") == \
+        "charlstm classify train l.tsv --out r --max-time 1"
 
 
 def test_the_readme_examples_run_as_written_in_order(tmp_path):
@@ -171,7 +175,8 @@ def test_the_readme_examples_run_as_written_in_order(tmp_path):
     for made in ("run/best.npz", "run/corpus.txt", "code.txt", "heldout.txt", "code-run/previous-1/best.npz",
                  "onehot-run/best.npz", "numpy.txt", "tweets.txt", "tweets-run/best.npz", "data/manifest.json",
                  "data-run/best.npz", "trace.npz", "viz.html", "report.html", "counting-run/best.npz",
-                 "page.html", "page-int8.html"):
+                 "page.html", "page-int8.html", "languages.tsv", "lang-run/best.npz", "tag-run/best.npz",
+                 "tags.html"):
         assert (work / made).exists(), f"the README's walk-through did not make {made}"
     # The README shows the refusal of a second run in one directory word for word.
     readme = README.read_text(encoding="utf-8")
