@@ -484,7 +484,8 @@ from charlstm.data.label_files import (DEFAULT_MAX_BYTES, files_line, tagged_fil
                                        text_of_file, texts_to_classify, write_code_languages,
                                        write_tweet_sources)
 from charlstm.data.label_tasks import TAG_NAMES  # noqa: E402
-from charlstm.data.labelled import Labelled, from_names, read_labelled, require_labels, split_labelled  # noqa: E402
+from charlstm.data.labelled import (Labelled, from_names, read_labelled, require_labels,  # noqa: E402
+                                    split_labelled, take)
 from charlstm.progress import LabelsBar  # noqa: E402
 from charlstm.training.label_batches import cut_spans, encode_texts  # noqa: E402
 from charlstm.training.label_checkpoint import (KINDS, LabelsCheckpoint, load_labels_checkpoint,  # noqa: E402
@@ -653,7 +654,8 @@ def train_classifier(labelled, out_dir, *, held_out=None, cell: str | None = Non
     labelled: a Labelled, or the path of a labelled file (label<TAB>text lines) or folder (a
     sub-folder per label): data/labelled.py. held_out: the examples to evaluate on, the same way;
     without it val_fraction (default 0.1) of each label's examples are held out, chosen with seed
-    (a text and its duplicates stay on one side). The model: SequenceConfig's fields (cell,
+    (a text and its duplicates stay on one side); val_fraction=0 holds nothing out, and best.npz
+    is then the latest. The model: SequenceConfig's fields (cell,
     hidden_size, num_layers, embedding_size, dropout, bidirectional, pooling "last" or "mean").
     Training: LabelTrainConfig's fields (batch_size, lr, lr_schedule, grad_clip, the bounds
     max_steps, max_time and epochs (none given: 10 passes), eval_every, max_length: an example
@@ -679,6 +681,8 @@ def train_classifier(labelled, out_dir, *, held_out=None, cell: str | None = Non
     data = require_labels(_labelled(labelled, "labelled"))
     if held_given:
         train_part, held = data, _relabel(_labelled(held_out, "held_out"), data.labels, "the held-out examples")
+    elif config.val_fraction == 0:
+        train_part, held = data, take(data, [])
     else:
         train_part, held = split_labelled(data, config.val_fraction, config.seed)
         if not len(held):
@@ -712,7 +716,7 @@ def train_tagger(paths, out_dir, *, held_out=None, max_bytes: int | None = DEFAU
     files that cannot be read or do not tokenize are left out, and counted. Each file is cut into
     stretches of at most max_length characters (default 1,000) ending at line ends, each read
     from a zero state. held_out: files to evaluate on; without it val_fraction (0.1) of the files
-    are held out (at least one), chosen with seed. Every other argument is train_classifier's.
+    are held out (at least one; 0: none), chosen with seed. Every other argument is train_classifier's.
     """
     held_given = held_out is not None
     options = _label_arguments(out_dir, progress, show_data, stop_on_interrupt, should_stop, on_eval, start_over,
@@ -735,6 +739,8 @@ def train_tagger(paths, out_dir, *, held_out=None, max_bytes: int | None = DEFAU
         say("held out: " + files_line(held_found, max_bytes))
         train_files = list(zip(found.texts, found.tags, found.sources))
         held_files = list(zip(held_found.texts, held_found.tags, held_found.sources))
+    elif config.val_fraction == 0:
+        train_files, held_files = list(zip(found.texts, found.tags, found.sources)), []
     else:
         if len(found.texts) < 2:
             raise CharlstmError(f"one Python file ({found.sources[0]}) cannot be split into training and held-out "

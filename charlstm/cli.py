@@ -851,7 +851,7 @@ def _label_training_options(what: str):
         _unset("--eval-every", type=int, shown=_LABEL_DEFAULTS.eval_every,
                help="Steps between held-out evaluations and checkpoints."),
         _unset("--val-fraction", type=float, shown=DEFAULT_VAL_FRACTION,
-               help=f"Share of the {what.lower()} held out when --held-out is not given."),
+               help=f"Share of the {what.lower()} held out when --held-out is not given (0: none)."),
         _unset("--max-length", type=int, shown=_LABEL_DEFAULTS.max_length, help=f"Symbols read of each of the "
                f"{what.lower()}."),
         _unset("--min-count", type=int, shown=_LABEL_DEFAULTS.min_count, help="Rarer symbols read as unknown."),
@@ -866,8 +866,10 @@ def _say_run(model) -> None:
     """The last evaluation, where the checkpoints are, and an interrupted run's exit."""
     last = model.history[-1] if model.history else None
     if last is not None:
-        click.echo(f"step {last.step}: held-out accuracy {last.val_accuracy:.3f}, loss {last.val_loss:.4f} nats; "
-                   f"best.npz is step {model.best_step}; checkpoints in {model.out_dir}", err=True)
+        held = "" if last.val_accuracy is None else \
+            f"held-out accuracy {last.val_accuracy:.3f}, loss {last.val_loss:.4f} nats; "
+        click.echo(f"step {last.step}: {held or f'training loss {last.train_loss:.4f} nats; '}best.npz is step "
+                   f"{model.best_step}; checkpoints in {model.out_dir}", err=True)
     if model.interrupted:
         click.echo(f"Interrupted at step {model.step}; saved {model.out_dir / 'latest.npz'}", err=True)
         sys.exit(EXIT_INTERRUPTED)

@@ -201,6 +201,20 @@ def test_a_held_out_file_replaces_the_split_and_its_labels_must_be_known(toy, tm
         api.train_classifier(toy, tmp_path / "r2", held_out=tmp_path / "held.tsv", val_fraction=0.2, **TINY)
 
 
+def test_nothing_held_out_trains_on_every_example_and_best_is_the_latest(toy, tmp_path):
+    model = api.train_classifier(toy, tmp_path / "run", val_fraction=0.0, max_steps=40, eval_every=20, **TINY)
+    assert [(ev.step, ev.val_accuracy, ev.val_loss, ev.labels) for ev in model.history] == \
+        [(20, None, None, {}), (40, None, None, {})]
+    assert model.best_step == 40 and load_labels_checkpoint(tmp_path / "run" / "best.npz").train["step"] == 40
+    assert model.evaluate(toy)["examples"] == len(toy)
+    write_labelled(tmp_path / "toy.tsv", [toy.labels[t] for t in toy.targets], toy.texts)
+    result = CliRunner().invoke(cli.main, ["classify", "train", str(tmp_path / "toy.tsv"), "--out",
+                                           str(tmp_path / "r2"), *CLI_TINY, "--val-fraction", "0", "--max-steps", "2"])
+    assert result.exit_code == 0, result.output
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("step 2: training loss ") and last.endswith(f"best.npz is step 2; checkpoints in {tmp_path / 'r2'}")
+
+
 def test_the_api_refuses_bad_arguments_at_the_door_naming_them(toy, tmp_path):
     for arguments, needle in [({"batch_size": 0}, "batch_size must be at least 1"),
                               ({"lr": -1.0}, "lr must be"), ({"val_fraction": 1.0}, "val_fraction must be"),

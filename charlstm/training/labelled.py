@@ -63,7 +63,8 @@ class LabelTrainConfig:
     epochs: float | None = None
     eval_every: int = 100              # steps between evaluations and checkpoints
     # the share of examples held out when no held-out set is given (None: DEFAULT_VAL_FRACTION,
-    # filled in by `filled`; refused beside a held-out set, where it would mean nothing)
+    # filled in by `filled`; 0: none, and best.npz is the latest; refused beside a held-out set,
+    # where it would mean nothing)
     val_fraction: float | None = None
     max_length: int = 1000             # symbols of an example read (a longer one is cut)
     min_count: int = 1                 # rarer symbols read as the unknown one
@@ -80,9 +81,9 @@ class LabelTrainConfig:
         validate.real(self.epochs, "epochs", lo=0, above=True, optional=True)
         validate.size(self.eval_every, "eval_every")
         if validate.real(self.val_fraction, "val_fraction", optional=True) is not None \
-                and not 0 < self.val_fraction < 1:
-            raise ArgumentError("val_fraction", "{name} must be a number between 0 and 1 (both left out), "
-                                f"got {self.val_fraction!r}")
+                and not 0 <= self.val_fraction < 1:
+            raise ArgumentError("val_fraction", "{name} must be a number from 0 (nothing held out) up to 1 "
+                                f"(left out), got {self.val_fraction!r}")
         validate.size(self.max_length, "max_length")
         validate.size(self.min_count, "min_count")
         validate.size(self.seed, "seed", lo=0, hi=2 ** 63 - 1)
@@ -107,13 +108,14 @@ class LabelData(NamedTuple):
 @dataclass
 class LabelEvaluation:
     """What one evaluation measured on the held-out set; also the line written to metrics.jsonl.
-    labels and confusion: training/label_eval.figures's (per-label precision, recall, support)."""
+    labels and confusion: training/label_eval.figures's (per-label precision, recall, support).
+    With nothing held out, the val_ fields are None and labels and confusion empty."""
     step: int
     epoch: float
     elapsed_s: float
     train_loss: float
-    val_loss: float
-    val_accuracy: float
+    val_loss: float | None
+    val_accuracy: float | None
     lr: float
     symbols_per_s: float
     labels: dict
@@ -169,6 +171,7 @@ def train_labels(train: LabelData, held_out: LabelData, out_dir, model_options: 
                  about: dict | None = None) -> LabelsResult:
     """Train a classifier (train.labels one index per text) or a tagger (one array per text) and
     evaluate it on held_out, writing checkpoints and metrics to out_dir (see the module docstring).
+    With held_out empty, an evaluation measures the training loss alone and best.npz is the latest.
 
     model_options: SequenceConfig's fields (cell, hidden_size, num_layers, embedding_size,
     dropout, bidirectional, pooling); None, or a name left out, takes its default.
@@ -183,8 +186,8 @@ def train_labels(train: LabelData, held_out: LabelData, out_dir, model_options: 
     out_dir = given_path(out_dir, "the output directory")
     check_new_run(out_dir, start_over)
     task = train.task
-    if not train.texts or not held_out.texts:
-        raise CharlstmError(f"no {'training' if not train.texts else 'held-out'} examples")
+    if not train.texts:
+        raise CharlstmError("no training examples")
     vocab = label_vocab(train.texts, UNITS[task], config.min_count)
     examples, cut = examples_of(vocab, train, config.max_length)
     held, held_cut = examples_of(vocab, held_out, config.max_length)
@@ -267,17 +270,20 @@ def _loop(run_dir: RunDir, run: _Run, examples: Examples, held: Examples, progre
     def evaluate_and_save() -> None:
         nonlocal window_loss, window_steps, window_symbols, window_start
         run.elapsed_s = time.perf_counter() - started
-        truth, guess, val_loss = truth_and_guess(held.labels, predict_probs(run.params, model_config, held.ids,
-                                                                     config.batch_size))
-        found = figures(confusion(truth, guess, model_config.num_labels), run.labels,
-                        "characters" if model_config.task == "tag" else "examples")
+        val_loss, found = None, {"accuracy": None, "labels": {}, "confusion": []}
+        if held.ids:
+            truth, guess, val_loss = truth_and_guess(held.labels, predict_probs(run.params, model_config, held.ids,
+                                                                         config.batch_size))
+            found = figures(confusion(truth, guess, model_config.num_labels), run.labels,
+                            "characters" if model_config.task == "tag" else "examples")
         ev = LabelEvaluation(step=run.step, epoch=round(run.epoch, 4), elapsed_s=round(run.elapsed_s, 3),
                              train_loss=window_loss / max(1, window_steps), val_loss=val_loss,
                              val_accuracy=found["accuracy"], lr=lr(),
                              symbols_per_s=round(window_symbols / max(1e-9, time.perf_counter() - window_start), 1),
                              labels=found["labels"], confusion=found["confusion"])
         best = run.best
-        if not best or (ev.val_accuracy, -ev.val_loss) > (best["val_accuracy"], -best["val_loss"]):
+        if not best or val_loss is None or \
+                (ev.val_accuracy, -ev.val_loss) > (best["val_accuracy"], -best["val_loss"]):
             run.best = {"step": ev.step, "val_accuracy": ev.val_accuracy, "val_loss": ev.val_loss}
         save_labels_checkpoint(run_dir.latest, run.checkpoint())
         if run.best["step"] == run.step:
@@ -286,8 +292,8 @@ def _loop(run_dir: RunDir, run: _Run, examples: Examples, held: Examples, progre
         evaluations.append(ev)
         if on_eval is not None:
             on_eval(ev)
-        progress.message(f"step {ev.step}: train {ev.train_loss:.4f} nats, held-out {ev.val_loss:.4f} nats, "
-                         f"accuracy {ev.val_accuracy:.3f}")
+        held_line = "" if val_loss is None else f", held-out {ev.val_loss:.4f} nats, accuracy {ev.val_accuracy:.3f}"
+        progress.message(f"step {ev.step}: train {ev.train_loss:.4f} nats{held_line}")
         window_loss, window_steps, window_symbols, window_start = 0.0, 0, 0, time.perf_counter()
 
     def result(interrupted: bool) -> LabelsResult:
