@@ -221,7 +221,9 @@ def test_the_api_refuses_bad_arguments_at_the_door_naming_them(toy, tmp_path):
                               ({"pooling": "max"}, "pooling must be one of last, mean"),
                               ({"bidirectional": "yes"}, "bidirectional must be True or False"),
                               ({"max_length": 0}, "max_length must be at least 1"),
-                              ({"hidden_size": 2.5}, "hidden_size must be a whole number")]:
+                              ({"hidden_size": 2.5}, "hidden_size must be a whole number"),
+                              ({"embedding_size": 10 ** 12}, "embedding_size .* of memory"),
+                              ({"num_layers": 10 ** 9}, "num_layers .* of memory")]:
         with pytest.raises(ArgumentError, match=needle):
             api.train_classifier(toy, tmp_path / "run", **{**TINY, **arguments})
     assert not (tmp_path / "run").exists()

@@ -21,6 +21,7 @@ A run is not resumed: a stopped run leaves latest.npz to use or to start again f
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -155,10 +156,15 @@ def examples_of(vocab: Vocab, data: LabelData, max_length: int) -> tuple[Example
     return Examples.of(ids, labels), cut
 
 
-def step_bytes(batch_size: int, max_length: int, hidden_size: int, num_layers: int) -> int:
-    """About the memory one training step holds: every layer (and direction) keeps some eight
-    float32 values per unit, position and example for its backward pass."""
-    return 4 * 8 * batch_size * max_length * hidden_size * num_layers
+def step_bytes(batch_size: int, max_length: int, hidden_size: int, num_layers: int, embedding_size: int,
+               vocab_size: int = 1, directions: int = 1) -> int:
+    """About the memory a run holds, in float32: the weights four times (themselves, their
+    gradients, Adam's two moments; a layer's input and recurrent matrices of up to four gates),
+    and for a step's backward pass some eight values per unit, position and example of every
+    layer and direction."""
+    inputs = max(embedding_size or vocab_size, hidden_size * directions)
+    weights = vocab_size * embedding_size + num_layers * directions * 4 * hidden_size * (inputs + hidden_size + 1)
+    return 4 * (4 * weights + 8 * batch_size * max_length * hidden_size * num_layers * directions)
 
 
 # --- the run ----------------------------------------------------------------------------------------
@@ -196,10 +202,11 @@ def train_labels(train: LabelData, held_out: LabelData, out_dir, model_options: 
             f"to their first {config.max_length:,} symbols (max_length)")
     model_config = SequenceConfig(vocab_size=len(vocab), num_labels=len(train.names), task=task,
                                   **{k: v for k, v in (model_options or {}).items() if v is not None})
-    validate.fits(step_bytes, {"batch_size": config.batch_size, "max_length": int(examples.lengths.max()),
-                               "hidden_size": model_config.hidden_size,
-                               "num_layers": model_config.num_layers * len(model_config.directions)},
-                  "a training step")
+    validate.fits(functools.partial(step_bytes, vocab_size=len(vocab), directions=len(model_config.directions)),
+                  {"batch_size": config.batch_size, "max_length": int(examples.lengths.max()),
+                   "hidden_size": model_config.hidden_size, "num_layers": model_config.num_layers,
+                   "embedding_size": model_config.embedding_size},
+                  "the model and a training step", floors={"embedding_size": 0})
 
     # --- model and optimiser ----------------------------------------------------------------------
     rng = np.random.default_rng(config.seed)
