@@ -507,8 +507,6 @@ class LabelsModel:
     """What a classifier and a tagger share: the weights, the model's shape (a SequenceConfig),
     the vocabulary, the label names, and the longest example read (max_length symbols)."""
 
-    kind = ""
-
     def __init__(self, params: dict, config, vocab: Vocab, labels, max_length: int, train: dict | None = None):
         self.params = params
         self.config = config
@@ -522,6 +520,11 @@ class LabelsModel:
         self.step: int | None = None
         self.best_step: int | None = None
 
+    @property
+    def kind(self) -> str:
+        """"classifier" or "tagger", as the checkpoint names it (from the config's task)."""
+        return KINDS[self.config.task]
+
     def __repr__(self) -> str:
         c = self.config
         n = sum(p.size for p in self.params.values())
@@ -533,7 +536,7 @@ class LabelsModel:
     def save(self, path) -> None:
         """Write the model as a charlstm-labels .npz checkpoint (docs/labels.md)."""
         path = validate.path(path, "path")
-        save_labels_checkpoint(path, LabelsCheckpoint(KINDS[self.config.task], self.params, self.config, self.vocab,
+        save_labels_checkpoint(path, LabelsCheckpoint(self.kind, self.params, self.config, self.vocab,
                                                       self.labels, self.max_length, self.train_record))
 
     def probs_of(self, texts) -> list:
@@ -549,8 +552,6 @@ class Classifier(LabelsModel):
     >>> model.predict(["def f(x):", "sub f { my $x = shift; }"])
     [('python', {'c': 0.01, ...}), ('perl', {...})]
     """
-
-    kind = "classifier"
 
     def predict(self, texts) -> list[tuple[str, dict]]:
         """(label, {label: probability}) for each text (a str alone is one text). A text is read
@@ -585,8 +586,6 @@ class Tagger(LabelsModel):
     >>> tagger.tag("x = 1")
     ['name', 'other', 'operator', 'other', 'number']
     """
-
-    kind = "tagger"
 
     def tag(self, text: str) -> list[str]:
         """The class of each character (code point) of text. A text longer than max_length is read
