@@ -7,7 +7,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from charlstm.errors import CharlstmError
+from charlstm import validate
+from charlstm.errors import ArgumentError, CharlstmError
 from charlstm.validate import Fields
 from charlstm.nn.cells import CELLS, Cell, get_cell
 
@@ -27,6 +28,10 @@ class ModelConfig:
     # the one-hot input on the tweets and tinyshakespeare and as much on code, and a 1 x 32 LSTM
     # still learns `remember`'s gap of 50 at E = 32, where E = 8 and E = 256 did not.
     embedding_size: int | None = None
+    # N, the labels the model is conditioned on (0: none, every model before labels): symbol k
+    # under label l reads embedding[k] + label_embedding[l] (see model/stack.py), so labels need
+    # an embedding (E > 0).
+    num_labels: int = 0
 
     def __post_init__(self):
         if self.embedding_size is None:          # frozen: the one place the default is filled in
@@ -45,6 +50,11 @@ class ModelConfig:
             raise CharlstmError("the embedding size must be 0 (one-hot input) or more")
         if self.cell not in CELLS:
             raise CharlstmError(f"unknown cell {self.cell!r}: use one of {', '.join(CELLS)}")
+        if self.num_labels < 0:
+            raise CharlstmError("the number of labels must be 0 (none) or more")
+        if self.num_labels and not self.embedding_size:
+            raise CharlstmError("a model conditioned on labels reads them through its input embedding: "
+                                "give an embedding size above 0 (0 is a one-hot input)")
 
     @property
     def cell_type(self) -> Cell:
@@ -58,11 +68,92 @@ class ModelConfig:
     def from_dict(cls, d: dict, where: str = "model config") -> "ModelConfig":
         """From a checkpoint's record (untrusted JSON): each field read by its type through
         charlstm.validate; checkpoints without dropout had none, those of format 1 were LSTMs, and
-        those before format 3 read one-hot input (embedding_size 0)."""
+        those before format 3 read one-hot input (embedding_size 0); those before format 4 have
+        no labels (num_labels 0)."""
         f = Fields(d, where)
         return cls(vocab_size=f.integer("vocab_size"), hidden_size=f.integer("hidden_size"),
                    num_layers=f.integer("num_layers"), dropout=f.number("dropout", default=0.0),
-                   cell=f.text("cell", default="lstm"), embedding_size=f.integer("embedding_size", default=0))
+                   cell=f.text("cell", default="lstm"), embedding_size=f.integer("embedding_size", default=0),
+                   num_labels=f.integer("num_labels", lo=0, default=0))
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """The labels of a model conditioned on them: their names, in the order of label_embedding's
+    rows, and how many training examples had each (the prior p(label) of Model.classify).
+    Serialised into the checkpoint beside the vocabulary."""
+
+    names: tuple[str, ...]
+    examples: tuple[int, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "names", tuple(self.names))
+        object.__setattr__(self, "examples", tuple(int(n) for n in self.examples))
+        if not self.names or len(self.names) != len(self.examples):
+            raise CharlstmError(f"{len(self.names)} label names for {len(self.examples)} counts of examples")
+        if len(set(self.names)) != len(self.names):
+            raise CharlstmError("the label names are not distinct")
+        if min(self.examples) < 0 or sum(self.examples) == 0:
+            raise CharlstmError("the counts of examples per label must be >= 0, and not all 0")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def index(self, name: str) -> int:
+        """The row of label `name`; an unknown name is one line listing the labels."""
+        if name not in self.names:
+            raise ArgumentError("label", f"{{name}} {validate.shown(name)} is not one of the model's labels "
+                                f"({self.listed()})")
+        return self.names.index(name)
+
+    def listed(self) -> str:
+        """The names for a message, each quoted (they come from files: nothing in them acts on a terminal)."""
+        return ", ".join(validate.shown(n) for n in self.names)
+
+    def priors(self) -> np.ndarray:
+        """(N,) p(label): each label's share of the training examples."""
+        counts = np.array(self.examples, dtype=np.float64)
+        return counts / counts.sum()
+
+    def to_dict(self) -> dict:
+        return {"names": list(self.names), "examples": list(self.examples)}
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "the labels") -> "LabelSet":
+        f = Fields(d, where)
+        names = f.strings("names", nonempty=True)
+        examples = f.record.get("examples")
+        if not isinstance(examples, list) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                                                     for n in examples):
+            raise CharlstmError(f"{where}: 'examples' must be a list of whole numbers >= 0")
+        try:
+            return cls(tuple(names), tuple(examples))
+        except CharlstmError as e:
+            raise CharlstmError(f"{where}: {e}") from None
+
+
+def label_row(config: ModelConfig, labels: LabelSet | None, name) -> int | None:
+    """The row of label `name` for decoding or scoring with this model: a model conditioned on
+    labels needs one of its labels, and a model without labels takes none (both refused in one
+    line, here, for every caller)."""
+    if not config.num_labels:
+        if name is not None:
+            raise ArgumentError("label", "{name}: this model is not conditioned on labels (train one on a "
+                                "labelled file with --labels)")
+        return None
+    if labels is None or len(labels) != config.num_labels:
+        raise CharlstmError("the model is conditioned on labels but their names are missing")
+    if name is None:
+        raise ArgumentError("label", f"this model is conditioned on a label: give {{name}}, one of {labels.listed()}")
+    if not isinstance(name, str):
+        raise ArgumentError("label", f"{{name}} must be a label's name (a str), got {type(name).__name__}")
+    return labels.index(name)
+
+
+def unconditioned(config: ModelConfig, what: str) -> None:
+    """`what` reads plain symbols with no label: a model conditioned on labels is refused in one line."""
+    if config.num_labels:
+        raise CharlstmError(f"{what} does not support a model conditioned on labels (trained with --labels) yet")
 
 
 class State(NamedTuple):
@@ -88,4 +179,4 @@ def zero_state(config: ModelConfig, batch_size: int, dtype=np.float32) -> State:
     return State(**{part: np.zeros(shape, dtype=dtype) for part in config.cell_type.state})
 
 
-__all__ = ["ModelConfig", "State", "zero_state"]
+__all__ = ["ModelConfig", "LabelSet", "State", "label_row", "unconditioned", "zero_state"]

@@ -4,6 +4,7 @@ a dict of arrays.
 Parameter keys are the checkpoint's keys: the input embedding when the model has one, then
 "{cell}.{layer}.{key}" with the cell's own keys and shapes (see charlstm/nn/cells/), then the head:
     embedding   (V, E)    only when embedding_size E > 0
+    label_embedding (N, E)   only when the model is conditioned on num_labels N > 0
     lstm.{l}.Wx (D, 4H)  (D = E, or the vocabulary size V for a one-hot input, for l = 0; else H)
     lstm.{l}.Wh (H, 4H)
     lstm.{l}.b  (4H,)     gate blocks in the order i, f, g, o
@@ -29,6 +30,23 @@ Three V x E x G·H products a step in all, where computing the embedding's vecto
 position (as a framework's embedding layer does) costs a (T·B x E x G·H) product forward and two
 backward. What the factoring buys is learning, not speed: rows of rare symbols share the E
 directions that frequent ones train, so the input is learnt from every step's symbols together.
+
+Labels: one table per label, still nothing per step
+-----------------------------------------------------
+A model conditioned on N labels reads symbol k under label l as the vector
+embedding[k] + label_embedding[l]. Its pre-activations are then, by the same factoring,
+
+    row k of (embedding @ Wx)  +  row l of (label_embedding @ Wx)
+
+so the model stacks one table per label, (N·V, G·H) with row l·V + k, once per pass, and reads
+the joint id l·V + k (`joint_ids`) where a model without labels reads k: the cells' one-hot path
+and every step of the time loop are unchanged. The joint id is the model's input; its targets
+stay symbols (`symbol_ids`), since the head scores the V symbols. The backward pass sums the
+table's gradient both ways, per symbol over the labels and per label over the symbols:
+
+    dbase = sum_l dtable[l·V + k]  (V, G·H)      dlabel = sum_k dtable[l·V + k]  (N, G·H)
+    d embedding = dbase @ Wx^T     d label_embedding = dlabel @ Wx^T
+    dWx = embedding^T @ dbase + label_embedding^T @ dlabel
 
 Every caller (training, evaluation, sampling, traces, exports) goes through these functions and
 the cell's record, never into a cell's internals, so a cell is written once.
@@ -61,16 +79,43 @@ class ModelCache(NamedTuple):
         return self.head.top
 
 
+def joint_ids(ids, labels, vocab_size: int):
+    """The ids a model conditioned on labels reads: symbol k under label l is l·V + k, the row of
+    its stacked input table (see above). ids and labels broadcast (a label per symbol, or one for all)."""
+    return np.asarray(labels, dtype=np.int64) * vocab_size + np.asarray(ids, dtype=np.int64)
+
+
+def symbol_ids(ids, vocab_size: int):
+    """The symbols of joint ids (joint_ids' k), which are what the head predicts."""
+    return np.asarray(ids) % vocab_size
+
+
+def input_rows(config: ModelConfig) -> int:
+    """The ids the model reads, 0 .. input_rows - 1: the V symbols, or N·V joint ids with N labels."""
+    return config.vocab_size * max(1, config.num_labels)
+
+
 def input_table(params: dict, config: ModelConfig, out: np.ndarray | None = None) -> np.ndarray:
-    """(V, G·H) layer 0's input pre-activations for every symbol: embedding @ Wx (see above)."""
-    return np.matmul(params["embedding"], params[f"{config.cell}.0.Wx"], out=out)
+    """(V, G·H) layer 0's input pre-activations for every symbol: embedding @ Wx; with N labels,
+    (N·V, G·H), row l·V + k for symbol k under label l (see above)."""
+    Wx = params[f"{config.cell}.0.Wx"]
+    if not config.num_labels:
+        return np.matmul(params["embedding"], Wx, out=out)
+    base = params["embedding"] @ Wx                            # (V, G·H)
+    label_rows = params["label_embedding"] @ Wx                # (N, G·H)
+    N, V = config.num_labels, config.vocab_size
+    table = np.empty((N * V, Wx.shape[1]), dtype=base.dtype) if out is None else out
+    np.add(base[None], label_rows[:, None], out=table.reshape(N, V, -1))
+    return table
 
 
 def as_one_hot(params: dict, config: ModelConfig) -> tuple[dict, ModelConfig]:
     """The same network with a one-hot input: no embedding, and layer 0's Wx is the input table
     (V, G·H). It computes the same scores, to rounding; a runtime that reads one-hot rows (the
-    page) takes this form, the size of a one-hot model's. A one-hot model comes back as it is."""
-    if not config.embedding_size:
+    page) takes this form, the size of a one-hot model's. A one-hot model comes back as it is,
+    and so does a model conditioned on labels (no one-hot model has its N·V rows: make its table
+    once with input_table and hand it to forward instead)."""
+    if not config.embedding_size or config.num_labels:
         return params, config
     flat = {key: value for key, value in params.items() if key != "embedding"}
     flat[f"{config.cell}.0.Wx"] = input_table(params, config)
@@ -93,6 +138,8 @@ def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Every parameter's key and shape, in a stable order."""
     V, H, E, cell = config.vocab_size, config.hidden_size, config.embedding_size, config.cell_type
     shapes = {"embedding": (V, E)} if E else {}
+    if config.num_labels:
+        shapes["label_embedding"] = (config.num_labels, E)
     for layer in range(config.num_layers):
         D = (E or V) if layer == 0 else H
         for key, shape in cell.param_shapes(D, H).items():
@@ -112,11 +159,17 @@ def init_params(config: ModelConfig, rng: np.random.Generator, dtype=np.float32)
     has entries of standard deviation sqrt(E * 1 * (1/E) / 3) = 0.58, exactly a one-hot model's
     first-layer rows (uniform in +-1). Both inputs start equally loud, so neither is deaf to its
     input at step 0.
+
+    The label embedding starts at zero: every label then reads the same table, so the model starts
+    as the unconditional one (with the same parameters: no random number is drawn for it) and
+    the labels come to matter as their gradient, dlabel @ Wx^T, which is not zero, moves them.
     """
     V, H, E, cell = config.vocab_size, config.hidden_size, config.embedding_size, config.cell_type
     params = {}
     if E:
         params["embedding"] = rng.standard_normal((V, E)).astype(dtype)
+    if config.num_labels:
+        params["label_embedding"] = np.zeros((config.num_labels, E), dtype=dtype)
     for layer in range(config.num_layers):
         one_hot = layer == 0 and not E
         fresh = cell.init((E or V) if layer == 0 else H, H, rng, one_hot=one_hot)
@@ -152,10 +205,12 @@ def _part(workspace: Workspace | None, name: str) -> Workspace | None:
 
 
 def forward(params, config: ModelConfig, inputs: np.ndarray, state: State, masks=None,
-            workspace: Workspace | None = None):
+            workspace: Workspace | None = None, table: np.ndarray | None = None):
     """Scores for the next symbol at every position.
 
-    inputs (T, B) ids; state: the stack's State; masks: per-layer dropout masks or None.
+    inputs (T, B) ids (joint ids, joint_ids, for a model conditioned on labels); state: the
+    stack's State; masks: per-layer dropout masks or None; table: layer 0's input table when the
+    caller made it once for many passes (input_table), else it is made here.
     Returns (logits (T*B, V), new_state, cache). Between layers the sequences are feature-major,
     (T, H, B) (see nn/cells/lstm.py); the scores come out one row per (t, b), in that order.
     With a workspace, the logits and the cache live in it (see nn/workspace.py).
@@ -163,10 +218,9 @@ def forward(params, config: ModelConfig, inputs: np.ndarray, state: State, masks
     ws, cell = workspace, config.cell_type
     x = inputs
     caches, finals = [], []
-    table = None
-    if config.embedding_size:          # once per pass: each step of layer 0 reads a row of it
+    if config.embedding_size and table is None:      # once per pass: each step of layer 0 reads a row of it
         Wx = params[f"{cell.name}.0.Wx"]
-        table = input_table(params, config, out=empty(ws, "input_table", (config.vocab_size, Wx.shape[1]), Wx.dtype))
+        table = input_table(params, config, out=empty(ws, "input_table", (input_rows(config), Wx.shape[1]), Wx.dtype))
     for layer in range(config.num_layers):
         # the dropout mask of a layer's output is applied by the layer above, as it reads it
         out, final, cache = cell.forward(
@@ -211,9 +265,28 @@ def backward(dlogits: np.ndarray, params, config: ModelConfig, cache: ModelCache
         # layer 0 read the input table, so its "Wx" gradient is the table's (see above)
         Wx_key = f"{cell.name}.0.Wx"
         dtable, embedding, Wx = grads[Wx_key], params["embedding"], params[Wx_key]
-        grads["embedding"] = np.matmul(dtable, Wx.T, out=empty(ws, "embedding.grad", embedding.shape, dtable.dtype))
-        grads[Wx_key] = np.matmul(embedding.T, dtable, out=empty(ws, "Wx0.grad", Wx.shape, dtable.dtype))
+        if config.num_labels:
+            grads.update(_label_grads(dtable, params, config, ws))
+        else:
+            grads["embedding"] = np.matmul(dtable, Wx.T, out=empty(ws, "embedding.grad", embedding.shape, dtable.dtype))
+            grads[Wx_key] = np.matmul(embedding.T, dtable, out=empty(ws, "Wx0.grad", Wx.shape, dtable.dtype))
     return grads, State.of_layers(cell, dstate)
+
+
+def _label_grads(dtable: np.ndarray, params, config: ModelConfig, ws: Workspace | None) -> dict:
+    """The factors' gradients from the stacked table's (N·V, G·H) of a model conditioned on
+    labels: summed per symbol over the labels and per label over the symbols (see above)."""
+    Wx_key = f"{config.cell}.0.Wx"
+    embedding, label_embedding, Wx = params["embedding"], params["label_embedding"], params[Wx_key]
+    per_label = dtable.reshape(config.num_labels, config.vocab_size, -1)
+    dbase = per_label.sum(axis=0)                              # (V, G·H)
+    dlabel = per_label.sum(axis=1)                             # (N, G·H)
+    dWx = np.matmul(embedding.T, dbase, out=empty(ws, "Wx0.grad", Wx.shape, dtable.dtype))
+    dWx += label_embedding.T @ dlabel
+    return {"embedding": np.matmul(dbase, Wx.T, out=empty(ws, "embedding.grad", embedding.shape, dtable.dtype)),
+            "label_embedding": np.matmul(dlabel, Wx.T, out=empty(ws, "label_embedding.grad", label_embedding.shape,
+                                                                    dtable.dtype)),
+            Wx_key: dWx}
 
 
 def layer_values(config: ModelConfig, cache: ModelCache) -> dict[str, list[np.ndarray]]:
@@ -240,5 +313,5 @@ def loss_and_grads(params, config: ModelConfig, inputs, targets, state: State, m
     return loss, grads, new_state, dstate
 
 
-__all__ = ["ModelConfig", "State", "ModelCache", "param_shapes", "input_table", "as_one_hot", "layer_params", "layer_values", "init_params", "zero_state",
+__all__ = ["ModelConfig", "State", "ModelCache", "param_shapes", "joint_ids", "symbol_ids", "input_rows", "input_table", "as_one_hot", "layer_params", "layer_values", "init_params", "zero_state",
            "dropout_masks", "forward", "backward", "loss_and_grads"]
