@@ -29,6 +29,7 @@ import numpy as np
 from charlstm.data.corpora import SYNTH_TASKS, check_lines, synth_lines
 from charlstm import validate
 from charlstm.errors import CharlstmError
+from charlstm.model import unconditioned
 
 _GROUP = 100          # free samples that share one context (one batch of the sampler)
 _SELECTIVE_PROBES = 3  # selective prompts per size, each with its own random distractors
@@ -127,6 +128,8 @@ def check_model(model, task: str, n: int = 1000, temperature: float = 1.0, max_n
         raise CharlstmError(f"--max-n must be at least 1, got {max_n}")
     if max_length < 1:
         raise CharlstmError(f"--max-length must be at least 1 symbol, got {max_length}")
+    if getattr(model, "config", None) is not None:
+        unconditioned(model.config, "the synthetic-language check")
     vocab = getattr(model, "vocab", None)
     missing = sorted(set(_ALPHABETS[task] + "\n") - set(vocab.symbols)) if vocab is not None else []
     if missing:

@@ -32,7 +32,7 @@ from charlstm.data.vocab import split_symbols
 from charlstm.errors import CharlstmError, TextError, naming
 from charlstm.interrupts import checkpoint
 from charlstm.files import require_regular_file, write_atomically
-from charlstm.model import as_one_hot, forward, layer_values, zero_state
+from charlstm.model import as_one_hot, forward, layer_values, unconditioned, zero_state
 from charlstm.nn.cells import CELLS
 from charlstm.nn.head import log_softmax
 from charlstm import validate
@@ -235,6 +235,7 @@ def trace(model, text: str, max_symbols: int = 20_000, chunk: int = 256, top: in
     if not all(hasattr(model, a) for a in ("params", "config", "vocab")):
         raise CharlstmError(f"model must be a charlstm Model (charlstm.load(path)), got {type(model).__name__}")
     params, config, vocab = model.params, model.config, model.vocab
+    unconditioned(config, "tracing")
     top = min(top, len(vocab))
     symbols = _leading_symbols(text, vocab.unit, max_symbols + 1)
     if not symbols:

@@ -37,7 +37,7 @@ from torch.nn import functional as F
 
 from charlstm.errors import CharlstmError
 from charlstm.export.layouts import LAYOUTS
-from charlstm.export.torch_module import CharModel
+from charlstm.export.torch_module import CharModel, module_config
 from charlstm.interrupts import checkpoint
 from charlstm.model import ModelConfig, State
 from charlstm.nn.optim import AdamState
@@ -65,7 +65,7 @@ class CharlstmParameters(nn.Module):
                                                                                device=device))
                                          for k in self.keys})
         # The module whose computation is run; its own weights are never trained nor read.
-        self.net = CharModel(**config.to_dict()).to(device=device, dtype=dtype).requires_grad_(False)
+        self.net = CharModel(**module_config(config)).to(device=device, dtype=dtype).requires_grad_(False)
         layout = LAYOUTS[config.cell]
         if layout.biases == ("b",):     # PyTorch adds a second bias that charlstm has not: held at zero
             self.register_buffer("zero_bias", torch.zeros(layout.gates * config.hidden_size, dtype=dtype,

@@ -36,6 +36,7 @@ import numpy as np
 from charlstm.errors import CharlstmError
 from charlstm.files import write_atomically
 from charlstm.export.layouts import LAYOUTS, onnx_layer
+from charlstm.model import unconditioned
 
 OPSET = 17
 IR_VERSION = 8        # the IR of opset 17: runtimes older than the onnx package can still read it
@@ -54,6 +55,7 @@ def _onnx():
 
 def to_onnx(model):
     """An onnx.ModelProto computing the model (its .params, .config and .vocab) in float32."""
+    unconditioned(model.config, "the ONNX export")
     onnx = _onnx()
     from onnx import TensorProto, helper, numpy_helper
 

@@ -29,7 +29,7 @@ import numpy as np
 from charlstm.errors import CharlstmError
 from charlstm.export.quantize import check_precision, quantize
 from charlstm.files import write_atomically
-from charlstm.model import as_one_hot, param_shapes
+from charlstm.model import as_one_hot, param_shapes, unconditioned
 
 FORMAT_VERSION = 1
 
@@ -53,6 +53,7 @@ def _b64(a: np.ndarray) -> str:
 
 
 def _check_cell(model) -> None:
+    unconditioned(model.config, "the page")
     cell = model.config.cell
     if cell not in PAGE_CELLS:
         raise CharlstmError(f"the page cannot run a {cell} cell yet (it runs {', '.join(PAGE_CELLS)})")

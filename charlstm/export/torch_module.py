@@ -38,7 +38,7 @@ from charlstm.data.vocab import Vocab
 from charlstm.errors import CharlstmError
 from charlstm.files import write_atomically
 from charlstm.export.layouts import from_torch_arrays, to_torch_arrays, torch_shapes
-from charlstm.model import ModelConfig, param_shapes
+from charlstm.model import ModelConfig, param_shapes, unconditioned
 
 FORMAT = "charlstm-torch"
 VERSION = 1
@@ -151,11 +151,18 @@ class CharModel(nn.Module):
 
 # --- charlstm -> PyTorch -------------------------------------------------------------------------
 
+def module_config(config: ModelConfig) -> dict:
+    """CharModel's arguments for a ModelConfig. CharModel reads plain symbols: a model
+    conditioned on labels is refused in one line."""
+    unconditioned(config, "the PyTorch module (CharModel)")
+    return {key: value for key, value in config.to_dict().items() if key != "num_labels"}
+
+
 def to_torch(model, dtype=torch.float32) -> CharModel:
     """A CharModel holding a charlstm model's weights (its .params and .config), in `dtype`, on
     the CPU, in eval mode (no dropout: it scores as charlstm does; call .train() to train it)."""
     config = model.config
-    module = CharModel(**config.to_dict()).to(dtype)    # the dtype first: float64 weights stay exact
+    module = CharModel(**module_config(config)).to(dtype)    # the dtype first: float64 weights stay exact
     arrays = to_torch_arrays(model.params, config.cell, config.num_layers)
     module.load_state_dict({key: torch.from_numpy(a) for key, a in arrays.items()})
     return module.eval()
@@ -268,7 +275,7 @@ def write_pt(path, params, config: ModelConfig, vocab: Vocab) -> None:
     weights_only=True) reads it."""
     state_dict = {key: torch.from_numpy(np.asarray(a, dtype=np.float32))
                   for key, a in to_torch_arrays(params, config.cell, config.num_layers).items()}
-    record = {"format": FORMAT, "version": VERSION, "config": config.to_dict(), "vocab": vocab.to_dict(),
+    record = {"format": FORMAT, "version": VERSION, "config": module_config(config), "vocab": vocab.to_dict(),
               "state_dict": state_dict}
     write_atomically(path, lambda f: torch.save(record, f), "PyTorch file")
 
@@ -316,4 +323,4 @@ def read_pt(path):
     return params, config, vocab
 
 
-__all__ = ["CharModel", "PeepholeLSTM", "to_torch", "read_module", "write_pt", "read_pt", "FORMAT", "VERSION"]
+__all__ = ["CharModel", "PeepholeLSTM", "module_config", "to_torch", "read_module", "write_pt", "read_pt", "FORMAT", "VERSION"]
