@@ -29,7 +29,8 @@ from charlstm.decoding.beam import BeamResult, beam_search
 from charlstm.decoding.sampling import SAMPLE_TEMPERATURE, generate, sample_texts
 from charlstm.errors import ArgumentError, CharlstmError, naming
 from charlstm.export import formats
-from charlstm.model import ModelConfig, init_params
+from charlstm.data.labelled import read_labelled
+from charlstm.model import LabelSet, ModelConfig, init_params, joint_ids, label_row, unconditioned
 from charlstm.progress import ByteBar, ProgressBar, StopOnSignals
 from charlstm.training import loop as _train
 from charlstm.training import recipe as _recipe
@@ -38,6 +39,7 @@ from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
 from charlstm.training.config import TrainConfig
 from charlstm.training.corpus import default_corpus
 from charlstm.training.engine import NumpyEngine
+from charlstm.training.conditional import classify_bayes, evaluate_examples
 from charlstm.training.evaluation import evaluate_ids, evaluate_path, nats_to_bits
 from charlstm.training.heldout import held_out_ids, warn_if_other_corpus, warn_if_trained_on
 from charlstm.training.resume import check_options
@@ -47,16 +49,21 @@ CELL_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "peephole": "peephole 
 
 
 class Model:
-    """A network together with its vocabulary.
+    """A network together with its vocabulary (and, for a generator conditioned on labels, the
+    labels' names: `labels`, a LabelSet; None for a model without labels).
 
     >>> model = charlstm.load("run/best.npz")
     >>> print(model.sample(200, temperature=0.8, prime="def ", seed=1))
+    >>> model = charlstm.load("labelled-run/best.npz")            # trained with labels=True
+    >>> print(model.sample(200, label="python"))
+    >>> model.classify(["def f(x):"])                               # [("python", {"python": 0.97, ...})]
     """
 
-    def __init__(self, params: dict, config: ModelConfig, vocab: Vocab):
+    def __init__(self, params: dict, config: ModelConfig, vocab: Vocab, labels: LabelSet | None = None):
         self.params = params
         self.config = config
         self.vocab = vocab
+        self.labels = labels
         self.history: list = []       # evaluations of the training run that produced it, if any
         self.out_dir: Path | None = None
         self.interrupted = False
@@ -85,24 +92,27 @@ class Model:
         c = self.config
         n = sum(p.size for p in self.params.values())
         embedding = f", embedding {c.embedding_size}" if c.embedding_size else ""
+        labels = f", conditioned on {c.num_labels} labels" if c.num_labels else ""
         return (f"Model({c.num_layers} x {c.hidden_size} {CELL_NAMES.get(c.cell, c.cell)}{embedding}, {c.vocab_size} "
-                f"symbols ({self.vocab.unit}), {n:,} parameters)")
+                f"symbols ({self.vocab.unit}){labels}, {n:,} parameters)")
 
     def generate(self, length: int = 500, temperature: float | None = None, prime: str = "",
                  top_k: int | None = None, top_p: float | None = None, num_samples: int = 1,
-                 stop: str | None = None, seed: int | None = None) -> Iterator[tuple[list[str], np.ndarray]]:
+                 stop: str | None = None, seed: int | None = None,
+                 label: str | None = None) -> Iterator[tuple[list[str], np.ndarray]]:
         """Stream generated text: yields (new text of each sample, which samples are finished).
-        temperature None is SAMPLE_TEMPERATURE (0.8), as for sample."""
+        temperature None is SAMPLE_TEMPERATURE (0.8), as for sample; label as for sample."""
         temperature = SAMPLE_TEMPERATURE if temperature is None else temperature
         _decoding(length, temperature, prime, top_k, top_p, num_samples, stop)
+        row = label_row(self.config, self.labels, label)
         return generate(self.params, self.config, self.vocab, validate.seed(seed), length=length,
                         temperature=temperature, prime=prime, top_k=top_k, top_p=top_p,
-                        num_samples=num_samples, stop=stop)
+                        num_samples=num_samples, stop=stop, label=row)
 
     def sample(self, length: int = 500, temperature: float | None = None, prime: str = "",
                top_k: int | None = None, top_p: float | None = None, num_samples: int = 1,
                stop: str | None = None, seed: int | None = None, beam: int | None = None,
-               length_penalty: float | None = None):
+               length_penalty: float | None = None, label: str | None = None):
         """Generate text. Returns a string, or a list of num_samples strings when num_samples > 1.
 
         temperature (default 0.8, SAMPLE_TEMPERATURE) divides the scores: 0 always takes the most
@@ -113,6 +123,9 @@ class Model:
         charlstm.decoding.beam), ranked by log-probability / symbols ** length_penalty (default 1).
         An argument that would have no effect is refused rather than ignored: temperature, top_k,
         top_p or seed with beam, length_penalty without it.
+        label: for a model conditioned on labels (self.labels), the label to write under (required
+        there; refused for a model without labels). Without a prime the text starts as every
+        training example did, after a newline under that label.
         """
         if beam is None and length_penalty is not None:
             raise ArgumentError(("length_penalty", "beam"), "{name0} ranks the texts of a {name1} search; without "
@@ -125,36 +138,67 @@ class Model:
                                     "own probabilities")
             length_penalty = 1.0 if length_penalty is None else length_penalty
             results = self.beam_search(beam, length=length, prime=prime, stop=stop, num_results=num_samples,
-                                       length_penalty=length_penalty)
+                                       length_penalty=length_penalty, label=label)
             texts = [r.text for r in results]
             return texts[0] if num_samples == 1 else texts
         temperature = SAMPLE_TEMPERATURE if temperature is None else temperature
         _decoding(length, temperature, prime, top_k, top_p, num_samples, stop)
+        row = label_row(self.config, self.labels, label)
         texts = sample_texts(self.params, self.config, self.vocab, validate.seed(seed),
                              length=length, temperature=temperature, prime=prime, top_k=top_k,
-                             top_p=top_p, num_samples=num_samples, stop=stop)
+                             top_p=top_p, num_samples=num_samples, stop=stop, label=row)
         return texts[0] if num_samples == 1 else texts
 
     def beam_search(self, beam: int, length: int = 500, prime: str = "", stop: str | None = None,
-                    num_results: int = 1, length_penalty: float = 1.0) -> list[BeamResult]:
+                    num_results: int = 1, length_penalty: float = 1.0, label: str | None = None) -> list[BeamResult]:
         """The num_results most likely continuations found by a beam of `beam` texts, best first,
-        each with its log-probability (see charlstm.decoding.beam)."""
+        each with its log-probability (see charlstm.decoding.beam); label as for sample."""
         validate.size(beam, "beam")
         validate.size(length, "length")
         validate.text(prime, "prime")
         validate.text(stop, "stop", optional=True)
         validate.size(num_results, "num_results")
         validate.real(length_penalty, "length_penalty", lo=0)
+        row = label_row(self.config, self.labels, label)
         return beam_search(self.params, self.config, self.vocab, beam, length=length, prime=prime, stop=stop,
-                           num_results=num_results, length_penalty=length_penalty)
+                           num_results=num_results, length_penalty=length_penalty, label=row)
 
-    def evaluate(self, text: str) -> dict:
+    def evaluate(self, text: str, label: str | None = None) -> dict:
         """Mean cross-entropy of predicting each symbol of text from all the symbols before it,
-        from a zero state: {"nats_per_char", "bits_per_char", "symbols"}."""
+        from a zero state: {"nats_per_char", "bits_per_char", "symbols"}. label: for a model
+        conditioned on labels, the label the text is read under (required there)."""
         text = validate.text(text, "text")
+        row = label_row(self.config, self.labels, label)
         ids = self.vocab.encode(text, unknown="unk")
+        if row is not None:
+            ids = joint_ids(ids, row, self.config.vocab_size)
         nats, n = evaluate_ids(self.params, self.config, ids, streams=1)
         return {"nats_per_char": nats, "bits_per_char": nats_to_bits(nats), "symbols": n}
+
+    def classify(self, texts) -> list[tuple[str, dict[str, float]]]:
+        """For a generator conditioned on labels: each text's most probable label and every
+        label's probability, p(label | text) by Bayes' rule from the model's probability of the
+        text (followed by a newline, read after one, as each training example was) under each
+        label and each label's share of the training examples (charlstm.training.conditional).
+        texts: a str or a list of them."""
+        texts = [texts] if isinstance(texts, str) else texts
+        if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
+            raise ArgumentError("texts", "{name} must be a str or a list of str")
+        posteriors = classify_bayes(self, texts)
+        names = self.labels.names if self.labels is not None else ()
+        return [(names[int(np.argmax(p))], {name: float(q) for name, q in zip(names, p)}) for p in posteriors]
+
+    def evaluate_labelled(self, path) -> dict:
+        """For a generator conditioned on labels: the mean cross-entropy of a labelled file or
+        folder (data/labelled.py), each example read under its own label as in training (its text
+        and a newline, after a newline): {"nats_per_char", "bits_per_char", "symbols", "examples"}."""
+        path = validate.path(path, "path")
+        if not self.config.num_labels:
+            raise CharlstmError(f"{path}: a labelled corpus is evaluated by a model conditioned on labels; this one "
+                                "has none")
+        data = read_labelled(path)
+        nats, n = evaluate_examples(self.params, self.config, self.vocab, self.labels, data)
+        return {"nats_per_char": nats, "bits_per_char": nats_to_bits(nats), "symbols": n, "examples": len(data)}
 
     def evaluate_file(self, path, progress: bool = False, encoding_errors: str = "strict") -> dict:
         """Model.evaluate over a text file of any size or a data directory, read block by block
@@ -175,21 +219,25 @@ class Model:
     def save(self, path) -> None:
         """Write the model (weights, config, vocabulary) as a charlstm .npz checkpoint."""
         path = validate.path(path, "path")
-        save_checkpoint(path, self.params, self.config, self.vocab)
+        save_checkpoint(path, self.params, self.config, self.vocab, labels=self.labels)
 
 
 def load(path) -> Model:
     """Load a checkpoint written by training or by Model.save."""
     ckpt = load_checkpoint(validate.path(path, "path"))
-    return Model(ckpt.params, ckpt.config, ckpt.vocab)
+    return Model(ckpt.params, ckpt.config, ckpt.vocab, ckpt.labels)
 
 
 def evaluate(model: Model | str | Path, text: str | None = None, path=None, held_out: bool = False,
-             progress: bool = False, encoding_errors: str | None = None) -> dict:
+             progress: bool = False, encoding_errors: str | None = None, label: str | None = None) -> dict:
     """Evaluate a model (or a checkpoint path) on text, or on a text file of any size or a data
     directory (see Model.evaluate and Model.evaluate_file; progress, encoding_errors: theirs). A
     checkpoint evaluated on the corpus its run trained on gives a CharlstmWarning: most of that
     text was seen in training.
+
+    A model conditioned on labels reads text under `label` (Model.evaluate), and path as a
+    labelled file or folder, each example under its own label (Model.evaluate_labelled; the
+    result then counts its "examples").
 
     held_out=True: `model` is a training run's checkpoint path, evaluated on exactly the part of
     its corpus the run held out (path: the corpus, default the one the run recorded, or
@@ -204,6 +252,9 @@ def evaluate(model: Model | str | Path, text: str | None = None, path=None, held
         ckpt = load_checkpoint(checkpoint)
         if encoding_errors is not None:
             raise ArgumentError("encoding_errors", "{name}: with --held-out the corpus is read as the run read it")
+        if label is not None:
+            raise ArgumentError("label", "{name}: the held-out part is read as the run read it, each symbol under "
+                                "its own example's label")
         ids, source = held_out_ids(checkpoint, ckpt.train, ckpt.vocab, validate.path(path, "path", optional=True))
         nats, n = evaluate_ids(ckpt.params, ckpt.config, ids, streams=1)
         return {"nats_per_char": nats, "bits_per_char": nats_to_bits(nats), "symbols": n, "corpus": str(source)}
@@ -211,14 +262,24 @@ def evaluate(model: Model | str | Path, text: str | None = None, path=None, held
     if not isinstance(model, Model):
         checkpoint = validate.path(model, "model")
         ckpt = load_checkpoint(checkpoint)
-        model = Model(ckpt.params, ckpt.config, ckpt.vocab)
+        model = Model(ckpt.params, ckpt.config, ckpt.vocab, ckpt.labels)
     if (text is None) == (path is None):
         raise CharlstmError("give exactly one of text or path")
     if path is None:
-        return model.evaluate(text)
+        return model.evaluate(text, label=label)
     path = validate.path(path, "path")
+    if model.config.num_labels:
+        if label is not None:
+            raise ArgumentError("label", "{name}: a labelled file's examples are each read under their own label")
+        if encoding_errors is not None:
+            raise ArgumentError("encoding_errors", "{name}: a labelled file is read as UTF-8")
+    else:
+        label_row(model.config, model.labels, label)          # a label for a model without labels: refused
     if checkpoint is not None:
         warn_if_trained_on(checkpoint, ckpt.train, path)
+    if model.config.num_labels:
+        with naming(path, checkpoint):
+            return model.evaluate_labelled(path)
     with naming(path, checkpoint):
         return model.evaluate_file(path, progress=progress, encoding_errors=encoding_errors or "strict")
 
@@ -230,7 +291,7 @@ def _model_and_record(model, name: str = "model"):
         return model, None, None
     checkpoint = validate.path(model, name)
     ckpt = load_checkpoint(checkpoint)
-    return Model(ckpt.params, ckpt.config, ckpt.vocab), checkpoint, ckpt.train
+    return Model(ckpt.params, ckpt.config, ckpt.vocab, ckpt.labels), checkpoint, ckpt.train
 
 
 def trace_file(model: Model | str | Path, path, max_symbols: int = 20_000, chunk: int = 256, top: int = 5,
@@ -255,6 +316,7 @@ def novelty(model: Model | str | Path, corpus, num_samples: int = 20, length: in
     validate.seed(seed)
     corpus = validate.path(corpus, "corpus")
     model, checkpoint, train = _model_and_record(model)
+    unconditioned(model.config, "novelty")
     # The corpus is read (and a bad one refused) before any sampling is spent.
     index, unit = _novelty.corpus_index(corpus, encoding_errors)
     if checkpoint is not None:
@@ -297,7 +359,7 @@ def export_model(model: Model | str | Path, path, format: str | None = None, pre
     bits = None
     if not isinstance(model, Model):
         ckpt = load_checkpoint(validate.path(model, "model"))
-        model, bits = Model(ckpt.params, ckpt.config, ckpt.vocab), formats.validation_bits(ckpt.train)
+        model, bits = Model(ckpt.params, ckpt.config, ckpt.vocab, ckpt.labels), formats.validation_bits(ckpt.train)
     return formats.export(model, path, format, precision, eval_text=eval_text, title=title, bits_per_char=bits)
 
 
@@ -369,6 +431,8 @@ def _train_arguments(corpus, out_dir, config, text, resume, progress, on_eval, s
             validate.real(value, name)
         elif kind.startswith("str"):
             validate.text(value, name)
+        elif kind == "bool":
+            validate.flag(value, name)
 
 
 def _say(line: str) -> None:
@@ -388,6 +452,10 @@ def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text:
     Training options are TrainConfig's fields (batch_size=, seq_length=, lr=, max_steps=,
     max_time=, epochs=, eval_every=, ...), given as keywords or as a TrainConfig. on_eval is
     called with each Evaluation. The returned model's .history holds the evaluations.
+    labels=True: corpus is a labelled file (label<TAB>text lines) or a folder per label, and the
+    model a generator conditioned on the label: each example's text followed by a newline, the
+    examples joined in an order shuffled with the seed (charlstm.training.conditional); sample
+    it with label=, classify with Model.classify.
     progress: a progress bar (tqdm's notebook widget in Jupyter). show_recipe: the recipe's line
     on standard error (default: when progress is shown; without either nothing is printed but
     where --start-over moved files). stop_on_interrupt: while it
@@ -441,7 +509,7 @@ def train(corpus=None, out_dir="run", config: "TrainConfig | None" = None, text:
         finally:
             if bytes_bar is not None:
                 bytes_bar.close()
-    model = Model(result.params, result.config, result.vocab)
+    model = Model(result.params, result.config, result.vocab, result.labels)
     model.step = result.step
     model.history = result.evaluations
     model.out_dir = result.out_dir

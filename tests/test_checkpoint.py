@@ -74,7 +74,7 @@ def test_documented_layout_loads_without_pickle(tmp_path):
                     "head.W", "head.b", "state.h", "state.c"}
     assert meta_raw.shape == () and meta_raw.dtype.kind == "U"
     meta = json.loads(str(meta_raw))
-    assert meta["format"] == "charlstm" and meta["version"] == VERSION == 3
+    assert meta["format"] == "charlstm" and meta["version"] == 3 and VERSION == 4   # 4: a model with labels
     assert meta["config"] == {"vocab_size": V, "hidden_size": 5, "num_layers": 2, "dropout": 0.1, "cell": "lstm",
                               "embedding_size": 0}
     assert meta["vocab"] == {"unit": "grapheme", "symbols": list(vocab.symbols), "unk": vocab.unk}

@@ -13,6 +13,10 @@ A stream is only an offset and a length: each chunk is gathered from the id arra
 asked for, so the array can be a memory map of a file larger than memory (a data directory's
 ids.npy). Pages of a memory map that were read are handed back every few steps (see
 `release_pages`), so resident memory stays bounded however long the run reads.
+
+The ids of a model conditioned on labels are joint ids (model/stack.joint_ids: each input symbol
+under its label); its targets are their symbols, what the head predicts (`per_label` below: the
+V symbols of each label's block of ids).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import mmap
 import numpy as np
 
 from charlstm.errors import CharlstmError
+from charlstm.model import symbol_ids
 
 # Hand a memory map's pages back once chunks may have mapped about this many bytes of it: the
 # cost is nothing (one madvise call, and pages read again come from the page cache), and what a
@@ -63,12 +68,15 @@ class Streams:
 
     Stream k reads ids[starts[k] : starts[k] + lengths[k] + 1]: lengths[k] inputs and as many
     targets. vocab_size, when given, is checked against every chunk read (an id file can be
-    damaged); source names the array in that message.
+    damaged); source names the array in that message. per_label: when the ids are joint ids of a
+    model conditioned on labels, its vocabulary size V, and the targets are the ids' symbols
+    (vocab_size is then the model's input_rows, N·V).
     """
 
     def __init__(self, ids, starts: np.ndarray, lengths: np.ndarray, seq_length: int,
-                 vocab_size: int | None = None, source: str = "the ids"):
+                 vocab_size: int | None = None, source: str = "the ids", per_label: int | None = None):
         self.ids = ids
+        self.per_label = per_label
         self.starts = np.asarray(starts, dtype=np.int64)
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.seq_length = seq_length
@@ -104,6 +112,8 @@ class Streams:
         self._account(values)
         inputs = np.ascontiguousarray(values[:, :-1].T)
         targets = np.ascontiguousarray(values[:, 1:].T)
+        if self.per_label is not None:
+            targets = symbol_ids(targets, self.per_label)
         weights = None
         if ragged:
             positions = np.arange(start, stop)[:, None]
@@ -128,7 +138,7 @@ class Streams:
 
 
 def make_streams(ids, batch_size: int, seq_length: int, vocab_size: int | None = None,
-                 source: str = "the ids") -> Streams:
+                 source: str = "the ids", per_label: int | None = None) -> Streams:
     """Cut the training ids into batch_size contiguous streams (see the module docstring)."""
     if batch_size < 1 or seq_length < 1:
         raise CharlstmError("batch size and sequence length must be at least 1")
@@ -142,11 +152,11 @@ def make_streams(ids, batch_size: int, seq_length: int, vocab_size: int | None =
     lengths = np.full(batch_size, base, dtype=np.int64)
     lengths[:extra] += 1
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    return Streams(ids, starts, lengths, seq_length, vocab_size, source)
+    return Streams(ids, starts, lengths, seq_length, vocab_size, source, per_label)
 
 
 def spread_streams(ids, batch_size: int, seq_length: int, symbols: int, vocab_size: int | None = None,
-                   source: str = "the ids") -> Streams:
+                   source: str = "the ids", per_label: int | None = None) -> Streams:
     """About `symbols` predictions spread over the whole of ids: batch_size streams of equal
     length, one at the start of each of batch_size equal parts. When ids holds no more than
     that, the contiguous streams of make_streams, which predict every symbol once."""
@@ -154,10 +164,10 @@ def spread_streams(ids, batch_size: int, seq_length: int, symbols: int, vocab_si
     per_stream = max(1, symbols // batch_size)
     part = len(ids) // batch_size
     if n_targets <= symbols or per_stream + 1 > part:
-        return make_streams(ids, batch_size, seq_length, vocab_size, source)
+        return make_streams(ids, batch_size, seq_length, vocab_size, source, per_label)
     starts = np.arange(batch_size, dtype=np.int64) * part
     lengths = np.full(batch_size, per_stream, dtype=np.int64)
-    return Streams(ids, starts, lengths, min(seq_length, per_stream), vocab_size, source)
+    return Streams(ids, starts, lengths, min(seq_length, per_stream), vocab_size, source, per_label)
 
 
 __all__ = ["Streams", "make_streams", "spread_streams", "split_ids", "release_pages", "RELEASE_BYTES"]

@@ -26,7 +26,7 @@ from charlstm import validate
 from charlstm.decoding.sampling import BYTES_PER_HELD_SYMBOL, check_writable, read_prime
 from charlstm.errors import CharlstmError
 from charlstm.interrupts import checkpoint
-from charlstm.model import ModelConfig, State, Stepper
+from charlstm.model import ModelConfig, State, Stepper, label_offset
 from charlstm.nn.head import log_softmax
 
 
@@ -47,8 +47,10 @@ class BeamResult:
 
 
 def beam_search(params, config: ModelConfig, vocab: Vocab, beam: int, length: int = 500, prime: str = "",
-                stop: str | None = None, num_results: int = 1, length_penalty: float = 1.0) -> list[BeamResult]:
-    """The num_results best texts of a beam search of width `beam`, best first."""
+                stop: str | None = None, num_results: int = 1, length_penalty: float = 1.0,
+                label: int | None = None) -> list[BeamResult]:
+    """The num_results best texts of a beam search of width `beam`, best first. label: the row of
+    the label to write under, for a model conditioned on labels (as in sampling)."""
     if not 1 <= beam <= MAX_BEAM:
         raise CharlstmError(f"the beam width must be between 1 and {MAX_BEAM:,}, got {beam:,}")
     if length < 1:
@@ -58,6 +60,7 @@ def beam_search(params, config: ModelConfig, vocab: Vocab, beam: int, length: in
     if not np.isfinite(length_penalty) or length_penalty < 0:
         raise CharlstmError(f"the length penalty must be a number >= 0, got {length_penalty}")
     check_writable(vocab)
+    offset = label_offset(config, label)
     # the beams' texts grow a symbol a step; each step scores, sorts and extends K x V choices
     V, per_beam = len(vocab), 8 * (config.num_layers * config.hidden_size * 8)
     validate.fits(lambda beam, length: beam * (length * BYTES_PER_HELD_SYMBOL + 32 * V + per_beam),
@@ -71,9 +74,9 @@ def beam_search(params, config: ModelConfig, vocab: Vocab, beam: int, length: in
     K, V = beam, len(vocab)
     stepper = Stepper(params, config, K)
     if len(first) > 0:
-        stepper.set_state(read_prime(params, config, first, K))
+        stepper.set_state(read_prime(params, config, first, K, offset))
 
-    ids = np.full(K, last, dtype=np.int64)
+    ids = np.full(K, last, dtype=np.int64)            # symbols; the model reads ids + offset
     scores = np.full(K, -np.inf)
     scores[0] = 0.0                      # the K beams start as one: the others must not duplicate it
     texts = [""] * K
@@ -81,7 +84,7 @@ def beam_search(params, config: ModelConfig, vocab: Vocab, beam: int, length: in
     finished: list[BeamResult] = []
     for _ in range(length):
         checkpoint()                     # a long search answers Ctrl-C
-        logp = log_softmax(stepper.step(ids).astype(np.float64))       # (K, V)
+        logp = log_softmax(stepper.step(ids + offset).astype(np.float64))       # (K, V)
         if vocab.unk is not None:
             logp[:, vocab.unk] = -np.inf                                # never written, as in sampling
         total = (scores[:, None] + logp).reshape(-1)

@@ -20,7 +20,7 @@ from charlstm import validate
 from charlstm.errors import CharlstmError
 from charlstm.interrupts import checkpoint
 from charlstm.model.config import ModelConfig, zero_state
-from charlstm.model import forward
+from charlstm.model import forward, label_offset
 from charlstm.model.step import Stepper
 from charlstm.data.vocab import Vocab
 
@@ -132,12 +132,13 @@ MAX_SAMPLES = 100_000   # samples grow as one batch: their states and scores are
 PRIME_CHUNK = 256   # symbols of the prime read at once: the caches of one chunk are all it holds
 
 
-def read_prime(params, config: ModelConfig, ids: np.ndarray, batch_size: int):
+def read_prime(params, config: ModelConfig, ids: np.ndarray, batch_size: int, offset: int = 0):
     """The state after reading ids (N,) from a zero state, for batch_size identical streams. Read
-    in chunks with the state carried, so a long prime costs one chunk's memory, not N steps'."""
+    in chunks with the state carried, so a long prime costs one chunk's memory, not N steps'.
+    offset: what each id gains under the label decoded with (model.label_offset)."""
     state = zero_state(config, batch_size, params["head.W"].dtype)
     for start in range(0, len(ids), PRIME_CHUNK):
-        inputs = np.repeat(ids[start:start + PRIME_CHUNK].astype(np.intp)[:, None], batch_size, axis=1)
+        inputs = np.repeat((ids[start:start + PRIME_CHUNK] + offset).astype(np.intp)[:, None], batch_size, axis=1)
         _, state, _ = forward(params, config, inputs, state)
     return state
 
@@ -145,8 +146,11 @@ def read_prime(params, config: ModelConfig, ids: np.ndarray, batch_size: int):
 def generate(params, config: ModelConfig, vocab: Vocab, rng: np.random.Generator, length: int = 500,
              temperature: float = 1.0, prime: str = "", top_k: int | None = None,
              top_p: float | None = None, num_samples: int = 1, stop: str | None = None,
-             uniform_block: int = 256) -> Iterator[tuple[list[str], np.ndarray]]:
+             uniform_block: int = 256, label: int | None = None) -> Iterator[tuple[list[str], np.ndarray]]:
     """Yield, step by step, (new text of each sample, which samples are finished).
+
+    label: the row of the label to write under, for a model conditioned on labels (it reads
+    every symbol, the prime's too, as its joint id; see model/stack.py).
 
     The first item holds the prime (the model reads it first); then each item holds the text each
     sample added in that step ("" once a sample has reached `stop`; the stop text itself is not
@@ -161,6 +165,7 @@ def generate(params, config: ModelConfig, vocab: Vocab, rng: np.random.Generator
                             f"got {num_samples:,}")
     check_decoding(temperature, top_k, top_p, len(vocab))
     check_writable(vocab)
+    offset = label_offset(config, label)
     # the samples' states, scores and probabilities, held at once (float64 at worst)
     per_sample = 8 * (config.num_layers * config.hidden_size * 8 + 4 * len(vocab))
     validate.fits(lambda num_samples: per_sample * num_samples, {"num_samples": num_samples}, "the samples' states")
@@ -175,12 +180,12 @@ def generate(params, config: ModelConfig, vocab: Vocab, rng: np.random.Generator
         # No prime: start as if after a line break (or, without one, after symbol 0), unprinted.
         first, last = prime_ids, vocab.symbols.index("\n") if "\n" in vocab.symbols else 0
     if len(first) > 0:
-        stepper.set_state(read_prime(params, config, first, B))
+        stepper.set_state(read_prime(params, config, first, B, offset))
     done = np.zeros(B, dtype=bool)
     yield [prime] * B, done.copy()
 
     banned = vocab.unk
-    ids = np.full(B, last, dtype=np.int64)
+    ids = np.full(B, last + offset, dtype=np.int64)      # what the model reads: joint ids under a label
     held = [[] for _ in range(B)]    # symbols that might still turn out to hold the stop text
     block = uniform_block
     one = OneSample(len(vocab), temperature, banned) if B == 1 and temperature > 0 and top_k is None and \
@@ -192,7 +197,8 @@ def generate(params, config: ModelConfig, vocab: Vocab, rng: np.random.Generator
             if n % block == 0:
                 checkpoint()        # a long sample answers Ctrl-C (every block: a step is microseconds)
                 uniforms = rng.random((block, B))
-            ids[0] = k = one(step(ids), uniforms[n % block, 0])
+            k = one(step(ids), uniforms[n % block, 0])
+            ids[0] = k + offset
             yield [symbols[k]], running.copy()
         yield [""], np.ones(1, dtype=bool)
         return
@@ -202,15 +208,17 @@ def generate(params, config: ModelConfig, vocab: Vocab, rng: np.random.Generator
             uniforms = rng.random((block, B))
         logits = stepper.step(ids)
         if one is not None:
-            ids[0] = one(logits, uniforms[n % block, 0])
+            drawn = [one(logits, uniforms[n % block, 0])]
         else:
-            ids = draw(filter_probs(logits, temperature, top_k, top_p, banned), uniforms[n % block])
+            drawn = draw(filter_probs(logits, temperature, top_k, top_p, banned), uniforms[n % block])
+        ids[:] = drawn
+        ids += offset
         out = []
         for k in range(B):
             if done[k]:
                 out.append("")
                 continue
-            piece = vocab.symbols[ids[k]]
+            piece = vocab.symbols[drawn[k]]
             if stop is None:
                 out.append(piece)
                 continue

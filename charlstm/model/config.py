@@ -62,7 +62,12 @@ class ModelConfig:
         return get_cell(self.cell)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # num_labels only when there are labels: the record of a model without them stays the one
+        # every charlstm before labels wrote and reads
+        record = asdict(self)
+        if not self.num_labels:
+            del record["num_labels"]
+        return record
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "model config") -> "ModelConfig":

@@ -62,6 +62,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from charlstm.errors import CharlstmError
 from charlstm.model.config import ModelConfig, State, zero_state
 from charlstm.nn.head import (HeadCache, cross_entropy_backward, cross_entropy_forward, head_backward,
                               head_forward)
@@ -88,6 +89,20 @@ def joint_ids(ids, labels, vocab_size: int):
 def symbol_ids(ids, vocab_size: int):
     """The symbols of joint ids (joint_ids' k), which are what the head predicts."""
     return np.asarray(ids) % vocab_size
+
+
+def label_offset(config: ModelConfig, label: int | None) -> int:
+    """What a symbol's id gains under `label` (a row of label_embedding), joint_ids(k, label) - k,
+    for decoding and scoring: 0 for a model without labels. A model conditioned on labels needs
+    one of its rows; a model without labels takes none."""
+    if not config.num_labels:
+        if label is not None:
+            raise CharlstmError("this model is not conditioned on labels; give no label")
+        return 0
+    if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < config.num_labels:
+        raise CharlstmError(f"this model is conditioned on {config.num_labels} labels: give one of them "
+                            f"(0 to {config.num_labels - 1}), got {label!r}")
+    return int(joint_ids(0, label, config.vocab_size))
 
 
 def input_rows(config: ModelConfig) -> int:
@@ -313,5 +328,5 @@ def loss_and_grads(params, config: ModelConfig, inputs, targets, state: State, m
     return loss, grads, new_state, dstate
 
 
-__all__ = ["ModelConfig", "State", "ModelCache", "param_shapes", "joint_ids", "symbol_ids", "input_rows", "input_table", "as_one_hot", "layer_params", "layer_values", "init_params", "zero_state",
+__all__ = ["ModelConfig", "State", "ModelCache", "param_shapes", "joint_ids", "symbol_ids", "label_offset", "input_rows", "input_table", "as_one_hot", "layer_params", "layer_values", "init_params", "zero_state",
            "dropout_masks", "forward", "backward", "loss_and_grads"]

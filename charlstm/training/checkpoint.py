@@ -3,15 +3,22 @@
 Keys (all plain numeric arrays except `meta`):
     meta                 0-d unicode array holding JSON:
                          {"format": "charlstm", "version": 3,
-                          "config": {..., "cell": "lstm", "embedding_size": 64},
+                          "config": {..., "cell": "lstm", "embedding_size": 64, "num_labels": 0},
                           "vocab": {...}, "train": {...} or null}
-    [embedding,] {cell}.{l}.{key}, head.W, head.b   the parameters (see model/stack.py and the cells)
+                         and, for a model conditioned on labels (version 4),
+                          "labels": {"names": [...], "examples": [...]}
+    [embedding,] [label_embedding,] {cell}.{l}.{key}, head.W, head.b
+                         the parameters (see model/stack.py and the cells)
     adam.m.{key}, adam.v.{key}    Adam's moments for every parameter key (training checkpoints)
     state.h[, state.c]            the carried (num_layers, batch_size, hidden_size) state
 
 Format 1 (before the cell family) is format 2 without `config.cell`: every such file is an LSTM
 and loads, samples and resumes as it did. Format 2 is format 3 without `config.embedding_size`
 and the `embedding` array: every such file has a one-hot input (embedding_size 0).
+Format 4 is format 3 with labels (config.num_labels > 0, meta.labels, label_embedding); a model
+without labels is still written as format 3, so that a charlstm from before labels reads it, and
+one with labels is refused there in one line ("newer than this charlstm reads") instead of read
+without them. A format 3 file without num_labels has none.
 
 `numpy.load(path, allow_pickle=False)` reads every key. Loading here reads only the members the
 format names, checks each one's declared size against what the config implies before it is
@@ -32,13 +39,14 @@ import numpy as np
 from charlstm.errors import CharlstmError
 from charlstm.files import write_atomically
 from charlstm.validate import load_json
-from charlstm.model.config import ModelConfig
+from charlstm.model.config import LabelSet, ModelConfig
 from charlstm.model import param_shapes
 from charlstm.nn.cells import CELLS
 from charlstm.data.vocab import Vocab
 
 FORMAT = "charlstm"
-VERSION = 3
+VERSION = 4                      # the newest format read; a model without labels is written as 3
+UNLABELLED_VERSION = 3
 MAX_META_BYTES = 64 << 20        # the JSON record: a vocabulary of a million symbols fits
 
 
@@ -49,15 +57,22 @@ class Checkpoint:
     vocab: Vocab
     train: dict | None = None                          # training progress, for --resume
     extra: dict[str, np.ndarray] = field(default_factory=dict)   # adam.*, state.* arrays
+    labels: LabelSet | None = None                     # a model conditioned on labels: their names
 
 
 def save_checkpoint(path, params, config: ModelConfig, vocab: Vocab, train: dict | None = None,
-                    extra: dict[str, np.ndarray] | None = None) -> None:
+                    extra: dict[str, np.ndarray] | None = None, labels: LabelSet | None = None) -> None:
     """Write a checkpoint atomically (charlstm.files.write_atomically): a crash leaves either the
-    old file or the new one under that name, never half of one."""
+    old file or the new one under that name, never half of one. labels: the names of a model
+    conditioned on labels (required then, refused otherwise)."""
     path = Path(path)
-    meta = {"format": FORMAT, "version": VERSION, "config": config.to_dict(),
-            "vocab": vocab.to_dict(), "train": train}
+    if (labels is not None) != bool(config.num_labels) or (labels is not None and len(labels) != config.num_labels):
+        raise CharlstmError(f"a model of {config.num_labels} labels saved with "
+                            f"{0 if labels is None else len(labels)} label names")
+    meta = {"format": FORMAT, "version": VERSION if config.num_labels else UNLABELLED_VERSION,
+            "config": config.to_dict(), "vocab": vocab.to_dict(), "train": train}
+    if labels is not None:
+        meta["labels"] = labels.to_dict()
     arrays = {"meta": np.array(json.dumps(meta, ensure_ascii=False))}
     arrays.update(params)
     if extra:
@@ -93,6 +108,7 @@ def load_checkpoint(path) -> Checkpoint:
             if len(vocab) != config.vocab_size:
                 raise CharlstmError(f"{name}: the vocabulary holds {len(vocab)} symbols but the model "
                                     f"expects {config.vocab_size}")
+            labels = _labels(meta, config, name)
             _check_cell_keys(sizes, config, name)
             shapes = param_shapes(config)
             params = {key: _parameter(_member(data, sizes, key, _npy_bytes(shape), name), key, shape, name)
@@ -116,7 +132,20 @@ def load_checkpoint(path) -> Checkpoint:
     train = meta.get("train")
     if train is not None and not isinstance(train, dict):
         raise CharlstmError(f"{name}: the training record in meta is not an object")
-    return Checkpoint(params=params, config=config, vocab=vocab, train=train, extra=extra)
+    return Checkpoint(params=params, config=config, vocab=vocab, train=train, extra=extra, labels=labels)
+
+
+def _labels(meta: dict, config: ModelConfig, name: str) -> LabelSet | None:
+    """The label names of a model conditioned on labels (format 4), checked against its config."""
+    if not config.num_labels:
+        return None
+    if meta["version"] < 4:
+        raise CharlstmError(f"{name}: a format {meta['version']} checkpoint cannot hold labels (num_labels "
+                            f"{config.num_labels})")
+    labels = LabelSet.from_dict(_field(meta, "labels", dict, name), f"{name}: the labels")
+    if len(labels) != config.num_labels:
+        raise CharlstmError(f"{name}: names {len(labels)} labels but the model has {config.num_labels}")
+    return labels
 
 
 def _npy_bytes(shape) -> int:

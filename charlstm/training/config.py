@@ -9,7 +9,7 @@ from pathlib import Path
 from charlstm.data.vocab import Vocab
 from charlstm.errors import CharlstmError
 from charlstm.validate import Fields
-from charlstm.model import ModelConfig
+from charlstm.model import LabelSet, ModelConfig
 
 DEFAULT_EPOCHS = 10   # how long a run lasts when no bound at all is given
 
@@ -53,6 +53,9 @@ class TrainConfig:
     sample_temperature: float = 0.8    # ... and its temperature
     dtype: str = "float32"
     on_nonfinite: str = "stop"         # stop | skip (skip the batch and halve the learning rate)
+    # the corpus is a labelled file (data/labelled.py), and the model a generator conditioned on
+    # each example's label (training/conditional.py)
+    labels: bool = False
 
     def __post_init__(self):
         checks = [
@@ -83,6 +86,7 @@ class TrainConfig:
             (self.sample_length >= 0, "sample_length must be >= 0 (0: no sample at evaluations)"),
             (self.dtype in ("float32", "float64"), "dtype must be float32 or float64"),
             (self.on_nonfinite in ("stop", "skip"), "on_nonfinite must be stop or skip"),
+            (isinstance(self.labels, bool), "labels must be True or False"),
         ]
         for ok, message in checks:
             if not ok:
@@ -127,6 +131,7 @@ class TrainResult:
     step: int
     interrupted: bool
     out_dir: Path
+    labels: LabelSet | None = None     # a model conditioned on labels: their names
 
 
 __all__ = ["TrainConfig", "Evaluation", "TrainResult", "DEFAULT_EPOCHS"]

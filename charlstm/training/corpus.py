@@ -9,6 +9,10 @@
     later --resume of the same run finds data/ there and reads it, unless the file has changed.
 Any of them gives the same ids for the same text, so where a corpus lives never changes a run.
 
+With labels (TrainConfig.labels, --labels) the corpus is a labelled file or a folder per label
+(data/labelled.py), read whole and joined into the joint ids of a model conditioned on labels
+(training/conditional.py); `Corpus.labels` then names the labels.
+
 Each corpus has a record (data/datadir.corpus_record: hash, size, symbols, reading options) that
 the checkpoint keeps, so that --resume can tell a different corpus from the one it trained on.
 """
@@ -24,12 +28,16 @@ import numpy as np
 
 from charlstm.data.blocks import Input, list_inputs, same_file
 from charlstm.data import corpora
-from charlstm.data.datadir import IDS, MANIFEST, ReadOptions, corpus_difference, corpus_record, open_data_dir
+from charlstm.data.datadir import (IDS, MANIFEST, ReadOptions, corpus_difference, corpus_record, is_data_dir,
+                                   open_data_dir)
 from charlstm.data.encode import ByteProgress, Counted, check_disk_space, count_corpus, encode_corpus, human_bytes
+from charlstm.data.labelled import read_labelled
 from charlstm.data.text import decode_text, read_bytes, read_text
-from charlstm.data.vocab import Vocab, build_and_encode
+from charlstm.data.vocab import Vocab, build_and_encode, build_vocab
 from charlstm.errors import CharlstmError
 from charlstm.files import write_text
+from charlstm.model import LabelSet
+from charlstm.training import conditional
 
 IN_MEMORY_MAX_BYTES = 32 << 20   # a text file up to this size is read whole (about ten times it in memory)
 RUN_DATA = "data"                # where a larger file is encoded, inside the run directory
@@ -47,6 +55,7 @@ class Corpus:
     ids: np.ndarray | None
     from_data_dir: bool = False            # its reading options come from a data directory
     ids_name: str = ""                     # where the ids are, for messages about them
+    labels: LabelSet | None = None         # a labelled corpus: ids are joint ids (model/stack.joint_ids)
     _counted: Counted | None = field(default=None, repr=False)
     _inputs: list | None = field(default=None, repr=False)
 
@@ -126,11 +135,15 @@ def default_corpus(out_dir, say: Callable[[str], None] | None = None):
 
 
 def load_corpus(corpus, text: str | None, options: ReadOptions, out_dir, resuming: Resuming | None = None,
-                progress: ByteProgress | None = None, message: Callable[[str], None] | None = None) -> Corpus:
+                progress: ByteProgress | None = None, message: Callable[[str], None] | None = None,
+                labels: bool = False, seed: int = 0) -> Corpus:
     """Find and check the corpus of a run (see the module docstring). resuming: the checkpoint
     being resumed, whose corpus this must be, or the one a run starts from (a text read whole is
     encoded with its vocabulary).
-    progress: shown the bytes of a large file read; message: told what happens to it."""
+    progress: shown the bytes of a large file read; message: told what happens to it.
+    labels: the corpus is labelled, its examples joined in an order shuffled with `seed`."""
+    if labels:
+        return _labelled(corpus, text, options, resuming, seed)
     if text is not None:
         if not text.strip():
             raise CharlstmError("the corpus is empty (or only whitespace)")
@@ -164,6 +177,38 @@ def _in_memory(name: str, text: str, raw: bytes, options: ReadOptions, resuming:
         vocab, ids = resuming.vocab, resuming.encode(text, name)
     return Corpus(name=name, vocab=vocab, options=options, record=corpus_record(digest, len(raw), len(ids), options),
                   ids=ids)
+
+
+def _labelled(corpus, text: str | None, options: ReadOptions, resuming: Resuming | None, seed: int) -> Corpus:
+    """A labelled file or folder joined into joint ids (training/conditional.py)."""
+    if text is not None or corpus is None:
+        raise CharlstmError("--labels trains on a labelled file (label<TAB>text lines) or a folder per label: "
+                            "give it as CORPUS")
+    if options.newline != "keep" or options.encoding_errors != "strict":
+        raise CharlstmError("--newline and --encoding-errors do not apply with --labels: a labelled file is read "
+                            "as UTF-8, with its line breaks written \\n")
+    path = Path(corpus)
+    if is_data_dir(path):
+        raise CharlstmError(f"{path}: a data directory holds no labels; --labels reads a labelled file "
+                            "(label<TAB>text lines) or a folder per label")
+    data = read_labelled(path)
+    pieces, labels = conditional.joined_examples(data, seed)
+    if path.is_dir():
+        digest, size = conditional.corpus_digest(data)
+    else:        # the file's own bytes, as for any corpus file (so eval --held-out can check it)
+        raw = read_bytes(path, max_bytes=None)
+        digest, size = "sha256:" + hashlib.sha256(raw).hexdigest(), len(raw)
+    if resuming is None:
+        vocab = build_vocab("".join(pieces), options.unit, options.min_count)
+
+        def encode(piece):
+            return vocab.encode(piece, unknown="unk")
+    else:
+        resuming.check(str(path), corpus_record(digest, size, None, options))     # before encoding with its vocabulary
+        vocab, encode = resuming.vocab, (lambda piece: resuming.encode(piece, str(path)))
+    ids = conditional.labelled_ids(pieces, labels, len(vocab), encode)
+    return Corpus(name=str(path), vocab=vocab, options=options, record=corpus_record(digest, size, len(ids), options),
+                  ids=ids, labels=conditional.label_set(data))
 
 
 def _large_file(inp: Input, inputs: list, options: ReadOptions, out_dir: Path, resuming: Resuming | None,

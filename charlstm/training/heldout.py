@@ -113,7 +113,8 @@ def held_out_ids(checkpoint, train: dict | None, vocab, corpus=None) -> tuple[np
     options = ReadOptions(record.get("unit", config.unit), reading["newline"], reading["encoding_errors"],
                           record.get("min_count", config.min_count))
     # Read exactly as the run read it: its vocabulary, and its record checked (another corpus is refused).
-    data = load_corpus(path, None, options, Path(checkpoint).parent, Resuming(name, record, vocab))
+    data = load_corpus(path, None, options, Path(checkpoint).parent, Resuming(name, record, vocab),
+                       labels=config.labels, seed=config.seed)       # a labelled run's joint ids, in its order
     if data.ids is None:
         raise CharlstmError(f"{path}: larger than is read whole, and the run's encoded copy ({RUN_DATA}/ beside "
                             f"{name}) is gone; encode it with charlstm corpus encode and give that directory")

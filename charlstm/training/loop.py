@@ -29,14 +29,14 @@ from charlstm.decoding.sampling import check_held_text, sample_texts
 from charlstm.interrupts import Interrupted
 from charlstm.errors import CharlstmError
 from charlstm.files import given_path
-from charlstm.model import ModelConfig, State, init_params, zero_state
+from charlstm.model import LabelSet, ModelConfig, State, init_params, zero_state
 from charlstm.nn.optim import AdamState, adam_init, learning_rate
 from charlstm.training import recipe
 from charlstm.training.budget import check_training
 from charlstm.training.checkpoint import load_checkpoint, save_checkpoint
 from charlstm.training.config import DEFAULT_EPOCHS, Evaluation, TrainConfig, TrainResult
 from charlstm.training.corpus import Resuming, load_corpus
-from charlstm.training.evaluation import nats_to_bits, validation_streams
+from charlstm.training.evaluation import nats_to_bits, per_label_of, validation_streams
 from charlstm.training.resume import (check_arrays, check_options, check_position, read_record, reading_options,
                                       resumed_config)
 from charlstm.training.engine import Engine, NumpyEngine
@@ -91,6 +91,7 @@ class _Run:
     prog: _Progress
     rng: np.random.Generator
     about: dict = field(default_factory=dict)   # the corpus trained on (data/datadir.corpus_record), init_from
+    labels: LabelSet | None = None              # a model conditioned on labels: their names and counts
 
 
 @dataclass
@@ -186,7 +187,8 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
                     what="the sample shown at each evaluation")
     data = load_corpus(corpus, text, ReadOptions(config.unit, reading["newline"], reading["encoding_errors"],
                                                  config.min_count),
-                       out_dir, resuming, progress=on_bytes if writer else None, message=progress.message)
+                       out_dir, resuming, progress=on_bytes if writer else None, message=progress.message,
+                       labels=config.labels, seed=config.seed)
     recipe_line = ""
     if saved is None:               # a resumed run's settings are in its checkpoint
         config, model_options, recipe_line = recipe.settle(config, model_options, _train_symbols(data, config),
@@ -200,7 +202,9 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
             config = replace(config, unit=data.options.unit, min_count=data.options.min_count)
         vocab = data.vocab
         check_vocab(vocab, config.min_count, data.name)
-        model_config = ModelConfig(vocab_size=len(vocab), **model_options)   # not replace(): E follows H
+        model_config = ModelConfig(vocab_size=len(vocab), num_labels=len(data.labels or ()),
+                                   **model_options)   # not replace(): E follows H
+    check_labels(data.labels, saved or base, str(resume or init_from), engine)
     if data.ids is not None:
         streams, val_ids = _split(data, config, vocab)
 
@@ -225,7 +229,7 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
              "engine": engine.name, "world_size": engine.world_size}
     if text is None and corpus is not None:    # where it was, so `charlstm eval CKPT --held-out` finds it again
         about["corpus_path"] = str(Path(corpus).resolve())
-    run = _Run(params, model_config, vocab, config, adam, state, prog, rng, about)
+    run = _Run(params, model_config, vocab, config, adam, state, prog, rng, about, data.labels)
 
     # --- the run directory: created, checked writable and locked before the first step ----------
     held = RunDir(out_dir, resume, start_over, reads=[corpus], say=say) if writer else FollowerDir(out_dir)
@@ -254,6 +258,24 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
             engine.close()
 
 
+def check_labels(labels: LabelSet | None, ckpt, name: str, engine: Engine) -> None:
+    """A labelled corpus trains a model conditioned on its labels, on the NumPy engine; a run
+    resumed or started from a checkpoint keeps that checkpoint's labels, or its having none."""
+    if labels is not None and engine.name != "numpy":
+        raise CharlstmError(f"--labels trains on the NumPy engine only; the {engine.name} engine's module reads "
+                            "plain symbols")
+    if ckpt is None or ckpt.labels == labels:
+        return
+    if labels is None:
+        raise CharlstmError(f"{name} is conditioned on labels ({ckpt.labels.listed()}): train it on a labelled "
+                            "file with --labels")
+    if ckpt.labels is None:
+        raise CharlstmError(f"{name} has no labels, so it cannot train on a labelled corpus; start a new run with "
+                            "--labels")
+    raise CharlstmError(f"{name} was trained on the labels {ckpt.labels.listed()} (with their counts of "
+                        f"examples), the corpus has {labels.listed()}")
+
+
 def _train_symbols(data, config: TrainConfig) -> int:
     """The symbols of the training split (a large file's are counted before it is encoded)."""
     symbols = len(data.ids) if data.ids is not None else int(data.record.get("symbols") or 0)
@@ -263,7 +285,11 @@ def _train_symbols(data, config: TrainConfig) -> int:
 def _split(data, config: TrainConfig, vocab) -> tuple:
     """(training streams, validation ids): the held-out tail, and streams over the rest."""
     train_ids, val_ids = split_ids(data.ids, config.val_fraction)
-    return make_streams(train_ids, config.batch_size, config.seq_length, len(vocab), data.ids_name or data.name), val_ids
+    # a labelled corpus's ids are joint ids: N·V of them, each predicting its successor's symbol
+    per_label = len(vocab) if data.labels is not None else None
+    rows = len(vocab) * len(data.labels or (1,))
+    return make_streams(train_ids, config.batch_size, config.seq_length, rows, data.ids_name or data.name,
+                        per_label), val_ids
 
 
 def _loop(run_dir: RunDir, run: _Run, engine: Engine, streams, val_ids, progress: Progress, should_stop,
@@ -415,13 +441,14 @@ def _evaluate(run: _Run, engine: Engine, val_ids, steps_per_epoch: int, window: 
     val_nats = None
     if len(val_ids) >= 2:
         val_nats, _ = engine.evaluate(run, validation_streams(val_ids, config.batch_size, config.seq_length,
-                                                              config.val_symbols))
+                                                              config.val_symbols, per_label_of(run.model_config)))
     # The sample has its own generator, derived from the seed and step, so showing it never
     # changes the training run's random numbers.
     sample_rng = np.random.default_rng([config.seed, prog.step])
+    # (a model conditioned on labels writes it under its first label)
     sample = "" if config.sample_length == 0 else sample_texts(
         run.params, run.model_config, run.vocab, sample_rng, length=config.sample_length,
-        temperature=config.sample_temperature)[0]
+        temperature=config.sample_temperature, label=0 if run.labels is not None else None)[0]
     return Evaluation(step=prog.step, epoch=round(prog.epoch + prog.chunk / max(1, steps_per_epoch), 4),
                       elapsed_s=round(prog.elapsed_s, 3), train_loss=prog.window_loss / max(1, prog.window_steps),
                       val_nats=val_nats, val_bpc=None if val_nats is None else nats_to_bits(val_nats),
@@ -449,7 +476,7 @@ def _save(path, run: _Run) -> None:
     for key in run.params:
         extra[f"adam.m.{key}"] = run.adam.m[key]
         extra[f"adam.v.{key}"] = run.adam.v[key]
-    save_checkpoint(path, run.params, run.model_config, run.vocab, train=train, extra=extra)
+    save_checkpoint(path, run.params, run.model_config, run.vocab, train=train, extra=extra, labels=run.labels)
 
 
 def restore_training_state(saved, params, rng, model_config, config, dtype):
@@ -475,7 +502,7 @@ def restore_training_state(saved, params, rng, model_config, config, dtype):
 
 def _result(run: _Run, evaluations, run_dir: RunDir, interrupted: bool) -> TrainResult:
     return TrainResult(params=run.params, config=run.model_config, vocab=run.vocab, evaluations=evaluations,
-                       step=run.prog.step, interrupted=interrupted, out_dir=run_dir.path)
+                       step=run.prog.step, interrupted=interrupted, out_dir=run_dir.path, labels=run.labels)
 
 
 def _eval_line(ev: Evaluation) -> str:
