@@ -345,6 +345,10 @@ def _unset(*decls, shown=None, **attrs):
 @_unset("--encoding-errors", type=click.Choice(["strict", "replace"]), shown=READING_DEFAULTS["encoding_errors"])
 @_unset("--newline", type=click.Choice(["keep", "normalize"]), shown=READING_DEFAULTS["newline"],
         help="normalize turns CRLF and CR into LF.")
+@_unset("--labels", is_flag=True,
+        help="CORPUS is a labelled file (label<TAB>text lines) or a folder per label: train a generator "
+             "conditioned on the label (each example's text and a newline, in an order shuffled with --seed); "
+             "sample it with --label.")
 @click.option("--resume", type=PATH, default=None,
               help="Continue the run of this checkpoint: its model, vocabulary, training options, "
                    "--newline, --encoding-errors and bounds are used. Only --max-steps, --max-time and "
@@ -420,7 +424,9 @@ def _encoding_errors_option(what: str, unset: bool = False):
 @_unset("--length-penalty", type=float, shown=1.0,
         help="With --beam and --stop: texts of different lengths are ranked by log-probability / "
              "symbols ** this (0: the plain sum, 1: the mean per symbol).")
-def sample(checkpoint, length, temperature, prime, seed, top_k, top_p, num_samples, stop, beam, length_penalty):
+@click.option("--label", default=None, help="The label to write under, for a model trained with --labels.")
+def sample(checkpoint, length, temperature, prime, seed, top_k, top_p, num_samples, stop, beam, length_penalty,
+           label):
     """Generate text from a checkpoint, streamed to stdout.
 
     In --prime and --stop, backslash escapes read as in Python ("\\n" a line break, "\\t" a tab,
@@ -432,7 +438,7 @@ def sample(checkpoint, length, temperature, prime, seed, top_k, top_p, num_sampl
         with naming("--prime", checkpoint):
             texts = model.sample(length=length, temperature=temperature, prime=prime, top_k=top_k, top_p=top_p,
                                  num_samples=num_samples, stop=stop, seed=seed, beam=beam,
-                                 length_penalty=length_penalty)
+                                 length_penalty=length_penalty, label=label)
         for text in [texts] if isinstance(texts, str) else texts:
             sys.stdout.write(text + "\n")
         return
@@ -440,7 +446,7 @@ def sample(checkpoint, length, temperature, prime, seed, top_k, top_p, num_sampl
         check_held_text(length, num_samples)
     model = api.load(checkpoint)
     stream = model.generate(length=length, temperature=temperature, prime=prime, top_k=top_k, top_p=top_p,
-                            num_samples=num_samples, stop=stop, seed=seed)
+                            num_samples=num_samples, stop=stop, seed=seed, label=label)
     with naming("--prime", checkpoint):
         stream = _first_item_read(stream)      # the prime is encoded and read before the first item
     out = sys.stdout
@@ -502,7 +508,9 @@ def eval_command(checkpoint, file, held_out, as_json, quiet, encoding_errors):
 
     FILE is a text file of any size or a data directory (`charlstm corpus encode`), read block by
     block; the figure is exact either way. FILE that is the model's own training corpus is
-    measured with a warning (most of it was trained on); --held-out measures the part that was not."""
+    measured with a warning (most of it was trained on); --held-out measures the part that was not.
+    For a model trained with --labels, FILE is a labelled file or folder, each example read under
+    its own label as in training."""
     if held_out:
         result = api.evaluate(checkpoint, path=file, held_out=True, encoding_errors=encoding_errors)
         click.echo(f"{result.pop('corpus')}: the held-out {result['symbols'] + 1:,} symbols", err=True)
@@ -514,8 +522,9 @@ def eval_command(checkpoint, file, held_out, as_json, quiet, encoding_errors):
     if as_json:
         click.echo(json.dumps(result))
     else:
+        examples = f", {result['examples']} examples" if "examples" in result else ""
         click.echo(f"{result['nats_per_char']:.4f} nats/char  {result['bits_per_char']:.4f} bits/char  "
-                   f"({result['symbols']} symbols)")
+                   f"({result['symbols']} symbols{examples})")
 
 
 def _is_long(path: Path) -> bool:

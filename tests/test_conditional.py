@@ -143,3 +143,215 @@ def test_a_label_set_names_its_labels_and_their_priors():
         labels.index("c")
     with pytest.raises(CharlstmError, match="examples"):
         LabelSet.from_dict({"names": ["a"], "examples": ["x"]})
+
+
+# --- training, sampling and classifying a toy task -------------------------------------------------
+
+TOY = dict(hidden_size=16, num_layers=1, batch_size=8, seq_length=32, lr=1e-2, eval_every=100,
+           progress=False, stop_on_interrupt=False, sample_length=20)
+
+
+def toy_examples(n, seed):
+    """Label a writes runs of "a", label b runs of "b", 3 to 9 long: the label alone says which."""
+    rng = np.random.default_rng(seed)
+    names = rng.choice(["a", "b"], size=n).tolist()
+    return names, [name * int(rng.integers(3, 10)) for name in names]
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    import charlstm
+    from charlstm.data.labelled import write_labelled
+    root = tmp_path_factory.mktemp("toy")
+    write_labelled(root / "ab.tsv", *toy_examples(400, seed=0))
+    model = charlstm.train(root / "ab.tsv", root / "run", labels=True, max_steps=300, **TOY)
+    return root, model
+
+
+def test_sampling_under_each_label_writes_mostly_its_letter(toy):
+    root, model = toy
+    assert model.labels.names == ("a", "b") and model.config.num_labels == 2
+    for label, other in (("a", "b"), ("b", "a")):
+        text = model.sample(300, label=label, seed=1, temperature=1.0).replace("\n", "")
+        assert text.count(label) >= 0.95 * len(text) and text.count(other) <= 0.05 * len(text), (label, text)
+        greedy = model.beam_search(3, length=12, label=label)[0].text
+        assert set(greedy) <= {label, "\n"} and label in greedy
+
+
+def test_bayes_classifies_held_out_toy_examples(toy):
+    _, model = toy
+    names, texts = toy_examples(40, seed=1)
+    found = model.classify(texts)
+    assert [label for label, _ in found] == names
+    for label, probs in found:
+        assert set(probs) == {"a", "b"} and sum(probs.values()) == pytest.approx(1.0)
+        assert probs[label] > 0.9
+    assert model.classify("aaaa")[0][0] == "a"
+
+
+def test_the_bayes_posterior_is_the_likelihood_times_the_prior(toy):
+    """p(label | text) from the model's own scores: log p(text + newline | label), read after a
+    newline under that label (Model.evaluate of the whole line), and the label counts."""
+    from charlstm.training.conditional import classify_bayes
+    _, model = toy
+    texts = ["aab", "bbbbbb", "ab"]
+    posteriors = classify_bayes(model, texts)
+    priors = model.labels.priors()
+    for text, p in zip(texts, posteriors):
+        log_p = []
+        for label in ("a", "b"):
+            scored = model.evaluate("\n" + text + "\n", label=label)
+            log_p.append(-scored["nats_per_char"] * scored["symbols"])
+        expected = np.exp(log_p) * priors
+        np.testing.assert_allclose(p, expected / expected.sum(), rtol=1e-4)
+
+
+def test_a_labelled_checkpoint_is_format_4_and_loads_its_labels(toy):
+    import json
+    import charlstm
+    root, model = toy
+    with np.load(root / "run" / "best.npz") as z:
+        meta = json.loads(str(z["meta"]))
+        assert z["label_embedding"].shape == (2, model.config.embedding_size)
+    assert meta["version"] == 4 and meta["config"]["num_labels"] == 2
+    assert meta["labels"]["names"] == ["a", "b"] and sum(meta["labels"]["examples"]) == 400
+    loaded = charlstm.load(root / "run" / "best.npz")
+    assert loaded.labels == model.labels
+    assert loaded.sample(40, label="b", seed=3) == model.sample(40, label="b", seed=3)
+
+
+def test_a_labelled_run_evaluates_its_file_and_its_held_out_part(toy):
+    import charlstm
+    from charlstm.errors import CharlstmWarning
+    root, model = toy
+    held = charlstm.evaluate(root / "run" / "best.npz", held_out=True)
+    assert held["symbols"] > 0 and held["nats_per_char"] < 0.6
+    with pytest.warns(CharlstmWarning, match="trained on"):
+        whole = charlstm.evaluate(root / "run" / "best.npz", path=root / "ab.tsv")
+    assert whole["examples"] == 400 and whole["nats_per_char"] < 0.6
+
+
+def test_refusals_of_a_labelled_model_are_one_line(toy, tmp_path):
+    import charlstm
+    from charlstm.errors import ArgumentError
+    root, model = toy
+    with pytest.raises(ArgumentError, match="conditioned on a label: give label, one of 'a', 'b'"):
+        model.sample(10)
+    with pytest.raises(ArgumentError, match="label 'c' is not one of the model's labels"):
+        model.sample(10, label="c")
+    for path, what in ((tmp_path / "m.html", "page"), (tmp_path / "m.onnx", "ONNX"), (tmp_path / "m.pt", "PyTorch")):
+        if what != "page":
+            pytest.importorskip("torch" if what == "PyTorch" else "onnx")
+        with pytest.raises(CharlstmError, match=f"{what}.* does not support a model conditioned on labels"):
+            charlstm.export_model(model, path)
+        assert not path.exists()
+    with pytest.raises(CharlstmError, match="tracing does not support"):
+        charlstm.trace(model, "aaa")
+    plain = charlstm.Model.create(model.vocab, hidden_size=4, num_layers=1)
+    with pytest.raises(ArgumentError, match="not conditioned on labels"):
+        plain.sample(10, label="a")
+    with pytest.raises(CharlstmError, match="needs a model conditioned on labels"):
+        plain.classify(["aaa"])
+
+
+# --- the training run --------------------------------------------------------------------------------
+
+def test_a_one_label_run_starts_as_the_unconditional_run_on_the_joined_text(tmp_path):
+    """One label and a zero label embedding: the same parameters, streams, dropout and so the
+    same first loss, to the bit, as a run without labels on the text the labelled run reads."""
+    from charlstm.data.labelled import read_labelled, write_labelled
+    from charlstm.training.conditional import joined_examples
+    from charlstm.training.loop import TrainConfig, train
+    _, texts = toy_examples(120, seed=2)
+    write_labelled(tmp_path / "one.tsv", ["x"] * len(texts), [t + "ab"[i % 2] for i, t in enumerate(texts)])
+    pieces, _ = joined_examples(read_labelled(tmp_path / "one.tsv"), seed=5)
+    config = TrainConfig(batch_size=4, seq_length=10, max_steps=1, eval_every=1, sample_length=0, seed=5)
+    model = {"hidden_size": 8, "num_layers": 2, "dropout": 0.3, "cell": "gru"}
+    labelled = train(tmp_path / "one.tsv", tmp_path / "l", TrainConfig(**{**config.__dict__, "labels": True}),
+                     model_options=model, progress=False)
+    plain = train(text="".join(pieces), out_dir=tmp_path / "p", config=config, model_options=model, progress=False)
+    assert labelled.config.num_labels == 1 and plain.config.num_labels == 0
+    assert labelled.evaluations[0].train_loss == plain.evaluations[0].train_loss
+
+
+def test_a_labelled_run_interrupted_and_resumed_equals_the_run_uninterrupted(tmp_path):
+    import shutil
+    from charlstm.data.labelled import write_labelled
+    from charlstm.training.loop import TrainConfig, train
+    write_labelled(tmp_path / "ab.tsv", *toy_examples(150, seed=3))
+    config = TrainConfig(batch_size=4, seq_length=12, max_steps=20, eval_every=10, sample_length=10, seed=2,
+                         labels=True)
+    model = {"hidden_size": 8, "num_layers": 1, "embedding_size": 4}
+
+    def keep(evaluation):
+        if evaluation.step == 10:
+            shutil.copy(tmp_path / "a" / "latest.npz", tmp_path / "step10.npz")
+
+    whole = train(tmp_path / "ab.tsv", tmp_path / "a", config, model_options=model, progress=False, on_eval=keep)
+    (tmp_path / "b").mkdir()
+    shutil.copy(tmp_path / "step10.npz", tmp_path / "b" / "latest.npz")
+    resumed = train(tmp_path / "ab.tsv", tmp_path / "b", TrainConfig(), resume=tmp_path / "b" / "latest.npz",
+                    progress=False)
+    assert resumed.step == 20 and resumed.labels == whole.labels
+    for key, value in whole.params.items():
+        np.testing.assert_array_equal(resumed.params[key], value, err_msg=key)
+
+
+def test_the_joined_corpus_reads_each_symbol_under_the_label_of_the_symbol_it_predicts():
+    from charlstm.data.labelled import from_names
+    from charlstm.data.vocab import build_vocab
+    from charlstm.training.conditional import joined_examples, labelled_ids
+    data = from_names(["p", "q", "p"], ["ab", "c", "d"])
+    pieces, labels = joined_examples(data, seed=0)
+    assert sorted(pieces) == ["ab\n", "c\n", "d\n"] and len(labels) == 3
+    vocab = build_vocab("".join(pieces))
+    ids = labelled_ids(pieces, labels, len(vocab), lambda piece: vocab.encode(piece))
+    V, text = len(vocab), "".join(pieces)
+    assert vocab.decode(symbol_ids(ids, V)) == text
+    of_symbol = np.concatenate([[label] * len(piece) for piece, label in zip(pieces, labels)])
+    np.testing.assert_array_equal(ids // V, np.append(of_symbol[1:], of_symbol[-1]))
+    changes = np.flatnonzero(np.diff(ids // V)) + 1              # where the label read changes ...
+    assert len(changes) >= 1 and all(text[k] == "\n" for k in changes)   # ... is at an example's end
+
+
+# --- the command line --------------------------------------------------------------------------------
+
+def invoke(*args, code=0):
+    from click.testing import CliRunner
+    from charlstm.cli import main
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_the_command_line_trains_samples_and_evaluates_a_labelled_model(tmp_path):
+    (tmp_path / "ab.tsv").write_text("".join(f"a\t{'a' * (3 + i % 5)}\nb\t{'b' * (3 + i % 4)}\n" for i in range(100)),
+                                     encoding="utf-8")
+    run = tmp_path / "run"
+    invoke("train", tmp_path / "ab.tsv", "--labels", "--out", run, "--hidden", 16, "--layers", 1, "--batch-size", 8,
+           "--seq-length", 20, "--max-steps", 200, "--eval-every", 100, "--lr", 0.01, "--quiet")
+    for label in "ab":
+        text = invoke("sample", run / "best.npz", "--label", label, "--length", 60, "--seed", 1).replace("\n", "")
+        assert text.count(label) >= 0.9 * len(text), text
+    assert set(invoke("sample", run / "best.npz", "--label", "b", "--beam", 2, "--length", 10)) <= {"b", "\n"}
+    assert "(1150 symbols, 200 examples)" in invoke("eval", run / "best.npz", tmp_path / "ab.tsv")
+    out = invoke("sample", run / "best.npz", "--length", 5, code=1)
+    assert out.strip() == "charlstm: error: this model is conditioned on a label: give --label, one of 'a', 'b'"
+    out = invoke("sample", run / "best.npz", "--label", "nope", code=1)
+    assert out.strip() == "charlstm: error: --label 'nope' is not one of the model's labels ('a', 'b')"
+
+
+def test_the_command_line_refuses_a_label_for_a_model_without_labels_and_bad_rows(tmp_path):
+    (tmp_path / "plain.txt").write_text("one two three\n" * 40, encoding="utf-8")
+    invoke("train", tmp_path / "plain.txt", "--out", tmp_path / "run", "--hidden", 4, "--layers", 1, "--batch-size", 2,
+           "--seq-length", 8, "--max-steps", 2, "--quiet")
+    out = invoke("sample", tmp_path / "run" / "best.npz", "--label", "a", code=1)
+    assert out.strip().startswith("charlstm: error: --label: this model is not conditioned on labels")
+    (tmp_path / "bad.tsv").write_text("a\tfine\n\nb no tab here\n", encoding="utf-8")
+    out = invoke("train", tmp_path / "bad.tsv", "--labels", "--out", tmp_path / "r2", code=1)
+    assert out.strip() == f"charlstm: error: {tmp_path / 'bad.tsv'}:3: no tab; write label<TAB>text"
+    assert not (tmp_path / "r2").exists()
+    out = invoke("train", tmp_path / "plain.txt", "--labels", "--out", tmp_path / "r3", code=1)
+    assert out.count("\n") == 1 and "no tab" in out
+    out = invoke("train", tmp_path / "bad.tsv", "--labels", "--embedding-size", 0, "--out", tmp_path / "r4", code=1)
+    assert "error" in out and out.count("\n") == 1

@@ -156,8 +156,9 @@ def label_row(config: ModelConfig, labels: LabelSet | None, name) -> int | None:
 
 
 def unconditioned(config: ModelConfig, what: str) -> None:
-    """`what` reads plain symbols with no label: a model conditioned on labels is refused in one line."""
-    if config.num_labels:
+    """`what` reads plain symbols with no label: a model conditioned on labels is refused in one line.
+    (config: a ModelConfig, or anything with its fields; one without num_labels has none.)"""
+    if getattr(config, "num_labels", 0):
         raise CharlstmError(f"{what} does not support a model conditioned on labels (trained with --labels) yet")
 
 
