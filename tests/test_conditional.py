@@ -187,6 +187,7 @@ def test_bayes_classifies_held_out_toy_examples(toy):
         assert set(probs) == {"a", "b"} and sum(probs.values()) == pytest.approx(1.0)
         assert probs[label] > 0.9
     assert model.classify("aaaa")[0][0] == "a"
+    assert model.classify(["bbzb"])[0][0] == "b"       # a symbol no example had is left out
 
 
 def test_the_bayes_posterior_is_the_likelihood_times_the_prior(toy):
@@ -355,3 +356,39 @@ def test_the_command_line_refuses_a_label_for_a_model_without_labels_and_bad_row
     assert out.count("\n") == 1 and "no tab" in out
     out = invoke("train", tmp_path / "bad.tsv", "--labels", "--embedding-size", 0, "--out", tmp_path / "r4", code=1)
     assert "error" in out and out.count("\n") == 1
+
+
+# --- checkpoints from before labels ---------------------------------------------------------------
+
+def test_checkpoints_of_formats_1_to_3_load_without_labels_and_save_as_before(tmp_path):
+    """The golden format-1 model (and the format-2/3 runs of test_golden and test_embedding)
+    load with no labels; a model without labels is still written as format 3, its config record
+    without num_labels, so a charlstm from before labels reads it."""
+    import json
+    from pathlib import Path
+    import charlstm
+    model = charlstm.load(Path(__file__).parent / "data" / "golden_v1_step30.npz")
+    assert model.config.num_labels == 0 and model.labels is None
+    model.save(tmp_path / "again.npz")
+    with np.load(tmp_path / "again.npz") as z:
+        meta = json.loads(str(z["meta"]))
+        assert "label_embedding" not in z.files
+    assert meta["version"] == 3 and "num_labels" not in meta["config"] and "labels" not in meta
+    assert charlstm.load(tmp_path / "again.npz").sample(40, seed=5) == model.sample(40, seed=5)
+
+
+def test_a_labelled_checkpoint_needs_its_label_names(tmp_path, toy):
+    import json
+    from charlstm.training.checkpoint import load_checkpoint
+    root, _ = toy
+    with np.load(root / "run" / "best.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta"]))
+    for change, message in ((lambda m: m.pop("labels"), "lacks a valid 'labels'"),
+                            (lambda m: m["labels"]["names"].pop(), "1 label names for 2 counts of examples"),
+                            (lambda m: m.update(version=3), "format 3 checkpoint cannot hold labels")):
+        broken = json.loads(json.dumps(meta))
+        change(broken)
+        np.savez(tmp_path / "broken.npz", **{**arrays, "meta": np.array(json.dumps(broken))})
+        with pytest.raises(CharlstmError, match=message):
+            load_checkpoint(tmp_path / "broken.npz")

@@ -33,7 +33,7 @@ import numpy as np
 
 from charlstm import validate
 from charlstm.data.labelled import Labelled, escape
-from charlstm.data.vocab import Vocab
+from charlstm.data.vocab import Vocab, split_symbols
 from charlstm.errors import CharlstmError, TextError
 from charlstm.interrupts import checkpoint
 from charlstm.model import LabelSet, ModelConfig, forward, input_table, joint_ids, label_offset, zero_state
@@ -83,13 +83,16 @@ def labelled_ids(pieces: list[str], labels: np.ndarray, vocab_size: int, encode)
 
 # --- scoring texts under labels ----------------------------------------------------------------------
 
-def log_likelihoods(params, config: ModelConfig, vocab: Vocab, texts, rows) -> tuple[np.ndarray, np.ndarray]:
+def log_likelihoods(params, config: ModelConfig, vocab: Vocab, texts, rows,
+                    skip_unknown: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(log p (N, R) in nats, symbols (N,)): log p(text n followed by END | label rows[n, r]),
     each text read from a zero state after END under that label, as the run trained (see the
     module docstring); symbols: how many symbols each scored text holds (END included).
 
     texts (N) strs; rows (N, R) label rows. The (text, label) pairs are read as streams of one
     batch, MAX_STREAMS at a time, texts of like length together (sorted), padded with weight 0.
+    A symbol the vocabulary lacks is its unknown symbol; without one it is an error, or, with
+    skip_unknown, left out of the text (it would have probability 0 under every label).
     """
     rows = np.asarray(rows, dtype=np.int64).reshape(len(texts), -1)
     for row in np.unique(rows):
@@ -102,6 +105,8 @@ def log_likelihoods(params, config: ModelConfig, vocab: Vocab, texts, rows) -> t
     for n, text in enumerate(texts):
         if not isinstance(text, str):
             raise TextError(f"text {n + 1} is a {type(text).__name__}, not a str")
+        if skip_unknown and vocab.unk is None:
+            text = "".join(symbol for symbol in split_symbols(text, vocab.unit) if vocab.id_of(symbol) is not None)
         encoded.append(np.asarray(vocab.encode(text + END, unknown="unk"), dtype=np.int64))
     symbols = np.array([len(e) for e in encoded], dtype=np.int64)
     N, R = rows.shape
@@ -143,7 +148,8 @@ def _batch_log_probs(params, config: ModelConfig, table, targets: list[np.ndarra
 def classify_bayes(model, texts) -> np.ndarray:
     """(N, num_labels) p(label | text) for each text by Bayes' rule (see the module docstring).
     model: anything with .params, .config, .vocab and .labels (a LabelSet) of a model
-    conditioned on labels."""
+    conditioned on labels. A symbol no training example had is left out of the text: it tells no
+    label from another (log_likelihoods' skip_unknown)."""
     config, labels = model.config, getattr(model, "labels", None)
     if not config.num_labels or labels is None:
         raise CharlstmError("classifying by Bayes' rule needs a model conditioned on labels (trained on a "
@@ -152,7 +158,7 @@ def classify_bayes(model, texts) -> np.ndarray:
     if not texts:
         return np.zeros((0, config.num_labels))
     rows = np.tile(np.arange(config.num_labels), (len(texts), 1))
-    log_p, _ = log_likelihoods(model.params, config, model.vocab, texts, rows)
+    log_p, _ = log_likelihoods(model.params, config, model.vocab, texts, rows, skip_unknown=True)
     with np.errstate(divide="ignore"):             # a label no example had: prior 0, posterior 0
         joint = log_p + np.log(labels.priors())
     joint -= joint.max(axis=1, keepdims=True)

@@ -29,7 +29,7 @@ from charlstm.decoding.sampling import check_held_text, sample_texts
 from charlstm.interrupts import Interrupted
 from charlstm.errors import CharlstmError
 from charlstm.files import given_path
-from charlstm.model import LabelSet, ModelConfig, State, init_params, zero_state
+from charlstm.model import LabelSet, ModelConfig, State, init_params, input_rows, zero_state
 from charlstm.nn.optim import AdamState, adam_init, learning_rate
 from charlstm.training import recipe
 from charlstm.training.budget import check_training
@@ -206,7 +206,7 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
                                    **model_options)   # not replace(): E follows H
     check_labels(data.labels, saved or base, str(resume or init_from), engine)
     if data.ids is not None:
-        streams, val_ids = _split(data, config, vocab)
+        streams, val_ids = _split(data, config, model_config)
 
     # --- model, optimiser, state --------------------------------------------------------------
     dtype = np.dtype(config.dtype).type
@@ -244,7 +244,7 @@ def train(corpus=None, out_dir="run", config: TrainConfig = TrainConfig(), model
             engine.barrier()            # the other processes read what the first one encoded
             if not writer:
                 data.open_encoded(run_dir.path)
-            streams, val_ids = _split(data, config, vocab)
+            streams, val_ids = _split(data, config, model_config)
             if saved is not None:
                 check_position(prog.chunk, streams.chunks_per_pass, str(resume))
         resumed_here = saved is not None and Path(resume).resolve() == run_dir.latest.resolve()
@@ -270,8 +270,8 @@ def check_labels(labels: LabelSet | None, ckpt, name: str, engine: Engine) -> No
         raise CharlstmError(f"{name} is conditioned on labels ({ckpt.labels.listed()}): train it on a labelled "
                             "file with --labels")
     if ckpt.labels is None:
-        raise CharlstmError(f"{name} has no labels, so it cannot train on a labelled corpus; start a new run with "
-                            "--labels")
+        raise CharlstmError(f"{name} has no labels, so a run with --labels cannot start from it; start one "
+                            "without --init-from")
     raise CharlstmError(f"{name} was trained on the labels {ckpt.labels.listed()} (with their counts of "
                         f"examples), the corpus has {labels.listed()}")
 
@@ -282,14 +282,12 @@ def _train_symbols(data, config: TrainConfig) -> int:
     return symbols - int(symbols * config.val_fraction)
 
 
-def _split(data, config: TrainConfig, vocab) -> tuple:
-    """(training streams, validation ids): the held-out tail, and streams over the rest."""
+def _split(data, config: TrainConfig, model_config: ModelConfig) -> tuple:
+    """(training streams, validation ids): the held-out tail, and streams over the rest (over joint
+    ids for a model conditioned on labels, each predicting its successor's symbol)."""
     train_ids, val_ids = split_ids(data.ids, config.val_fraction)
-    # a labelled corpus's ids are joint ids: N·V of them, each predicting its successor's symbol
-    per_label = len(vocab) if data.labels is not None else None
-    rows = len(vocab) * len(data.labels or (1,))
-    return make_streams(train_ids, config.batch_size, config.seq_length, rows, data.ids_name or data.name,
-                        per_label), val_ids
+    return make_streams(train_ids, config.batch_size, config.seq_length, input_rows(model_config),
+                        data.ids_name or data.name, per_label_of(model_config)), val_ids
 
 
 def _loop(run_dir: RunDir, run: _Run, engine: Engine, streams, val_ids, progress: Progress, should_stop,
