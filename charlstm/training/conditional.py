@@ -21,8 +21,8 @@ training examples (LabelSet.priors),
     p(label | text) = p(text | label) p(label) / sum over labels of the same,
 
 computed from log-probabilities (a text of a few hundred symbols has a probability far below
-the smallest float). Every text is scored under every label, the pairs read as streams of one
-batch: N texts x N labels is one pass over the longest text, not N x N passes.
+the smallest float). Every text is scored under every label, the (text, label) pairs read as
+the streams of a batch, MAX_STREAMS at a time and texts of like length together, not one by one.
 """
 
 from __future__ import annotations
