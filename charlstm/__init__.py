@@ -29,11 +29,11 @@ from charlstm.errors import CharlstmError, CharlstmWarning
 from charlstm.model import ModelConfig
 from charlstm.training.config import TrainConfig
 # labels: a classifier (one label per text) and a tagger (a class per character); docs/labels.md
-from charlstm.api import Classifier, Tagger, load_labels_model, train_classifier, train_tagger
+from charlstm.api import BayesClassifier, Classifier, Tagger, load_labels_model, train_classifier, train_tagger
 
 __version__ = "0.1.0"
 
 __all__ = ["Model", "load", "train", "evaluate", "trace", "trace_file", "Trace", "novelty", "export_model",
            "encode_corpus", "write_code_corpus", "write_tweets", "write_synth", "TrainConfig", "ModelConfig", "Vocab",
            "build_vocab", "CharlstmError", "CharlstmWarning", "__version__"]
-__all__ += ["Classifier", "Tagger", "load_labels_model", "train_classifier", "train_tagger"]
+__all__ += ["Classifier", "BayesClassifier", "Tagger", "load_labels_model", "train_classifier", "train_tagger"]

@@ -556,8 +556,8 @@ from charlstm.data.labelled import (Labelled, from_names, read_labelled, require
                                     split_labelled, take)
 from charlstm.progress import LabelsBar  # noqa: E402
 from charlstm.training.label_batches import cut_spans, encode_texts  # noqa: E402
-from charlstm.training.label_checkpoint import (KINDS, LabelsCheckpoint, load_labels_checkpoint,  # noqa: E402
-                                                save_labels_checkpoint)
+from charlstm.training.label_checkpoint import (KINDS, CharacterCheckpoint, LabelsCheckpoint,  # noqa: E402
+                                                load_labels_checkpoint, save_labels_checkpoint)
 from charlstm.training.label_eval import confusion, figures, predict_probs, truth_and_guess  # noqa: E402
 from charlstm.training.labelled import LabelData, LabelTrainConfig, check_new_run, train_labels  # noqa: E402
 
@@ -647,6 +647,30 @@ class Classifier(LabelsModel):
         return {**figures(confusion(truth, guess, len(self.labels)), self.labels), "loss": loss}
 
 
+class BayesClassifier(Classifier):
+    """A generator conditioned on labels (train(labels=True)) as a classifier: p(label | text) by
+    Bayes' rule from its probability of the text under each label (Model.classify), with a
+    Classifier's predict, predict_files and evaluate."""
+
+    def __init__(self, model: Model):
+        super().__init__(model.params, model.config, model.vocab, model.labels.names, max_length=0)
+        self.generator = model
+
+    @property
+    def kind(self) -> str:
+        return "classifier"
+
+    def __repr__(self) -> str:
+        return f"BayesClassifier({self.generator!r}, labels {', '.join(self.labels)})"
+
+    def save(self, path) -> None:
+        """Write the generator's checkpoint (it is the model)."""
+        self.generator.save(path)
+
+    def probs_of(self, texts) -> np.ndarray:
+        return classify_bayes(self.generator, list(texts))
+
+
 class Tagger(LabelsModel):
     """A model that gives each character of a text a class (the Python tagger: TAG_NAMES).
 
@@ -693,12 +717,22 @@ class Tagger(LabelsModel):
 
 def load_labels_model(path, kind: str | None = None) -> "Classifier | Tagger":
     """Load a checkpoint written by train_classifier, train_tagger (or `charlstm classify train`,
-    `charlstm tag train`) or by .save: a Classifier or a Tagger, as the file says. kind
-    ("classifier" or "tagger"): refuse the other kind."""
+    `charlstm tag train`) or by .save: a Classifier or a Tagger, as the file says; or a generator
+    conditioned on labels (`charlstm train --labels`), which classifies by Bayes' rule
+    (BayesClassifier). kind ("classifier" or "tagger"): refuse the other kind."""
     path = validate.path(path, "path")
     if kind is not None:
         validate.choice(kind, "kind", ("classifier", "tagger"))
-    ckpt = load_labels_checkpoint(path)
+    try:
+        ckpt = load_labels_checkpoint(path)
+    except CharacterCheckpoint as e:
+        if kind == "tagger":
+            raise
+        generator = load(path)
+        if not generator.config.num_labels:
+            raise CharlstmError(f"{path}: a character model's checkpoint without labels (charlstm train); give a "
+                                "classifier's (charlstm classify train) or a generator's trained with --labels") from e
+        return BayesClassifier(generator)
     if kind is not None and ckpt.kind != kind:
         raise CharlstmError(f"{path}: a {ckpt.kind}'s checkpoint, not a {kind}'s")
     cls = Tagger if ckpt.kind == "tagger" else Classifier
@@ -928,5 +962,5 @@ def _stretches(files, max_length: int) -> LabelData:
     return LabelData(TAG_NAMES, tuple(texts), tuple(tags), tuple(sources))
 
 
-__all__ += ["Classifier", "Tagger", "Prediction", "LabelsModel", "load_labels_model", "train_classifier",
+__all__ += ["Classifier", "BayesClassifier", "Tagger", "Prediction", "LabelsModel", "load_labels_model", "train_classifier",
             "train_tagger", "write_tweet_sources", "write_code_languages"]

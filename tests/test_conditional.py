@@ -392,3 +392,25 @@ def test_a_labelled_checkpoint_needs_its_label_names(tmp_path, toy):
         np.savez(tmp_path / "broken.npz", **{**arrays, "meta": np.array(json.dumps(broken))})
         with pytest.raises(CharlstmError, match=message):
             load_checkpoint(tmp_path / "broken.npz")
+
+
+def test_classify_eval_and_predict_take_a_generator_conditioned_on_labels(toy, tmp_path):
+    """`charlstm classify eval` and `predict` (and load_labels_model) classify by Bayes' rule with a
+    generator trained with --labels, as they do with a classifier's checkpoint."""
+    import json
+    import charlstm
+    from charlstm.data.labelled import write_labelled
+    root, model = toy
+    names, texts = toy_examples(40, seed=1)
+    write_labelled(tmp_path / "held.tsv", names, texts)
+    ckpt = root / "run" / "best.npz"
+    loaded = charlstm.load_labels_model(ckpt)
+    assert isinstance(loaded, charlstm.BayesClassifier) and loaded.labels == ("a", "b")
+    figures = loaded.evaluate(tmp_path / "held.tsv")
+    assert figures["accuracy"] == 1.0 and figures["examples"] == 40
+    record = json.loads(invoke("classify", "eval", ckpt, tmp_path / "held.tsv", "--json"))
+    assert record["accuracy"] == 1.0 and record["label_names"] == ["a", "b"]
+    (tmp_path / "lines.txt").write_text("aaaa\nbbbbbb\n", encoding="utf-8")
+    rows = [line.split("\t") for line in invoke("classify", "predict", ckpt, tmp_path / "lines.txt").splitlines()]
+    assert [r[1] for r in rows] == ["a", "b"]
+    invoke("tag", "eval", ckpt, tmp_path / "lines.txt", code=1)      # a generator is no tagger

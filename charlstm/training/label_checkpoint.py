@@ -100,6 +100,11 @@ def load_labels_checkpoint(path) -> LabelsCheckpoint:
     return ckpt
 
 
+class CharacterCheckpoint(CharlstmError):
+    """The file is a character model's checkpoint (charlstm train), not this format's: a caller
+    that also takes those (a generator conditioned on labels classifies by Bayes' rule) loads it so."""
+
+
 def read_meta(raw, name: str) -> dict:
     """The meta record, if it is this format's (the character model's is named as such)."""
     if raw.shape != () or raw.dtype.kind != "U":
@@ -107,8 +112,8 @@ def read_meta(raw, name: str) -> dict:
     meta = load_json(str(raw), f"{name}: the meta record")
     found = meta.get("format") if isinstance(meta, dict) else None
     if found == CHARACTER_FORMAT:
-        raise CharlstmError(f"{name}: a character model's checkpoint (charlstm train), not a classifier's or a "
-                            "tagger's; give one written by charlstm classify train or charlstm tag train")
+        raise CharacterCheckpoint(f"{name}: a character model's checkpoint (charlstm train), not a classifier's or a "
+                                  "tagger's; give one written by charlstm classify train or charlstm tag train")
     if found != FORMAT:
         raise CharlstmError(f"{name}: not a charlstm classifier or tagger checkpoint")
     version = meta.get("version")
