@@ -188,9 +188,9 @@ def run_classify(args) -> None:
                 model = charlstm.train_classifier(train, Path(tmp) / side, bidirectional=direction == "bi",
                                                   pooling=pooling, max_time=args.seconds, batch_size=args.batch,
                                                   lr=args.lr, max_length=args.max_length, seed=0, progress=False,
-                                                  val_fraction=0.0, **shape)
+                                                  val_fraction=0.0, eval_every=10 ** 9, **shape)
                 results[side] = model.evaluate(held)["accuracy"]
-                speeds[side] = getattr(model, "chars_per_s", None)
+                speeds[side] = model.history[-1].symbols_per_s if model.history else None
             elif side == "torch-bi":
                 vocab = charlstm.build_vocab("".join(train.texts))
                 predicted, speed, _ = torch_bilstm(train, held, vocab, args.seconds, args.hidden, args.layers,
@@ -213,20 +213,106 @@ def run_classify(args) -> None:
         print(f"  {side:9s} {acc:.4f}{speed}")
 
 
+def torch_tagger(texts, tags, held_texts, held_tags, vocab, num_tags, seconds, hidden, layers, embedding, batch,
+                 lr, seed):
+    """PyTorch's bidirectional LSTM tagger of the same shape: (held-out accuracy, symbols/s)."""
+    import torch
+    from torch import nn
+    torch.manual_seed(seed)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(len(vocab), embedding)
+            self.rnn = nn.LSTM(embedding, hidden, layers, batch_first=True, bidirectional=True)
+            self.head = nn.Linear(2 * hidden, num_tags)
+
+        def forward(self, ids, lengths):
+            packed = nn.utils.rnn.pack_padded_sequence(self.embedding(ids), lengths, batch_first=True,
+                                                       enforce_sorted=False)
+            out, _ = nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], batch_first=True)
+            return self.head(out)
+
+    def batches(ids, labels, rng=None):
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        groups = [order[i:i + batch] for i in range(0, len(order), batch)]
+        if rng is not None:
+            rng.shuffle(groups)
+        for g in groups:
+            lengths = torch.tensor([len(ids[i]) for i in g])
+            x = torch.zeros(len(g), int(lengths.max()), dtype=torch.long)
+            y = torch.full((len(g), int(lengths.max())), -100, dtype=torch.long)
+            for row, i in enumerate(g):
+                x[row, :len(ids[i])] = torch.from_numpy(ids[i])
+                y[row, :len(ids[i])] = torch.from_numpy(labels[i].astype(np.int64))
+            yield x, lengths, y
+
+    encode = lambda items: [vocab.encode(t, unknown="unk").astype(np.int64) for t in items]   # noqa: E731
+    train_ids, held_ids = encode(texts), encode(held_texts)
+    net, rng = Net(), np.random.default_rng(seed)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    start, symbols = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        for x, lengths, y in batches(train_ids, tags, rng):
+            loss = nn.functional.cross_entropy(net(x, lengths).reshape(-1, num_tags), y.reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+            symbols += int(lengths.sum())
+            if time.perf_counter() - start >= seconds:
+                break
+    speed = symbols / (time.perf_counter() - start)
+    right = total = 0
+    net.eval()
+    with torch.no_grad():
+        for x, lengths, y in batches(held_ids, held_tags):
+            guess = net(x, lengths).argmax(-1)
+            counted = y != -100
+            right += int((guess[counted] == y[counted]).sum())
+            total += int(counted.sum())
+    return right / total, speed
+
+
+def stretches(tagged, max_length):
+    """Each text cut as the tagger cuts it (at line ends, at most max_length), with its tags."""
+    from charlstm.training.label_batches import cut_spans
+    texts, tags = [], []
+    for text, t in zip(tagged.texts, tagged.tags):
+        for a, b in cut_spans(text, max_length):
+            texts.append(text[a:b])
+            tags.append(np.asarray(t[a:b]))
+    return texts, tags
+
+
 def run_tag(args) -> None:
     import sysconfig
+    from charlstm.data.label_tasks import TAG_NAMES, tagged_python
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     files = sorted(p for p in stdlib.glob("*.py"))[:args.files]
     cut = max(1, len(files) // 10)
     held, train = files[:cut], files[cut:]
+    print(f"tagger: {len(train)} standard-library files to train on, {len(held)} held out", flush=True)
+    shape = dict(hidden_size=args.hidden, num_layers=args.layers, embedding_size=args.embedding)
     with tempfile.TemporaryDirectory() as tmp:
-        model = charlstm.train_tagger(train, Path(tmp) / "tag", max_time=args.seconds, hidden_size=args.hidden,
-                                      num_layers=args.layers, embedding_size=args.embedding, bidirectional=True,
-                                      progress=False, seed=0)
-        figures = model.evaluate(held)
-    print(f"\n{cpu_line()}\ntagger, {args.seconds:g} s on {len(train)} files, held-out {len(held)} files:")
-    for name, value in figures.items():
-        print(f"  {name}: {value}")
+        model = charlstm.train_tagger(train, Path(tmp) / "tag", max_time=args.seconds, bidirectional=True,
+                                      batch_size=args.batch, lr=args.lr, max_length=args.max_length,
+                                      val_fraction=0.0, eval_every=10 ** 9, progress=False, seed=0, **shape)
+        ours = model.evaluate(held)
+        our_speed = model.history[-1].symbols_per_s
+    texts, tags = stretches(tagged_python(train), args.max_length)
+    held_texts, held_tags = stretches(tagged_python(held), args.max_length)
+    vocab = charlstm.build_vocab("".join(texts))
+    theirs, their_speed = torch_tagger(texts, tags, held_texts, held_tags, vocab, len(TAG_NAMES), args.seconds,
+                                       args.hidden, args.layers, args.embedding, args.batch, args.lr, 0)
+    print(f"\n{cpu_line()}\ntagger, bidirectional {args.layers} x {args.hidden} LSTM, {args.seconds:g} s each, "
+          f"{len(held)} held-out files ({ours['characters']:,} characters):")
+    print(f"  charlstm   accuracy {ours['accuracy']:.4f}  {our_speed:,.0f} symbols/s")
+    print(f"  torch-bi   accuracy {theirs:.4f}  {their_speed:,.0f} symbols/s  (charlstm {our_speed / their_speed:.2f}x)")
+    shown = lambda x: "-" if x is None else f"{x:.3f}"       # noqa: E731  (a class never predicted: no precision)
+    print("  per class (charlstm), recall / precision / characters:")
+    for name, f in ours["labels"].items():
+        print(f"    {name:9s} {shown(f['recall'])} / {shown(f['precision'])} / {f['support']:,}")
 
 
 def main() -> None:
