@@ -902,7 +902,7 @@ def classify():
 @click.argument("labelled", type=PATH)
 @click.option("--held-out", type=PATH, default=None,
               help="A labelled file or folder to evaluate on [--val-fraction of LABELLED's examples].")
-@_unset("--pooling", type=click.Choice(["last", "mean"]), shown="last",
+@_unset("--pooling", type=click.Choice(["last", "mean"]), shown="mean",
         help="Read the output after the whole text (each direction's last step), or the mean over its positions.")
 @_label_training_options("Examples")
 def classify_train(labelled, quiet, **options):

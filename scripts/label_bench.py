@@ -37,6 +37,7 @@ import numpy as np
 import charlstm
 from charlstm.data.label_tasks import code_languages, tweet_sources
 from charlstm.data.labelled import split_labelled, write_labelled
+from charlstm.training.label_batches import label_vocab
 
 SIDES = ("nb", "uni-last", "uni-mean", "bi-last", "bi-mean", "torch-bi", "bayes")
 
@@ -192,7 +193,7 @@ def run_classify(args) -> None:
                 results[side] = model.evaluate(held)["accuracy"]
                 speeds[side] = model.history[-1].symbols_per_s if model.history else None
             elif side == "torch-bi":
-                vocab = charlstm.build_vocab("".join(train.texts))
+                vocab = label_vocab(train.texts)           # as the classifier builds it: an unknown symbol kept
                 predicted, speed, _ = torch_bilstm(train, held, vocab, args.seconds, args.hidden, args.layers,
                                                    args.embedding, args.batch, args.lr, args.pooling,
                                                    args.max_length, 0)
@@ -302,7 +303,7 @@ def run_tag(args) -> None:
         our_speed = model.history[-1].symbols_per_s
     texts, tags = stretches(tagged_python(train), args.max_length)
     held_texts, held_tags = stretches(tagged_python(held), args.max_length)
-    vocab = charlstm.build_vocab("".join(texts))
+    vocab = label_vocab(texts)
     theirs, their_speed = torch_tagger(texts, tags, held_texts, held_tags, vocab, len(TAG_NAMES), args.seconds,
                                        args.hidden, args.layers, args.embedding, args.batch, args.lr, 0)
     print(f"\n{cpu_line()}\ntagger, bidirectional {args.layers} x {args.hidden} LSTM, {args.seconds:g} s each, "

@@ -141,14 +141,14 @@ def test_a_classifier_learns_separable_texts_to_full_held_out_accuracy(trained):
                                                  ("b", pytest.approx({"a": 0, "b": 1}, abs=0.1))]
 
 
-@pytest.mark.parametrize("options", [{"bidirectional": True}, {"pooling": "mean"},
-                                     {"bidirectional": True, "pooling": "mean", "cell": "gru"}],
-                         ids=["bidirectional", "mean", "bidirectional-mean-gru"])
-def test_both_directions_and_mean_pooling_learn_too(toy, tmp_path, options):
+@pytest.mark.parametrize("options", [{"bidirectional": True}, {"pooling": "last"},
+                                     {"bidirectional": True, "pooling": "last", "cell": "gru"}],
+                         ids=["bidirectional", "last", "bidirectional-last-gru"])
+def test_both_directions_and_either_pooling_learn_too(toy, tmp_path, options):
     model = api.train_classifier(toy, tmp_path / "run", max_steps=150, eval_every=150, **TINY, **options)
     assert model.history[-1].val_accuracy == 1.0
     assert model.config.bidirectional == options.get("bidirectional", False)
-    assert model.config.pooling == options.get("pooling", "last")
+    assert model.config.pooling == options.get("pooling", "mean")         # mean unless asked
 
 
 def test_predictions_are_identical_after_a_save_and_a_load(trained, tmp_path):

@@ -207,7 +207,7 @@ def test_a_one_direction_model_has_the_character_models_keys_below_its_head():
 
 def test_the_config_fills_its_defaults_once_and_round_trips():
     classify = SequenceConfig(vocab_size=11, num_labels=3, hidden_size=8)
-    assert classify.embedding_size == 8 and classify.pooling == "last" and classify.features == 8
+    assert classify.embedding_size == 8 and classify.pooling == "mean" and classify.features == 8
     tag = SequenceConfig(vocab_size=11, num_labels=3, hidden_size=8, task="tag", bidirectional=True, embedding_size=0)
     assert tag.pooling is None and tag.features == 16 and tag.directions == ("forward", "reverse")
     for config in (classify, tag):
