@@ -229,6 +229,9 @@ def read_labelled(path) -> Labelled:
         return read_folder(path)
     if not path.exists():
         raise CharlstmError(f"{path}: no such file or folder")
+    # a device or a FIFO is refused before it is opened (/dev/zero never ends, a FIFO no one
+    # writes to would block the open)
+    require_regular_file(path, "labelled file", "give a file of label<TAB>text lines or a folder per label")
     return read_lines(path)
 
 
