@@ -137,6 +137,7 @@ class TorchEngine:
             self.rank = dist.get_rank()
         self.module = self.model = None
         self.state: tuple = ()
+        self.failed = False             # a collective failed: another process is gone
 
     # --- the run's arrays in and out -------------------------------------------------------------
 
@@ -295,12 +296,21 @@ class TorchEngine:
         except (RuntimeError, dist.DistBackendError) as e:
             if self.world_size == 1:
                 raise
+            self.failed = True
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
             raise CharlstmError(f"process {self.rank} of {self.world_size}: another process of this run "
                                 f"stopped ({first}); the last checkpoint written is kept") from None
 
     def close(self) -> None:
         if self.world_size > 1 and dist.is_initialized():
+            if not self.failed:
+                # every process waits for the others before tearing its connections down: one
+                # that leaves first closes sockets the others' gloo threads still read, and a
+                # thread that fails as its process exits aborts that process
+                try:
+                    dist.barrier()
+                except (RuntimeError, dist.DistBackendError):
+                    pass
             dist.destroy_process_group()
 
 
