@@ -29,6 +29,7 @@ CharlstmError line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -84,51 +85,28 @@ def load_checkpoint(path) -> Checkpoint:
     """Read and validate a checkpoint; every problem becomes one CharlstmError line."""
     path = Path(path)
     name = str(path)
-    if not path.exists():
-        raise CharlstmError(f"{name}: no such checkpoint")
-    if path.is_dir():
-        raise CharlstmError(f"{name}: is a directory, not a checkpoint (did you mean {name}/best.npz?)")
-    if not path.is_file():
-        raise CharlstmError(f"{name}: not a regular file, so not a checkpoint")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            sizes = {info.filename[:-4]: info.file_size for info in archive.infolist()
-                     if info.filename.endswith(".npy")}
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
-        raise CharlstmError(f"{name}: not a charlstm checkpoint (not an .npz archive, or truncated)") from None
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = _read_meta(_member(data, sizes, "meta", MAX_META_BYTES, name), name)
-            try:
-                config = ModelConfig.from_dict(_field(meta, "config", dict, name))
-                vocab = Vocab.from_dict(_field(meta, "vocab", dict, name))
-            except CharlstmError as e:
-                message = str(e)
-                raise CharlstmError(message if message.startswith(name) else f"{name}: {message}") from None
-            if len(vocab) != config.vocab_size:
-                raise CharlstmError(f"{name}: the vocabulary holds {len(vocab)} symbols but the model "
-                                    f"expects {config.vocab_size}")
-            labels = _labels(meta, config, name)
-            _check_cell_keys(sizes, config, name)
-            shapes = param_shapes(config)
-            params = {key: _parameter(_member(data, sizes, key, _npy_bytes(shape), name), key, shape, name)
-                      for key, shape in shapes.items()}
-            extra = {}
-            for key in sizes:     # the training state: only the members the format names, sizes checked
-                wanted = _extra_shape(key, shapes, config, meta.get("train"))
-                if wanted is not None:
-                    extra[key] = _member(data, sizes, key, _npy_bytes(wanted), name)
-    except CharlstmError:
-        raise
-    except ValueError as e:
-        if "allow_pickle" in str(e) or "object" in str(e).lower():
-            raise CharlstmError(f"{name}: holds Python objects; refusing to load it "
-                                "(loading a checkpoint never unpickles)") from None
-        raise CharlstmError(f"{name}: damaged checkpoint ({e})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError) as e:
-        raise CharlstmError(f"{name}: damaged or truncated checkpoint ({type(e).__name__})") from None
-    except Exception as e:   # zlib.error and other decoder failures of a corrupt member
-        raise CharlstmError(f"{name}: damaged checkpoint ({type(e).__name__}: {e})") from None
+    sizes = member_sizes(path)
+    with reading(name), np.load(path, allow_pickle=False) as data:
+        meta = _read_meta(member(data, sizes, "meta", MAX_META_BYTES, name), name)
+        try:
+            config = ModelConfig.from_dict(_field(meta, "config", dict, name))
+            vocab = Vocab.from_dict(_field(meta, "vocab", dict, name))
+        except CharlstmError as e:
+            message = str(e)
+            raise CharlstmError(message if message.startswith(name) else f"{name}: {message}") from None
+        if len(vocab) != config.vocab_size:
+            raise CharlstmError(f"{name}: the vocabulary holds {len(vocab)} symbols but the model "
+                                f"expects {config.vocab_size}")
+        labels = _labels(meta, config, name)
+        _check_cell_keys(sizes, config, name)
+        shapes = param_shapes(config)
+        params = {key: parameter(member(data, sizes, key, npy_bytes(shape), name), key, shape, name)
+                  for key, shape in shapes.items()}
+        extra = {}
+        for key in sizes:     # the training state: only the members the format names, sizes checked
+            wanted = _extra_shape(key, shapes, config, meta.get("train"))
+            if wanted is not None:
+                extra[key] = member(data, sizes, key, npy_bytes(wanted), name)
     train = meta.get("train")
     if train is not None and not isinstance(train, dict):
         raise CharlstmError(f"{name}: the training record in meta is not an object")
@@ -148,12 +126,50 @@ def _labels(meta: dict, config: ModelConfig, name: str) -> LabelSet | None:
     return labels
 
 
-def _npy_bytes(shape) -> int:
+def member_sizes(path: Path) -> dict[str, int]:
+    """The declared size of each array of an .npz checkpoint (read from the zip directory, nothing
+    decompressed), once the path is known to name a regular file."""
+    name = str(path)
+    if not path.exists():
+        raise CharlstmError(f"{name}: no such checkpoint")
+    if path.is_dir():
+        raise CharlstmError(f"{name}: is a directory, not a checkpoint (did you mean {name}/best.npz?)")
+    if not path.is_file():
+        raise CharlstmError(f"{name}: not a regular file, so not a checkpoint")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return {info.filename[:-4]: info.file_size for info in archive.infolist()
+                    if info.filename.endswith(".npy")}
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        raise CharlstmError(f"{name}: not a charlstm checkpoint (not an .npz archive, or truncated)") from None
+
+
+@contextlib.contextmanager
+def reading(name: str):
+    """Reading a checkpoint's arrays: each way a damaged or hostile file fails is one line."""
+    try:
+        yield
+    except CharlstmError:
+        raise
+    except ValueError as e:
+        if "allow_pickle" in str(e) or "object" in str(e).lower():
+            raise CharlstmError(f"{name}: holds Python objects; refusing to load it "
+                                "(loading a checkpoint never unpickles)") from None
+        raise CharlstmError(f"{name}: damaged checkpoint ({e})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError) as e:
+        raise CharlstmError(f"{name}: damaged or truncated checkpoint ({type(e).__name__})") from None
+    except Exception as e:   # zlib.error and other decoder failures of a corrupt member
+        raise CharlstmError(f"{name}: damaged checkpoint ({type(e).__name__}: {e})") from None
+
+
+def npy_bytes(shape) -> int:
     """The most a .npy member of this shape may declare: float64 data plus a generous header."""
     return 8 * int(np.prod(shape)) + 4096
 
 
-def _member(data, sizes: dict, key: str, limit: int, name: str):
+def member(data, sizes: dict, key: str, limit: int, name: str):
+    """One array of the file, refused before it is decompressed if it declares more bytes than
+    its shape allows (a small file cannot unpack into gigabytes)."""
     if key not in sizes:
         if key == "meta":
             raise CharlstmError(f"{name}: not a charlstm checkpoint (no meta record)")
@@ -164,7 +180,8 @@ def _member(data, sizes: dict, key: str, limit: int, name: str):
     return data[key]
 
 
-def _parameter(p, key: str, shape, name: str):
+def parameter(p, key: str, shape, name: str):
+    """A parameter read back: the config's shape, floating point, finite."""
     if p.shape != shape:
         raise CharlstmError(f"{name}: parameter {key} has shape {p.shape}, the config says {shape}")
     if not np.issubdtype(p.dtype, np.floating):

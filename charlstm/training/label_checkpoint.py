@@ -21,7 +21,6 @@ config, vocabulary, labels, shapes, finite weights), every problem one CharlstmE
 from __future__ import annotations
 
 import json
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from charlstm.data.vocab import Vocab
 from charlstm.errors import CharlstmError
 from charlstm.files import write_atomically
 from charlstm.model import SequenceConfig, sequence_param_shapes
+from charlstm.training.checkpoint import member, member_sizes, npy_bytes, parameter, reading
 from charlstm.validate import Fields, load_json
 
 FORMAT = "charlstm-labels"
@@ -65,38 +65,16 @@ def load_labels_checkpoint(path) -> LabelsCheckpoint:
     """Read and check a classifier's or a tagger's checkpoint; every problem is one line."""
     path = Path(path)
     name = str(path)
-    if not path.exists():
-        raise CharlstmError(f"{name}: no such checkpoint")
-    if path.is_dir():
-        raise CharlstmError(f"{name}: is a directory, not a checkpoint (did you mean {name}/best.npz?)")
-    if not path.is_file():
-        raise CharlstmError(f"{name}: not a regular file, so not a checkpoint")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            sizes = {info.filename[:-4]: info.file_size for info in archive.infolist()
-                     if info.filename.endswith(".npy")}
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
-        raise CharlstmError(f"{name}: not a charlstm checkpoint (not an .npz archive, or truncated)") from None
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = read_meta(member(data, sizes, "meta", MAX_META_BYTES, name), name)
-            ckpt = checked_record(meta, name)
-            if ckpt.config.num_layers * len(ckpt.config.directions) > len(sizes):
-                # each layer and direction has arrays of its own: a config naming more is not this file's
-                raise CharlstmError(f"{name}: its config names {ckpt.config.num_layers} layers, but the file holds "
-                                    f"{len(sizes)} arrays in all")
-            ckpt.params = {key: parameter(member(data, sizes, key, 8 * int(np.prod(shape)) + 4096, name), key,
-                                          shape, name)
-                           for key, shape in sequence_param_shapes(ckpt.config).items()}
-    except CharlstmError:
-        raise
-    except ValueError as e:
-        if "allow_pickle" in str(e) or "object" in str(e).lower():
-            raise CharlstmError(f"{name}: holds Python objects; refusing to load it "
-                                "(loading a checkpoint never unpickles)") from None
-        raise CharlstmError(f"{name}: damaged checkpoint ({e})") from None
-    except Exception as e:       # zlib.error, a truncated member, and the other failures of a corrupt file
-        raise CharlstmError(f"{name}: damaged or truncated checkpoint ({type(e).__name__})") from None
+    sizes = member_sizes(path)
+    with reading(name), np.load(path, allow_pickle=False) as data:
+        meta = read_meta(member(data, sizes, "meta", MAX_META_BYTES, name), name)
+        ckpt = checked_record(meta, name)
+        if ckpt.config.num_layers * len(ckpt.config.directions) > len(sizes):
+            # each layer and direction has arrays of its own: a config naming more is not this file's
+            raise CharlstmError(f"{name}: its config names {ckpt.config.num_layers} layers, but the file holds "
+                                f"{len(sizes)} arrays in all")
+        ckpt.params = {key: parameter(member(data, sizes, key, npy_bytes(shape), name), key, shape, name)
+                       for key, shape in sequence_param_shapes(ckpt.config).items()}
     return ckpt
 
 
@@ -153,29 +131,6 @@ def checked_record(meta: dict, name: str) -> LabelsCheckpoint:
     if train is not None and not isinstance(train, dict):
         raise CharlstmError(f"{name}: the training record in meta is not an object")
     return LabelsCheckpoint(kind, {}, config, vocab, tuple(labels), max_length, train)
-
-
-def member(data, sizes: dict, key: str, limit: int, name: str):
-    """One array of the file, refused before it is decompressed if it declares more bytes than
-    its shape allows (a small file cannot unpack into gigabytes)."""
-    if key not in sizes:
-        if key == "meta":
-            raise CharlstmError(f"{name}: not a charlstm checkpoint (no meta record)")
-        raise CharlstmError(f"{name}: missing parameter {key}")
-    if sizes[key] > limit:
-        raise CharlstmError(f"{name}: member {key} declares {sizes[key]:,} bytes, more than its shape allows "
-                            f"({limit:,}); refusing to unpack it")
-    return data[key]
-
-
-def parameter(p: np.ndarray, key: str, shape: tuple, name: str) -> np.ndarray:
-    if p.shape != shape:
-        raise CharlstmError(f"{name}: parameter {key} has shape {p.shape}, the config says {shape}")
-    if not np.issubdtype(p.dtype, np.floating):
-        raise CharlstmError(f"{name}: parameter {key} is not floating point ({p.dtype})")
-    if not np.isfinite(p).all():
-        raise CharlstmError(f"{name}: parameter {key} holds NaN or infinite values")
-    return p
 
 
 __all__ = ["FORMAT", "VERSION", "KINDS", "LabelsCheckpoint", "save_labels_checkpoint", "load_labels_checkpoint"]
