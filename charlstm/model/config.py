@@ -13,6 +13,23 @@ from charlstm.validate import Fields
 from charlstm.nn.cells import CELLS, Cell, get_cell
 
 
+def check_stack(config) -> None:
+    """The sizes every stack of cells shares (ModelConfig's, and model/sequence.py's
+    SequenceConfig's): a vocabulary, units, layers, a dropout rate, an embedding width, a cell."""
+    if config.vocab_size < 1:
+        raise CharlstmError("vocab_size must be at least 1")
+    if config.hidden_size < 1:
+        raise CharlstmError("hidden size must be at least 1")
+    if config.num_layers < 1:
+        raise CharlstmError("the number of layers must be at least 1")
+    if not 0.0 <= config.dropout < 1.0:
+        raise CharlstmError("dropout must be in [0, 1)")
+    if config.embedding_size < 0:
+        raise CharlstmError("the embedding size must be 0 (one-hot input) or more")
+    if config.cell not in CELLS:
+        raise CharlstmError(f"unknown cell {config.cell!r}: use one of {', '.join(CELLS)}")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The shape of a network. Serialised into every checkpoint."""
@@ -38,18 +55,7 @@ class ModelConfig:
             # (so build a config with its sizes, not by replace() on another's: that would copy
             # the other's filled-in width)
             object.__setattr__(self, "embedding_size", self.hidden_size)
-        if self.vocab_size < 1:
-            raise CharlstmError("vocab_size must be at least 1")
-        if self.hidden_size < 1:
-            raise CharlstmError("hidden size must be at least 1")
-        if self.num_layers < 1:
-            raise CharlstmError("the number of layers must be at least 1")
-        if not 0.0 <= self.dropout < 1.0:
-            raise CharlstmError("dropout must be in [0, 1)")
-        if self.embedding_size < 0:
-            raise CharlstmError("the embedding size must be 0 (one-hot input) or more")
-        if self.cell not in CELLS:
-            raise CharlstmError(f"unknown cell {self.cell!r}: use one of {', '.join(CELLS)}")
+        check_stack(self)
         if self.num_labels < 0:
             raise CharlstmError("the number of labels must be 0 (none) or more")
         if self.num_labels and not self.embedding_size:

@@ -52,7 +52,8 @@ from typing import NamedTuple
 import numpy as np
 
 from charlstm.errors import CharlstmError
-from charlstm.nn.cells import CELLS, Cell, get_cell
+from charlstm.model.config import check_stack
+from charlstm.nn.cells import Cell, get_cell
 from charlstm.nn.workspace import Workspace, empty
 from charlstm.validate import Fields
 
@@ -88,20 +89,9 @@ class SequenceConfig:
             object.__setattr__(self, "embedding_size", self.hidden_size)
         if self.task == "classify" and self.pooling is None:
             object.__setattr__(self, "pooling", "mean")
-        if self.vocab_size < 1:
-            raise CharlstmError("vocab_size must be at least 1")
+        check_stack(self)
         if self.num_labels < 2:
             raise CharlstmError("num_labels must be at least 2: one label is no choice")
-        if self.hidden_size < 1:
-            raise CharlstmError("hidden size must be at least 1")
-        if self.num_layers < 1:
-            raise CharlstmError("the number of layers must be at least 1")
-        if not 0.0 <= self.dropout < 1.0:
-            raise CharlstmError("dropout must be in [0, 1)")
-        if self.embedding_size < 0:
-            raise CharlstmError("the embedding size must be 0 (one-hot input) or more")
-        if self.cell not in CELLS:
-            raise CharlstmError(f"unknown cell {self.cell!r}: use one of {', '.join(CELLS)}")
         if not isinstance(self.bidirectional, bool):
             raise CharlstmError(f"bidirectional must be true or false, got {self.bidirectional!r}")
         if self.task not in TASKS:
