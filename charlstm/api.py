@@ -552,8 +552,8 @@ from charlstm.data.label_files import (DEFAULT_MAX_BYTES, files_line, tagged_fil
                                        text_of_file, texts_to_classify, write_code_languages,
                                        write_tweet_sources)
 from charlstm.data.label_tasks import TAG_NAMES  # noqa: E402
-from charlstm.data.labelled import (Labelled, from_names, read_labelled, require_labels,  # noqa: E402
-                                    split_labelled, take)
+from charlstm.data.labelled import (Labelled, from_names, require_labels, split_labelled,  # noqa: E402
+                                    take)
 from charlstm.progress import LabelsBar  # noqa: E402
 from charlstm.training.label_batches import cut_spans, encode_texts  # noqa: E402
 from charlstm.training.label_checkpoint import (KINDS, CharacterCheckpoint, LabelsCheckpoint,  # noqa: E402

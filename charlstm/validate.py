@@ -208,7 +208,6 @@ def fits(estimate: Callable[..., int], sizes: dict, what: str, floors: dict | No
         return
     floors = floors or {}
     blamed = min(sizes, key=lambda k: estimate(**{**sizes, k: min(sizes[k], floors.get(k, 1))}))
-    others = [f"{k} {number_shown(v)}" for k, v in sizes.items() if k != blamed]
     raise ArgumentError(blamed, f"{{name}} {number_shown(sizes[blamed])} would need about {human_bytes(needed)} "
                                 f"of memory for {what}, more than the {human_bytes(available)} available; "
                                 "give a smaller {name}")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 import charlstm
 from charlstm import api, cli
@@ -257,7 +257,7 @@ CLI_TINY = ["--hidden", "8", "--layers", "1", "--embedding-size", "8", "--dropou
             "--lr", "0.03", "--quiet"]
 
 
-def invoke(*args) -> "click.testing.Result":
+def invoke(*args) -> Result:
     return CliRunner().invoke(cli.main, [str(a) for a in args])
 
 

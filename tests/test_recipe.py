@@ -1,7 +1,6 @@
 """The default recipe's rules (training/recipe.py): pure functions of the corpus, the budget and
 what the user gave; the choice reaches the run, an explicit option wins, a resumed run keeps its own."""
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 

@@ -40,7 +40,6 @@ from charlstm.export.layouts import LAYOUTS
 from charlstm.export.torch_module import CharModel, module_config
 from charlstm.interrupts import checkpoint
 from charlstm.model import ModelConfig, State
-from charlstm.nn.optim import AdamState
 from charlstm.training.engine import diverged
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8        # nn/optim.py's adam_update defaults

@@ -218,7 +218,6 @@ def init(D: int, H: int, rng: np.random.Generator, one_hot: bool) -> dict[str, n
     a vanilla RNN would fade within a few steps; an orthogonal Wh keeps every direction's scale,
     so only the tanh's slopes shrink it. b starts at zero. The rng is drawn for Wx, then Wh.
     """
-    bound = 1.0 / np.sqrt(H)
     input_bound = 1.0 if one_hot else 1.0 / np.sqrt(D)    # a vector input: +-1/sqrt(D), as for h
     Wx = rng.uniform(-input_bound, input_bound, size=(D, H))
     Wh = orthogonal(H, rng)
