@@ -193,6 +193,28 @@ def test_backward_at_training_sizes_walks_time_in_chunks_to_the_same_numbers(nam
 
 @pytest.mark.parametrize("inputs", ["masked", "ids"])
 @pytest.mark.parametrize("name", CELL_NAMES)
+def test_at_training_sizes_forward_and_backward_equal_the_reference(name, inputs):
+    """Long enough that the kernels work in several chunks of steps (the LSTM's input products
+    ahead of a chunk in the forward pass, and the input gradients after it), with a last chunk
+    shorter than the others, and a reused workspace."""
+    T, B = 43, 24
+    assert lstm.backward_chunk_steps(T, B) < T and T % lstm.backward_chunk_steps(T, B)
+    layer = make_layer(name, np.random.default_rng(11), T, B, D=7, H=5, inputs=inputs)
+    ws = Workspace()
+    h_ref, final_ref, cache_ref = reference_forward(name, layer.x, layer.state, layer.params, layer.x_mask)
+    g_ref = reference_backward(name, layer.dh_out, cache_ref, layer.dstate)
+    for _ in range(2):
+        h_fast, final_fast, cache_fast = layer.forward(ws.part("layer"))
+        assert_same(h_fast, h_ref, "h_out", **CLOSE)
+        for k, (a, b) in enumerate(zip(final_fast, final_ref)):
+            assert_same(a, b, f"final_state[{k}]", **CLOSE)
+        g_fast = layer.cell.backward(layer.dh_out, cache_fast, layer.dstate, workspace=ws.part("layer"),
+                                     dx_workspace=ws.part("dx"))
+        assert_same_grads(g_fast, g_ref, "backward", **CLOSE)
+
+
+@pytest.mark.parametrize("inputs", ["masked", "ids"])
+@pytest.mark.parametrize("name", CELL_NAMES)
 def test_a_reused_workspace_changes_no_number(name, inputs):
     """A long chunk, then a shorter one through the same workspace (as a training run's last,
     ragged chunk does), each walked back in several chunks: exactly the numbers of fresh arrays,

@@ -30,14 +30,19 @@ def test_init_starts_the_forget_gate_open(one_hot):
     np.testing.assert_array_equal(p["Wh"], rng.uniform(-bound, bound, (H, 4 * H)))
 
 
-def test_dx_and_the_running_dh_share_one_buffer_one_block_larger_than_dx():
-    """With a workspace, a layer's dx and its running dh share one buffer of T*D*B + H*B."""
+def test_dx_lives_in_the_dx_workspace_feature_first_and_comes_back_in_time_order():
+    """With a workspace, a layer's dx is the dx workspace's buffer of T*D*B, written feature first
+    (one product per chunk of steps) and handed back as a (T, D, B) view of it, in time order."""
     rng = np.random.default_rng(13)
     T, B, D, H = 6, 3, 5, 4
     params = init(D, H, rng, one_hot=False)
     state = (rng.standard_normal((B, H)), rng.standard_normal((B, H)))
-    ws = Workspace()
-    out, _, cache = CELL.forward(rng.standard_normal((T, D, B)), state, params, workspace=ws.part("f"))
+    x, ws = rng.standard_normal((T, D, B)), Workspace()
+    out, _, cache = CELL.forward(x, state, params, workspace=ws.part("f"))
+    dout = rng.standard_normal(out.shape)
     dx_ws = ws.part("dx")
-    CELL.backward(rng.standard_normal(out.shape), cache, workspace=ws.part("b"), dx_workspace=dx_ws)
-    assert dx_ws.empty("dx", (1,), np.float64).base.size == T * D * B + H * B
+    g = CELL.backward(dout, cache, workspace=ws.part("b"), dx_workspace=dx_ws)
+    buffer = dx_ws.empty("dx", (1,), np.float64).base
+    assert buffer.size == T * D * B and np.shares_memory(g.dx, buffer) and g.dx.shape == (T, D, B)
+    _, _, fresh_cache = CELL.forward(x, state, params)
+    np.testing.assert_allclose(g.dx, CELL.backward(dout, fresh_cache).dx, rtol=1e-12, atol=1e-14)

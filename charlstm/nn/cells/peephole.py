@@ -17,9 +17,12 @@ such cell. With p_i = p_f = p_o = 0 it is lstm.py's LSTM, to rounding.
 
 What changes from lstm.py, and why
 ----------------------------------
-The layout is lstm.py's (read its docstring): feature-major sequences, one (4H, D+H+1) product per
-step, the gates in loop order o, i, f, g, the sigmoid gates' pre-activations halved in the weights
-so that tanh gives them (`sigmoid_prescale`). The helpers are imported from there. What differs:
+The layout is lstm.py's (read its docstring): feature-major sequences, the gates in loop order
+o, i, f, g, the sigmoid gates' pre-activations halved in the weights so that tanh gives them
+(`sigmoid_prescale`). The helpers are imported from there. What differs:
+- a step is one (4H, D+H+1) product over [x; h; 1], the input's part included: the LSTM takes
+  the input's part out of the loop as one large product, which this cell, written for reading
+  and for the study of its peepholes rather than for speed, does not.
 - the forward loop activates the gates in two passes instead of one: i, f and g (one contiguous
   block of rows, after the peepholes of i and f add p * c_prev to it), then c, then o, whose
   peephole needs the new c. The peepholes are halved like the rows of their gates.
