@@ -30,6 +30,7 @@ from charlstm.decoding.sampling import SAMPLE_TEMPERATURE, generate, sample_text
 from charlstm.errors import ArgumentError, CharlstmError, naming
 from charlstm.export import formats
 from charlstm.data.labelled import read_labelled
+from charlstm.nn.cells import CELLS
 from charlstm.model import LabelSet, ModelConfig, init_params, joint_ids, label_row, unconditioned
 from charlstm.progress import ByteBar, ProgressBar, StopOnSignals
 from charlstm.training import loop as _train
@@ -383,7 +384,7 @@ def _model_sizes(hidden_size, num_layers, embedding_size, dropout, cell) -> None
     validate.size(embedding_size, "embedding_size", lo=0, optional=True)
     validate.real(dropout, "dropout", lo=0, hi=0.99, optional=True)
     if cell is not None:
-        validate.choice(cell, "cell", tuple(CELL_NAMES))
+        validate.choice(cell, "cell", tuple(CELLS))        # the registry: a cell registered later counts
 
 
 _LOOP_OPTIONS = ("encoding_errors", "newline", "should_stop", "init_from", "on_locked", "start_over")

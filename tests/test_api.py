@@ -154,3 +154,26 @@ def test_readme_notebook_example_runs_as_written(tmp_path, monkeypatch, capsys):
     result = eval(out[-1], {})
     assert set(result) == {"nats_per_char", "bits_per_char", "symbols"} and result["symbols"] == 11
     assert result["nats_per_char"] < np.log(4)
+
+
+def test_a_cell_registered_after_import_trains_through_the_api(tmp_path):
+    """The studies (scripts/init_study.py, scripts/cell_study.py) register variants of a cell with
+    another start; the API's check of `cell` reads the registry, not a list fixed at import."""
+    from dataclasses import replace
+
+    from charlstm.nn.cells import CELLS, lstm, register
+
+    def forget_zero(D, H, rng, one_hot):
+        params = lstm.init(D, H, rng, one_hot)
+        params["b"][H:2 * H] = 0.0
+        return params
+
+    register(replace(lstm.CELL, name="lstm-variant", init=forget_zero))
+    try:
+        model = charlstm.train(text=lines_text(), out_dir=tmp_path / "run", cell="lstm-variant", hidden_size=6,
+                               batch_size=4, seq_length=16, num_layers=1, max_steps=2, sample_length=0, progress=False)
+        assert model.config.cell == "lstm-variant"
+    finally:
+        del CELLS["lstm-variant"]
+    with pytest.raises(charlstm.CharlstmError, match="cell must be one of lstm"):
+        charlstm.train(text=lines_text(), out_dir=tmp_path / "again", cell="lstm-variant", max_steps=1)
