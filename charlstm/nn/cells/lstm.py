@@ -25,8 +25,8 @@ block, of its output an (H, B) block, so
 while the initial and final states, which belong to the user, are (B, H).
 Only the recurrent products must be computed one step at a time, and this layout is the one in
 which they are fast:
-- the per-step product is (4H, D+H) x (D+H, B), a shape for which the BLAS kernels run about
-  1.5x faster than for (B, D+H) x (D+H, 4H) at the batch sizes of training;
+- the per-step product is (4H, H+1) x (H+1, B), a shape for which the BLAS kernels run about
+  1.5x faster than for (B, H+1) x (H+1, 4H) at the batch sizes of training;
 - each gate of a step is a contiguous block of rows, so every elementwise operation on a gate
   runs over contiguous memory;
 - a step's previous output and a constant 1 (the bias input) sit one above the other in one
@@ -176,7 +176,7 @@ def lstm_forward(x, h0, c0, Wx, Wh, b, workspace: Workspace | None = None, x_mas
         columns = to_loop_rows(Wx, out=empty(ws, "columns", (4 * H, Wx.shape[0]), dtype), scale=scale)
         picked = empty(ws, "picked", (4 * H, B), dtype)
     else:
-        # The input's part of every step at once: (4H, D) x (D, T·B), the input stored feature first
+        # The input stored feature first, (D, T·B), so that a chunk of steps is one block of columns
         D = x.shape[1]
         inputs = empty(ws, "inputs", (D, T * B), dtype)
         if x_mask is None:
